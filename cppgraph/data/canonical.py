@@ -1,0 +1,186 @@
+"""The canonical on-disk form: a folder of CSV files (plus an optional JSON).
+
+========================  ========  ==============================================
+file                      required  content
+========================  ========  ==============================================
+``scores.csv``            yes       ``model,task,score``: one row per observed cell
+``tasks.csv``             no        ``task`` + :data:`~cppgraph.data.dataset.TASK_INFO_COLUMNS`
+``model_factors.csv``     no        ``model`` + one column per model factor
+``task_factors.csv``      no        ``task`` + one column per task factor
+``dataset.json``          no        name, description, source, synthetic,
+                                    paper_rows, factor_kinds
+========================  ========  ==============================================
+
+The row order of ``model_factors.csv`` and ``tasks.csv`` is the model and task
+order. See ``data/README.md`` for the full description.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cppgraph.data.dataset import TASK_INFO_COLUMNS, CollabData
+from cppgraph.errors import DataError
+
+SCORES_FILE = "scores.csv"
+TASKS_FILE = "tasks.csv"
+MODEL_FACTORS_FILE = "model_factors.csv"
+TASK_FACTORS_FILE = "task_factors.csv"
+META_FILE = "dataset.json"
+FORMAT_VERSION = 1
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Read a CSV as strings (no type guessing), with each row's line number in ``_line``."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                            encoding="utf-8-sig", skipinitialspace=False)
+    except FileNotFoundError:
+        raise DataError("file not found", file=path) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
+        raise DataError(f"cannot read as CSV: {str(err).strip().splitlines()[0]}", file=path) from err
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame["_line"] = np.arange(2, len(frame) + 2)
+    return frame
+
+
+def read_canonical(path: str | os.PathLike) -> CollabData:
+    """Read a canonical data folder.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Folder holding at least ``scores.csv``.
+
+    Returns
+    -------
+    CollabData
+
+    Raises
+    ------
+    DataError
+        If the folder or ``scores.csv`` is missing, or any table is invalid.
+
+    Examples
+    --------
+    >>> data = read_canonical("data/demo")  # doctest: +SKIP
+    >>> data.summary()["models"]  # doctest: +SKIP
+    60
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        if folder.is_file():
+            raise DataError("expected a folder of canonical CSV files (scores.csv, ...), "
+                            "got a file; use --format to read other files", file=folder)
+        raise DataError("folder not found", file=folder)
+    scores_path = folder / SCORES_FILE
+    if not scores_path.is_file():
+        raise DataError(f"no {SCORES_FILE} in this folder; a canonical data folder needs "
+                        f"{SCORES_FILE} with columns model,task,score", file=folder)
+    scores = _read_csv(scores_path)
+    extra = [c for c in scores.columns if c not in ("model", "task", "score", "_line")]
+    if extra:
+        raise DataError(f"unexpected column(s) {extra}; expected exactly model,task,score",
+                        file=scores_path)
+
+    def optional(name):
+        p = folder / name
+        return (_read_csv(p), str(p)) if p.is_file() else (None, None)
+
+    task_info, tasks_file = optional(TASKS_FILE)
+    model_factors, mf_file = optional(MODEL_FACTORS_FILE)
+    task_factors, tf_file = optional(TASK_FACTORS_FILE)
+    if task_info is not None:
+        extra = [c for c in task_info.columns if c not in ("task", "_line", *TASK_INFO_COLUMNS)]
+        if extra:
+            raise DataError(f"unexpected column(s) {extra}; expected task and some of "
+                            f"{list(TASK_INFO_COLUMNS)} (factors belong in {TASK_FACTORS_FILE})",
+                            file=tasks_file)
+
+    meta, kinds = {}, {}
+    meta_path = folder / META_FILE
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DataError(f"cannot read as JSON: {err}", file=meta_path) from err
+        if not isinstance(meta, dict):
+            raise DataError("expected a JSON object", file=meta_path)
+        kinds = meta.pop("factor_kinds", {}) or {}
+        meta.pop("format_version", None)
+        if not isinstance(kinds, dict):
+            raise DataError("factor_kinds must be an object", file=meta_path)
+
+    order_m = list(model_factors["model"]) if model_factors is not None and "model" in model_factors else None
+    order_t = list(task_info["task"]) if task_info is not None and "task" in task_info else None
+    return CollabData.from_frames(
+        scores, task_info=task_info, model_factors=model_factors, task_factors=task_factors,
+        factor_kinds=kinds, meta=meta, models=order_m, tasks=order_t,
+        files={"scores": str(scores_path), "task_info": tasks_file, "model_factors": mf_file,
+               "task_factors": tf_file, "meta": str(meta_path)})
+
+
+def _write_tables(data: CollabData, folder: Path) -> None:
+    data.scores.to_csv(folder / SCORES_FILE, index=False)
+    info = data.task_info.copy()
+    info["higher_is_better"] = info["higher_is_better"].map(
+        lambda v: "" if pd.isna(v) else ("true" if v else "false"))
+    info.to_csv(folder / TASKS_FILE, index_label="task")
+    data.model_factors.to_csv(folder / MODEL_FACTORS_FILE, index_label="model")
+    data.task_factors.to_csv(folder / TASK_FACTORS_FILE, index_label="task")
+    meta = {"format_version": FORMAT_VERSION, **data.meta, "factor_kinds": data.factor_kinds}
+    (folder / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
+                                    encoding="utf-8")
+
+
+def write_canonical(data: CollabData, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``data`` as a canonical folder, atomically.
+
+    The tables are written to a temporary folder beside ``path`` which is then
+    renamed into place, so a failure leaves no half-written folder and an
+    existing folder is only replaced (with ``overwrite=True``) once the new one
+    is complete.
+
+    Raises
+    ------
+    DataError
+        If ``path`` exists and is not empty (without ``overwrite``), exists as
+        a file, or cannot be written.
+    """
+    target = Path(path)
+    if target.exists():
+        if not target.is_dir():
+            raise DataError("exists and is not a folder", file=target)
+        if any(target.iterdir()) and not overwrite:
+            raise DataError("folder exists and is not empty; choose another output folder "
+                            "or allow overwriting (--force)", file=target)
+    parent = target.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    except OSError as err:
+        raise DataError(f"cannot create the output folder: {err.strerror or err}", file=target) from err
+    try:
+        _write_tables(data, tmp)
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
+            old.rmdir()
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(target)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(f"cannot write the data folder: {err.strerror or err}", file=target) from err
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

@@ -4,6 +4,7 @@ from cppgraph.data.canonical import read_canonical, write_canonical
 from cppgraph.data.dataset import METRIC_TYPES, CollabData
 from cppgraph.data.readers import (
     FORMATS,
+    import_data,
     read_cpp_llm,
     read_data,
     read_helm,
@@ -16,6 +17,7 @@ __all__ = [
     "METRIC_TYPES",
     "FORMATS",
     "read_data",
+    "import_data",
     "read_canonical",
     "write_canonical",
     "read_cpp_llm",

@@ -140,6 +140,18 @@ def _write_tables(data: CollabData, folder: Path) -> None:
                                     encoding="utf-8")
 
 
+def check_output_folder(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Fail early if ``path`` cannot receive a new data folder; return it as a Path."""
+    target = Path(path)
+    if target.exists():
+        if not target.is_dir():
+            raise DataError("exists and is not a folder", file=target)
+        if any(target.iterdir()) and not overwrite:
+            raise DataError("folder exists and is not empty; choose another output folder "
+                            "or allow overwriting (--force)", file=target)
+    return target
+
+
 def write_canonical(data: CollabData, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``data`` as a canonical folder, atomically.
 
@@ -154,13 +166,7 @@ def write_canonical(data: CollabData, path: str | os.PathLike, *, overwrite: boo
         If ``path`` exists and is not empty (without ``overwrite``), exists as
         a file, or cannot be written.
     """
-    target = Path(path)
-    if target.exists():
-        if not target.is_dir():
-            raise DataError("exists and is not a folder", file=target)
-        if any(target.iterdir()) and not overwrite:
-            raise DataError("folder exists and is not empty; choose another output folder "
-                            "or allow overwriting (--force)", file=target)
+    target = check_output_folder(path, overwrite=overwrite)
     parent = target.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

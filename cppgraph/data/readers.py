@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from cppgraph.data.canonical import read_canonical
+from cppgraph.data.canonical import check_output_folder, read_canonical, write_canonical
 from cppgraph.data.dataset import METRIC_TYPES, CollabData, parse_numbers
 from cppgraph.errors import DataError, DataWarning
 
@@ -518,3 +518,17 @@ def read_data(source: str | os.PathLike, format: str = "canonical", **options) -
     if format not in FORMATS:
         raise DataError(f"unknown format {format!r}; expected one of {list(FORMATS)}")
     return FORMATS[format](source, **options)
+
+
+def import_data(source: str | os.PathLike, format: str, out: str | os.PathLike, *,
+                overwrite: bool = False, **options) -> CollabData:
+    """Read ``source`` in ``format`` and write it as a canonical folder ``out``.
+
+    The output folder is checked before reading and written atomically, so a
+    failed import leaves nothing behind and never touches an existing folder
+    (unless ``overwrite``, and then only once the new folder is complete).
+    """
+    check_output_folder(out, overwrite=overwrite)
+    data = read_data(source, format, **options)
+    write_canonical(data, out, overwrite=overwrite)
+    return data

@@ -1,0 +1,84 @@
+"""The ``cppgraph`` command line: parses options, calls the library, formats results.
+
+Library errors (:class:`~cppgraph.errors.CppGraphError`) become a one-line
+``error: ...`` message and exit code 1; ``--debug`` shows the full traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+
+import click
+
+from cppgraph import __version__
+from cppgraph.errors import CppGraphError, DataWarning
+
+
+class _Group(click.Group):
+    """A click group that turns library errors into one-line messages."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except CppGraphError as err:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            click.echo(f"error: {err}", err=True)
+            ctx.exit(1)
+        except OSError as err:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+            click.echo(f"error: {where}{err.strerror or err}", err=True)
+            ctx.exit(1)
+        except Exception as err:  # noqa: BLE001 - never show users a raw traceback
+            if (ctx.obj or {}).get("debug"):
+                raise
+            click.echo(f"internal error: {type(err).__name__}: {err} "
+                       "(run with --debug for the traceback)", err=True)
+            ctx.exit(1)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, DataWarning) or logging.getLogger("cppgraph").isEnabledFor(logging.INFO):
+        click.echo(f"warning: {message}", err=True)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="cppgraph")
+@click.option("-v", "--verbose", count=True, help="More output (-v: progress details, -vv: debug).")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
+    """Predict how LLMs score on benchmarks they were never run on.
+
+    cppgraph learns from the sparse matrix of published scores (models x
+    tasks) and the design factors of models and tasks.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    ctx.obj["verbose"] = verbose
+    level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING
+    logger = logging.getLogger("cppgraph")
+    logger.setLevel(level)
+    if not any(getattr(h, "_cppgraph_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._cppgraph_cli = True
+        logger.addHandler(handler)
+    warnings.simplefilter("always", DataWarning)
+    warnings.showwarning = _show_warning
+
+
+from cppgraph.cli.data import data  # noqa: E402
+
+cli.add_command(data)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="cppgraph")

@@ -1,0 +1,110 @@
+"""``cppgraph data``: import public score matrices and check data folders."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import pandas as pd
+
+from cppgraph.data import FORMATS, METRIC_TYPES, import_data, read_data
+
+
+def _reader_options(fmt: str, scores: str | None, metric_types: tuple[str, ...]) -> dict:
+    options = {}
+    if scores is not None:
+        if fmt != "open-llm-leaderboard":
+            raise click.UsageError("--scores applies only to --format open-llm-leaderboard")
+        options["scores"] = scores
+    if metric_types:
+        if fmt != "helm":
+            raise click.UsageError("--metric-type applies only to --format helm")
+        options["metric_types"] = list(metric_types)
+    return options
+
+
+def format_summary(summary: dict) -> str:
+    """A readable text report of :meth:`CollabData.summary`."""
+    lines = []
+    title = summary["name"] or "data set"
+    if summary["synthetic"]:
+        title += "  [SYNTHETIC: generated data, not real scores]"
+    lines.append(title)
+    cells = summary["models"] * summary["tasks"]
+    lines.append(f"models    {summary['models']}")
+    lines.append(f"tasks     {summary['tasks']}")
+    lines.append(f"observed  {summary['observed']} of {cells} cells "
+                 f"(density {summary['density']:.1%})")
+    spm = summary["scores_per_model"]
+    lines.append(f"scores per model: min {spm['min']}, median {spm['median']:g}, max {spm['max']}")
+    lines.append("metric types: " + ", ".join(f"{k} {v}" for k, v in summary["metric_types"].items()))
+    for key, label in (("model_factors", "model factors"), ("task_factors", "task factors")):
+        facs = summary[key]
+        if not facs:
+            lines.append(f"{label}: none")
+            continue
+        parts = []
+        for f in facs:
+            extra = f", {f['values']} values" if "values" in f else ""
+            parts.append(f"{f['factor']} ({f['kind']}{extra}, {f['present']} present)")
+        lines.append(f"{label}: " + "; ".join(parts))
+    table = pd.DataFrame(summary["task_coverage"])
+    table["coverage"] = (table["coverage"] * 100).map("{:.0f}%".format)
+    table["direction"] = table["higher_is_better"].map(
+        {True: "higher", False: "lower"}).fillna("none")
+    table = table[["task", "observed", "coverage", "min", "max", "direction", "unit", "metric_type"]]
+    table["unit"] = table["unit"].fillna("")
+    lines.append("")
+    lines.append("per-task coverage:")
+    lines.append(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return "\n".join(lines)
+
+
+@click.group()
+def data() -> None:
+    """Import score matrices into the canonical form and check data folders."""
+
+
+_FORMAT = click.Choice(list(FORMATS))
+
+
+@data.command("import")
+@click.argument("source", type=click.Path(path_type=str))
+@click.option("--format", "fmt", type=_FORMAT, required=True,
+              help="Format of SOURCE (cpp-llm: a folder; helm, open-llm-leaderboard: a file; "
+                   "obsscaling: a file or folder; canonical: a folder).")
+@click.option("--out", "out", type=click.Path(path_type=str), required=True,
+              help="Folder to write the canonical CSVs to (must be new or empty).")
+@click.option("--force", is_flag=True, help="Replace --out if it exists and is not empty.")
+@click.option("--scores", type=click.Choice(["raw", "normalized"]), default=None,
+              help="open-llm-leaderboard: raw values in [0,1] (default) or the leaderboard's "
+                   "normalized 0-100 scores.")
+@click.option("--metric-type", "metric_types", type=click.Choice(list(METRIC_TYPES)),
+              multiple=True, help="helm: keep only metrics of this type (repeatable).")
+def import_(source, fmt, out, force, scores, metric_types) -> None:
+    """Read SOURCE in format --format and write the canonical CSVs to --out.
+
+    Nothing is written unless the whole import succeeds.
+    """
+    collab = import_data(source, fmt, out, overwrite=force,
+                         **_reader_options(fmt, scores, metric_types))
+    click.echo(f"wrote {out}: {collab!r}")
+
+
+@data.command("check")
+@click.argument("path", type=click.Path(path_type=str))
+@click.option("--format", "fmt", type=_FORMAT, default="canonical", show_default=True,
+              help="Format of PATH.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def check(path, fmt, as_json) -> None:
+    """Validate a data folder (or file) and print a summary.
+
+    The summary gives models, tasks, observed cells, density and per-task
+    coverage; --json prints it as one JSON object.
+    """
+    collab = read_data(path, fmt)
+    summary = collab.summary()
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False))
+    else:
+        click.echo(format_summary(summary))

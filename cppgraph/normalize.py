@@ -1,0 +1,262 @@
+"""Score normalizations with exact inverses.
+
+Every normalizer maps raw scores to a common scale on which *higher is
+better* (lower-is-better tasks are flipped explicitly) and back:
+
+=========  ===================================================================
+name       transform
+=========  ===================================================================
+minmax     per task, ``(x - min) / (max - min)`` over the observed scores: [0, 1]
+           (the default)
+zscore     per task, ``(x - mean) / std``
+logit      per task, ``logit(eps + (1 - 2 eps) f)`` of the fraction
+           ``f = (x - min_score) / (max_score - min_score)`` of the task's
+           declared range
+paper      the CPP reference code's: min-max per row of the source's wide file
+           (per model for the crowdsource matrix, per task for HELM), after
+           filling missing cells with 0, over all cells given to ``fit``
+=========  ===================================================================
+
+A task whose direction is unknown (``higher_is_better`` missing, e.g. HELM's
+summary statistics) cannot be normalized: select the tasks to use first.
+
+Examples
+--------
+>>> norm = make_normalizer("minmax").fit(data)            # doctest: +SKIP
+>>> y = norm.transform(data.scores["task"], data.scores["score"])  # doctest: +SKIP
+>>> x = norm.inverse_transform(data.scores["task"], y)     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from cppgraph.data.dataset import CollabData, suggest
+from cppgraph.errors import DataError
+
+NORMALIZATIONS = ("minmax", "zscore", "logit", "paper")
+
+
+def _directions(data: CollabData) -> pd.Series:
+    hib = data.task_info["higher_is_better"]
+    unknown = list(hib.index[hib.isna()])
+    if unknown:
+        raise DataError(f"{len(unknown)} task(s) have no direction (higher_is_better is missing): "
+                        f"{unknown[:5]}; they cannot be normalized: keep only tasks with a "
+                        "direction (e.g. metric_type accuracy)")
+    return hib.astype(bool)
+
+
+def _lookup(keys, table: dict, what: str) -> np.ndarray:
+    """Positions of ``keys`` in ``table`` (name -> row index), with a clear error."""
+    keys = np.asarray(list(keys), dtype=object)
+    out = np.empty(len(keys), dtype=np.int64)
+    for i, k in enumerate(keys):
+        try:
+            out[i] = table[k]
+        except KeyError:
+            close = suggest(str(k), table)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise DataError(f"no normalization parameters for {what} {k!r}{hint}") from None
+    return out
+
+
+class Normalizer:
+    """Base class: an affine (or logit-affine) map per key with an exact inverse.
+
+    Subclasses fill ``keys_`` (task or model names), ``shift_`` and ``scale_``
+    in :meth:`fit`; ``y = sign * (x - shift) / scale`` where ``sign`` is -1 for
+    lower-is-better tasks.
+    """
+
+    name = "base"
+    by = "task"
+
+    def fit(self, data: CollabData) -> "Normalizer":
+        raise NotImplementedError
+
+    # -- shared machinery
+    def _set(self, keys, shift, scale, sign):
+        scale = np.asarray(scale, dtype=np.float64)
+        self.keys_ = [str(k) for k in keys]
+        self.shift_ = np.asarray(shift, dtype=np.float64)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self.sign_ = np.asarray(sign, dtype=np.float64)
+        self._index = {k: i for i, k in enumerate(self.keys_)}
+        return self
+
+    def _check_fitted(self):
+        if not hasattr(self, "keys_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(data) first")
+
+    def _rows(self, tasks, models):
+        self._check_fitted()
+        if self.by == "task":
+            return _lookup(tasks, self._index, "task")
+        if models is None:
+            raise ValueError(f"{type(self).__name__} normalizes per model: pass models=")
+        return _lookup(models, self._index, "model")
+
+    def transform(self, tasks: Iterable[str], values, models: Iterable[str] | None = None) -> np.ndarray:
+        """Normalize raw ``values`` of the given tasks (and models, for per-model maps)."""
+        i = self._rows(tasks, models)
+        x = np.asarray(values, dtype=np.float64)
+        return self.sign_[i] * (x - self.shift_[i]) / self.scale_[i]
+
+    def inverse_transform(self, tasks: Iterable[str], values,
+                          models: Iterable[str] | None = None) -> np.ndarray:
+        """Map normalized ``values`` back to the tasks' raw units."""
+        i = self._rows(tasks, models)
+        y = np.asarray(values, dtype=np.float64)
+        return self.sign_[i] * y * self.scale_[i] + self.shift_[i]
+
+    # -- persistence (JSON-friendly, no pickle)
+    def to_dict(self) -> dict:
+        self._check_fitted()
+        return {"name": self.name, "by": self.by, **self._extra(), "keys": self.keys_,
+                "shift": self.shift_.tolist(), "scale": self.scale_.tolist(),
+                "sign": self.sign_.tolist()}
+
+    def _extra(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> "Normalizer":
+        norm = make_normalizer(state["name"], **{k: state[k] for k in _OPTIONS.get(state["name"], ())})
+        norm.by = state.get("by", norm.by)
+        return norm._set(state["keys"], state["shift"], state["scale"], state["sign"])
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self._extra().items())
+        return f"{type(self).__name__}({opts})"
+
+
+class MinMaxNormalizer(Normalizer):
+    """Per-task min-max to [0, 1] over the observed scores; 1 is the best score seen."""
+
+    name = "minmax"
+
+    def fit(self, data: CollabData) -> "MinMaxNormalizer":
+        hib = _directions(data)
+        g = data.scores.groupby("task")["score"]
+        lo, hi = g.min().reindex(data.tasks), g.max().reindex(data.tasks)
+        # Lower is better: y = (hi - x) / (hi - lo), i.e. shift hi, sign -1.
+        shift = np.where(hib, lo, hi)
+        return self._set(data.tasks, shift, (hi - lo).to_numpy(), np.where(hib, 1.0, -1.0))
+
+
+class ZScoreNormalizer(Normalizer):
+    """Per-task standardization: zero mean, unit variance (population std)."""
+
+    name = "zscore"
+
+    def fit(self, data: CollabData) -> "ZScoreNormalizer":
+        hib = _directions(data)
+        g = data.scores.groupby("task")["score"]
+        mean, std = g.mean().reindex(data.tasks), g.std(ddof=0).reindex(data.tasks)
+        return self._set(data.tasks, mean.to_numpy(), std.to_numpy(), np.where(hib, 1.0, -1.0))
+
+
+class LogitNormalizer(Normalizer):
+    """Per-task logit of the score's fraction of its declared range.
+
+    ``y = logit(eps + (1 - 2 eps) * f)`` with ``f`` the (direction-corrected)
+    fraction; the squeeze by ``eps`` keeps 0 and 1 finite and invertible.
+    """
+
+    name = "logit"
+
+    def __init__(self, eps: float = 1e-3):
+        if not 0 < eps < 0.5:
+            raise ValueError(f"eps must be in (0, 0.5); got {eps}")
+        self.eps = float(eps)
+
+    def _extra(self):
+        return {"eps": self.eps}
+
+    def fit(self, data: CollabData) -> "LogitNormalizer":
+        hib = _directions(data)
+        info = data.task_info
+        no_range = list(info.index[info["min_score"].isna() | info["max_score"].isna()])
+        if no_range:
+            raise DataError(f"logit normalization needs each task's score range (min_score, "
+                            f"max_score in tasks.csv); missing for {no_range[:5]}")
+        lo, hi = info["min_score"].to_numpy(), info["max_score"].to_numpy()
+        s = data.scores.assign(lo=data.scores["task"].map(info["min_score"]),
+                               hi=data.scores["task"].map(info["max_score"]))
+        out = s[(s["score"] < s["lo"]) | (s["score"] > s["hi"])]
+        if len(out):
+            r = out.iloc[0]
+            raise DataError(f"model {r['model']!r}, task {r['task']!r}: score {r['score']} is "
+                            f"outside the task's declared range [{r['lo']}, {r['hi']}]")
+        shift = np.where(hib, lo, hi)
+        return self._set(data.tasks, shift, hi - lo, np.where(hib, 1.0, -1.0))
+
+    def transform(self, tasks, values, models=None):
+        f = super().transform(tasks, values, models)
+        p = self.eps + (1.0 - 2.0 * self.eps) * f
+        return np.log(p) - np.log1p(-p)
+
+    def inverse_transform(self, tasks, values, models=None):
+        p = 1.0 / (1.0 + np.exp(-np.asarray(values, dtype=np.float64)))
+        f = (p - self.eps) / (1.0 - 2.0 * self.eps)
+        return super().inverse_transform(tasks, f, models)
+
+
+class PaperNormalizer(Normalizer):
+    """The CPP reference code's min-max per row of the wide file, gaps filled with 0.
+
+    Parameters
+    ----------
+    by : {"model", "task", None}
+        What the source file's rows are. ``None`` takes ``data.meta["paper_rows"]``
+        at fit time (``"model"`` for the crowdsource matrix, ``"task"`` for HELM).
+
+    Notes
+    -----
+    Per row: ``min`` and ``max`` over the row's observed scores, plus 0 when the
+    row has a missing cell (the reference code fills gaps with 0 before
+    scaling). Fit it on every cell the paper's set-up scales (held-out cells
+    included, as the reference code does). Lower-is-better tasks are rejected:
+    the reference normalization has no notion of direction.
+    """
+
+    name = "paper"
+
+    def __init__(self, by: str | None = None):
+        if by not in (None, "model", "task"):
+            raise ValueError(f"by must be 'model', 'task' or None; got {by!r}")
+        self.by = by
+
+    def fit(self, data: CollabData) -> "PaperNormalizer":
+        by = self.by or data.meta.get("paper_rows")
+        if by not in ("model", "task"):
+            raise DataError("the paper normalization needs to know whether the source's rows are "
+                            "models or tasks (dataset.json paper_rows); this data set does not say")
+        hib = _directions(data)
+        if not hib.all():
+            raise DataError(f"the paper normalization is defined for higher-is-better scores; "
+                            f"lower-is-better task(s): {list(hib.index[~hib])[:5]}")
+        self.by = by
+        wide = data.wide() if by == "model" else data.wide().T
+        hi = wide.max(axis=1)
+        lo = wide.min(axis=1)
+        gaps = wide.isna().any(axis=1)
+        lo = lo.where(~gaps, np.minimum(lo, 0.0))
+        hi = hi.where(~gaps, np.maximum(hi, 0.0))
+        return self._set(wide.index, lo.to_numpy(), (hi - lo).to_numpy(), np.ones(len(wide)))
+
+
+_CLASSES = {"minmax": MinMaxNormalizer, "zscore": ZScoreNormalizer, "logit": LogitNormalizer,
+            "paper": PaperNormalizer}
+_OPTIONS = {"logit": ("eps",)}
+
+
+def make_normalizer(name: str = "minmax", **options) -> Normalizer:
+    """A new, unfitted normalizer by name (one of :data:`NORMALIZATIONS`)."""
+    if name not in _CLASSES:
+        raise DataError(f"unknown normalization {name!r}; expected one of {list(NORMALIZATIONS)}")
+    return _CLASSES[name](**options)

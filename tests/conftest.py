@@ -1,0 +1,27 @@
+"""Shared fixtures. The real public data sets are read in place from ../shared/data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CPPGRAPH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+DEMO = ROOT / "data" / "demo"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path to ../shared/data; skipped when absent, except under CI where it must exist."""
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but the shared data folder {SHARED_DATA} is missing")
+        pytest.skip(f"shared data folder {SHARED_DATA} not found")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def demo_dir() -> Path:
+    return DEMO

@@ -1,0 +1,132 @@
+"""Normalizations: exact inverses, direction handling, the paper's per-row scaling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cppgraph.data import CollabData, read_cpp_llm
+from cppgraph.errors import DataError
+from cppgraph.normalize import NORMALIZATIONS, Normalizer, make_normalizer
+
+
+def tiny(higher_is_better=(True, False)):
+    """3 models x 2 tasks; task b is lower-is-better by default; one gap (m3, b)."""
+    scores = pd.DataFrame({"model": ["m1", "m1", "m2", "m2", "m3"],
+                           "task": ["a", "b", "a", "b", "a"],
+                           "score": [20.0, 1.5, 60.0, 0.5, 80.0]})
+    info = pd.DataFrame({"task": ["a", "b"], "higher_is_better": list(higher_is_better),
+                         "min_score": [0.0, 0.0], "max_score": [100.0, 2.0]})
+    return CollabData.from_frames(scores, task_info=info, meta={"paper_rows": "model"})
+
+
+def round_trip(norm, data):
+    s = data.scores
+    y = norm.transform(s["task"], s["score"], models=s["model"])
+    x = norm.inverse_transform(s["task"], y, models=s["model"])
+    return y, x
+
+
+@pytest.mark.parametrize("name", NORMALIZATIONS)
+def test_round_trip_real(shared_data, name):
+    data = read_cpp_llm(shared_data / "cpp_llm")
+    norm = make_normalizer(name).fit(data)
+    y, x = round_trip(norm, data)
+    assert np.isfinite(y).all()
+    # Exact up to floating-point rounding of the affine map (scores are <= 100).
+    np.testing.assert_allclose(x, data.scores["score"], rtol=0, atol=1e-12)
+    # The fitted parameters survive JSON (no pickle) and give the same numbers.
+    again = Normalizer.from_dict(json.loads(json.dumps(norm.to_dict())))
+    s = data.scores
+    assert np.array_equal(again.transform(s["task"], s["score"], models=s["model"]), y)
+
+
+@pytest.mark.parametrize("name", ["minmax", "zscore", "logit"])
+def test_round_trip_tiny_with_lower_is_better(name):
+    data = tiny()
+    y, x = round_trip(make_normalizer(name).fit(data), data)
+    np.testing.assert_allclose(x, data.scores["score"], rtol=0, atol=1e-12)
+    # Flipped: on task b the lower raw score (m2: 0.5) must map higher than m1's 1.5.
+    assert y[3] > y[1]
+
+
+def test_minmax_values():
+    y, _ = round_trip(make_normalizer("minmax").fit(tiny()), tiny())
+    # Task a: (x - 20) / 60; task b (lower is better): (1.5 - x) / 1.0.
+    np.testing.assert_allclose(y, [0.0, 0.0, 40 / 60, 1.0, 1.0])
+
+
+def test_zscore_values():
+    y, _ = round_trip(make_normalizer("zscore").fit(tiny()), tiny())
+    a = np.array([20.0, 60.0, 80.0])
+    np.testing.assert_allclose(y[[0, 2, 4]], (a - a.mean()) / a.std())
+    np.testing.assert_allclose(y[[1, 3]], [-1.0, 1.0])
+
+
+def test_logit_uses_declared_range():
+    norm = make_normalizer("logit", eps=0.01).fit(tiny())
+    y, _ = round_trip(norm, tiny())
+    p = 0.01 + 0.98 * 0.2  # 20 of [0, 100]
+    assert y[0] == pytest.approx(np.log(p / (1 - p)))
+    p = 0.01 + 0.98 * (2.0 - 0.5) / 2.0  # lower is better on [0, 2]
+    assert y[3] == pytest.approx(np.log(p / (1 - p)))
+
+
+def test_paper_normalization_per_model_row():
+    data = tiny(higher_is_better=(True, True))
+    y, x = round_trip(make_normalizer("paper").fit(data), data)
+    # m1: complete row [20, 1.5] -> true min-max; m3 has a gap -> min is the filled 0.
+    np.testing.assert_allclose(y[:2], [1.0, 0.0])
+    np.testing.assert_allclose(y[2:4], [1.0, 0.0])
+    assert y[4] == pytest.approx(1.0)  # (80 - 0) / (80 - 0)
+    np.testing.assert_allclose(x, data.scores["score"], rtol=0, atol=1e-12)
+
+
+def test_paper_normalization_per_task_row():
+    data = tiny(higher_is_better=(True, True))
+    norm = make_normalizer("paper", by="task").fit(data)
+    y, _ = round_trip(norm, data)
+    # Task a is complete -> (x - 20) / 60; task b has a gap -> x / 1.5.
+    np.testing.assert_allclose(y, [0.0, 1.0, 40 / 60, 0.5 / 1.5, 1.0])
+
+
+def test_paper_crowdsource_divides_by_model_best(shared_data):
+    data = read_cpp_llm(shared_data / "cpp_llm")
+    s = data.scores
+    y = make_normalizer("paper").fit(data).transform(s["task"], s["score"], models=s["model"])
+    best = s.groupby("model")["score"].transform("max")
+    np.testing.assert_allclose(y, s["score"] / best)  # every row has a gap
+
+
+def test_direction_errors():
+    data = tiny(higher_is_better=(True, None))
+    for name in ("minmax", "zscore", "logit"):
+        with pytest.raises(DataError, match="no direction"):
+            make_normalizer(name).fit(data)
+    with pytest.raises(DataError, match="lower-is-better"):
+        make_normalizer("paper").fit(tiny())
+    with pytest.raises(DataError, match="unknown normalization 'rank'"):
+        make_normalizer("rank")
+
+
+def test_unknown_task_and_unfitted():
+    norm = make_normalizer("minmax")
+    with pytest.raises(RuntimeError, match="not fitted"):
+        norm.transform(["a"], [1.0])
+    norm.fit(tiny())
+    with pytest.raises(DataError, match="task 'A'.*did you mean 'a'"):
+        norm.transform(["A"], [1.0])
+
+
+def test_logit_needs_range_and_in_range_scores():
+    data = tiny()
+    no_range = CollabData.from_frames(data.scores)
+    with pytest.raises(DataError, match="score range"):
+        make_normalizer("logit").fit(no_range)
+    bad = data.scores.copy()
+    bad.loc[0, "score"] = 120.0
+    with pytest.raises(DataError, match="outside the task's declared range"):
+        make_normalizer("logit").fit(CollabData.from_frames(bad, task_info=data.task_info))

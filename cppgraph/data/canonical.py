@@ -156,9 +156,9 @@ def write_canonical(data: CollabData, path: str | os.PathLike, *, overwrite: boo
     """Write ``data`` as a canonical folder, atomically.
 
     The tables are written to a temporary folder beside ``path`` which is then
-    renamed into place, so a failure leaves no half-written folder and an
-    existing folder is only replaced (with ``overwrite=True``) once the new one
-    is complete.
+    renamed into place, so a failure leaves no half-written folder. With
+    ``overwrite=True`` an existing folder is replaced as a whole (any other file
+    in it is removed), and only once the new one is complete.
 
     Raises
     ------
@@ -171,6 +171,10 @@ def write_canonical(data: CollabData, path: str | os.PathLike, *, overwrite: boo
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+        # mkdtemp makes a private folder (0700); give it the usual umask-based mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)
     except OSError as err:
         raise DataError(f"cannot create the output folder: {err.strerror or err}", file=target) from err
     try:

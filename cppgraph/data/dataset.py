@@ -305,7 +305,6 @@ class CollabData:
         if extra:
             warnings.warn(f"{files.get('task_info') or 'task metadata'}: {len(extra)} task(s) have "
                           f"no scores and are ignored: {extra[:5]}", DataWarning, stacklevel=2)
-        task_order = [t for t in task_order]
         info = info.reindex(task_order)
         info["metric_type"] = info["metric_type"].where(info["metric_type"].notna(), "accuracy")
 
@@ -387,7 +386,8 @@ class CollabData:
                 if name not in known_set:
                     raise DataError(f"unknown {what} {name!r}{_did_you_mean(name, known)}")
         s = self.scores[self.scores["model"].isin(keep_m) & self.scores["task"].isin(keep_t)]
-        present_m = [m for m in keep_m if m in set(s["model"])]
+        scored = set(s["model"])
+        present_m = [m for m in keep_m if m in scored]
         return CollabData.from_frames(
             s, task_info=self.task_info.loc[keep_t].reset_index(),
             model_factors=self.model_factors.loc[present_m].reset_index(),

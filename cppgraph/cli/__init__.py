@@ -65,11 +65,13 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
     level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING
     logger = logging.getLogger("cppgraph")
     logger.setLevel(level)
-    if not any(getattr(h, "_cppgraph_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._cppgraph_cli = True
-        logger.addHandler(handler)
+    # One handler, bound to the current stderr (a new one on every invocation).
+    for old in [h for h in logger.handlers if getattr(h, "_cppgraph_cli", False)]:
+        logger.removeHandler(old)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler._cppgraph_cli = True
+    logger.addHandler(handler)
     warnings.simplefilter("always", DataWarning)
     warnings.showwarning = _show_warning
 

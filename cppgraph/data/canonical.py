@@ -17,10 +17,12 @@ order. See ``data/README.md`` for the full description.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,16 +39,44 @@ META_FILE = "dataset.json"
 FORMAT_VERSION = 1
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    """Read a CSV as strings (no type guessing), with each row's line number in ``_line``."""
+def read_csv_strings(path: str | os.PathLike, *, na_values=("",)) -> pd.DataFrame:
+    """Read a CSV file as strings (no type guessing), failing with a DataError.
+
+    A row with more fields than the header is an error naming its line (pandas
+    would otherwise take the extra leading fields as an index, or drop them).
+    """
+    path = Path(path)
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                            encoding="utf-8-sig", skipinitialspace=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=list(na_values),
+                                encoding="utf-8-sig", index_col=False)
     except FileNotFoundError:
         raise DataError("file not found", file=path) from None
+    except IsADirectoryError:
+        raise DataError("expected a CSV file, got a folder", file=path) from None
+    except pd.errors.ParserWarning:
+        raise DataError(_long_row(path), file=path) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
         raise DataError(f"cannot read as CSV: {str(err).strip().splitlines()[0]}", file=path) from err
     frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _long_row(path: Path) -> str:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        rows = csv.reader(handle)
+        width = len(next(rows))
+        for line, row in enumerate(rows, start=2):
+            if len(row) > width:
+                return (f"cannot read as CSV: line {line} has {len(row)} fields but the header "
+                        f"has {width}")
+    return "cannot read as CSV: rows have more fields than the header"
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """:func:`read_csv_strings` plus each row's line number in ``_line``."""
+    frame = read_csv_strings(path)
     frame["_line"] = np.arange(2, len(frame) + 2)
     return frame
 

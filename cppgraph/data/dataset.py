@@ -265,8 +265,11 @@ class CollabData:
 
         missing = [c for c in SCORE_COLUMNS if c not in scores.columns]
         if missing:
+            got = [str(c) for c in scores.columns if c != "_line"]
             raise DataError(f"missing column(s) {missing}; expected columns {list(SCORE_COLUMNS)}, "
-                            f"got {[str(c) for c in scores.columns]}", file=sfile)
+                            f"got {got}", file=sfile)
+        if len(scores) == 0:
+            raise DataError("no scores: expected at least one row (model, task, score)", file=sfile)
         lines = scores["_line"].to_numpy() if "_line" in scores.columns else None
         for col in ("model", "task"):
             names = scores[col]
@@ -320,6 +323,12 @@ class CollabData:
         _warn_case_variants(task_order, "task", sfile)
 
         # Factor tables.
+        for entity, kinds in declared.items():
+            bad = {f: k for f, k in kinds.items() if k not in FACTOR_KINDS}
+            if entity not in ("model", "task") or bad:
+                raise DataError(f"factor_kinds: unknown entity {entity!r} or kind(s) {bad}; expected "
+                                f"'model'/'task' mapping factors to {list(FACTOR_KINDS)}",
+                                file=files.get("meta"))
         mf, mk = _factor_frame(model_factors, "model", model_order, declared.get("model", {}),
                                files.get("model_factors"))
         tf, tk = _factor_frame(task_factors, "task", task_order, declared.get("task", {}),
@@ -523,11 +532,12 @@ def _task_info_frame(task_info, task_order, file) -> pd.DataFrame:
         out["metric_type"] = mt
     else:
         out["metric_type"] = pd.Series(np.nan, index=info.index, dtype=object)
-    bad = out[(out["min_score"] >= out["max_score"])]
+    bad = np.flatnonzero((out["min_score"] >= out["max_score"]).to_numpy())
     if len(bad):
-        t = bad.index[0]
-        raise DataError(f"task {t!r}: min_score {bad.at[t, 'min_score']} must be below "
-                        f"max_score {bad.at[t, 'max_score']}", file=file)
+        i = int(bad[0])
+        t = out.index[i]
+        raise DataError(f"task {t!r}: min_score {out.at[t, 'min_score']} must be below "
+                        f"max_score {out.at[t, 'max_score']}", file=file, line=_where(lines, i))
     # Tasks without a metadata row get the defaults.
     out = out.reindex(list(out.index) + [t for t in task_order if t not in out.index])
     out["higher_is_better"] = out["higher_is_better"].astype("boolean")
@@ -563,9 +573,6 @@ def _factor_frame(frame, key, order, declared, file):
         more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
         warnings.warn(f"{file + ': ' if file else ''}factor rows for {len(unknown)} {key}(s) "
                       f"with no scores are ignored: {hints}{more}", DataWarning, stacklevel=3)
-    bad_decl = {f: k for f, k in declared.items() if k not in FACTOR_KINDS}
-    if bad_decl:
-        raise DataError(f"unknown factor kind(s) {bad_decl}; expected {list(FACTOR_KINDS)}")
     out = pd.DataFrame(index=pd.Index(names.to_numpy(dtype=object), name=key))
     kinds = {}
     for col in frame.columns:

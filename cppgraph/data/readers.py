@@ -17,7 +17,12 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from cppgraph.data.canonical import check_output_folder, read_canonical, write_canonical
+from cppgraph.data.canonical import (
+    check_output_folder,
+    read_canonical,
+    read_csv_strings,
+    write_canonical,
+)
 from cppgraph.data.dataset import METRIC_TYPES, CollabData, parse_numbers
 from cppgraph.errors import DataError, DataWarning
 
@@ -98,19 +103,6 @@ def _check_unique(names, *, file, what):
         seen[name] = i
 
 
-def _read_raw(path: Path, na_values=("",)) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=list(na_values),
-                            encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError("file not found", file=path) from None
-    except IsADirectoryError:
-        raise DataError("expected a CSV file, got a folder", file=path) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
-        raise DataError(f"cannot read as CSV: {str(err).strip().splitlines()[0]}", file=path) from err
-    return frame
-
-
 def _require(frame: pd.DataFrame, columns, file):
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -162,7 +154,7 @@ def read_cpp_llm(source: str | os.PathLike) -> CollabData:
         raise DataError("expected the folder holding crowdsource_performance.csv "
                         "(and model_feature.csv, benchmark_feature.csv)", file=folder)
     spath = folder / "crowdsource_performance.csv"
-    wide = _read_raw(spath)
+    wide = read_csv_strings(spath)
     first = wide.columns[0]
     wide = wide.rename(columns={first: "model"})
     wide.columns = [str(c).strip() for c in wide.columns]
@@ -182,7 +174,7 @@ def read_cpp_llm(source: str | os.PathLike) -> CollabData:
     model_factors, kinds_m = None, {}
     mpath = folder / "model_feature.csv"
     if mpath.is_file():
-        feats = _read_raw(mpath)
+        feats = read_csv_strings(mpath)
         _require(feats, ["Model Name"], mpath)
         if len(feats) != len(models):
             raise DataError(f"{len(feats)} model rows, but crowdsource_performance.csv has "
@@ -217,7 +209,7 @@ def read_cpp_llm(source: str | os.PathLike) -> CollabData:
     task_factors, kinds_t = None, {}
     bpath = folder / "benchmark_feature.csv"
     if bpath.is_file():
-        bench = _read_raw(bpath)
+        bench = read_csv_strings(bpath)
         bench = bench.set_index(bench.columns[0])
         bench.columns = [str(c).strip() for c in bench.columns]
         bench.index = [str(i).strip() for i in bench.index]
@@ -281,7 +273,7 @@ def read_helm(source: str | os.PathLike, *, metric_types=None) -> CollabData:
     there is one, e.g. ``GPT-J (6B)``; HELM states no other factors.
     """
     path = Path(source)
-    wide = _read_raw(path, na_values=["", "-"])
+    wide = read_csv_strings(path, na_values=["", "-"])
     first = wide.columns[0]
     tasks = wide[first].fillna("").astype(str).str.strip()
     for i, t in enumerate(tasks):
@@ -349,7 +341,7 @@ def read_obsscaling(source: str | os.PathLike) -> CollabData:
     path = Path(source)
     if path.is_dir():
         path = path / _OBS_BASE_FILE
-    frame = _read_raw(path)
+    frame = read_csv_strings(path)
     _require(frame, ["Model"], path)
     models = frame["Model"].fillna("").astype(str).str.strip()
     for i, m in enumerate(models):
@@ -362,7 +354,7 @@ def read_obsscaling(source: str | os.PathLike) -> CollabData:
     if not any(c in frame.columns for c in _OBS_FACTORS):
         base = path.parent / _OBS_BASE_FILE
         if base.is_file() and base != path:
-            base_frame = _read_raw(base)
+            base_frame = read_csv_strings(base)
             _require(base_frame, ["Model"], base)
             factor_src = base_frame.set_index(base_frame["Model"].str.strip()).reindex(list(models))
             factor_src = factor_src.reset_index(drop=True)
@@ -439,7 +431,7 @@ def read_open_llm_leaderboard(source: str | os.PathLike, *, scores: str = "raw")
     if scores not in ("raw", "normalized"):
         raise DataError(f"scores must be 'raw' or 'normalized'; got {scores!r}")
     path = Path(source)
-    frame = _read_raw(path)
+    frame = read_csv_strings(path)
     suffix = "value" if scores == "raw" else "normalized_score"
     score_cols = {f"evaluations_{k}_{suffix}": v for k, v in _OLL_TASKS.items()}
     _require(frame, ["id", "model_name", "metadata_submission_date", *score_cols], path)

@@ -22,6 +22,7 @@ standardization from training data and applies them to new models or tasks
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 
@@ -38,6 +39,7 @@ from cppgraph.errors import DataError, DataWarning
 
 ENTITIES = ("model", "task")
 SCORES = ("model", "scores", "task")
+REV_SCORES = ("task", "rev_scores", "model")
 MODEL_FACTOR = ("model", "has_factor", "factor")
 TASK_FACTOR = ("task", "has_factor", "factor")
 
@@ -167,6 +169,25 @@ class FactorEncoder:
             return np.zeros((len(frame), 0), dtype=np.float32)
         return np.stack(cols, axis=1).astype(np.float32)
 
+    def factor_matrix(self, entity: str, frame: pd.DataFrame) -> np.ndarray:
+        """Multi-hot ``[n, k]`` float32 matrix of the entity's factor-value nodes.
+
+        Columns are the factor nodes of ``entity``'s factors, in vocabulary
+        order (see :meth:`factor_columns`).
+        """
+        cols = self.factor_columns(entity)
+        pos = {node: j for j, node in enumerate(cols)}
+        edges = self.factor_edges(entity, frame)
+        out = np.zeros((len(frame), len(cols)), dtype=np.float32)
+        out[edges[0], [pos[self.nodes_[k]] for k in edges[1]]] = 1.0
+        return out
+
+    def factor_columns(self, entity: str) -> list[str]:
+        """Factor-node labels that belong to ``entity``'s factors, in vocabulary order."""
+        self._check_fitted()
+        names = {f for f in self.kinds_[entity]}
+        return [n for n in self.nodes_ if n.split("=", 1)[0] in names]
+
     def feature_names(self, entity: str) -> list[str]:
         """Column names of :meth:`numeric_features`."""
         self._check_fitted()
@@ -247,6 +268,49 @@ def build_graph(data: CollabData, encoder: FactorEncoder, *, score_edges: pd.Dat
     g[MODEL_FACTOR].edge_index = torch.from_numpy(encoder.factor_edges("model", data.model_factors))
     g[TASK_FACTOR].edge_index = torch.from_numpy(encoder.factor_edges("task", data.task_factors))
     return ToUndirected()(g)
+
+
+def with_score_edges(graph: HeteroData, keep: torch.Tensor) -> HeteroData:
+    """A shallow copy of ``graph`` whose score edges (both directions) are ``keep``'s.
+
+    ``keep`` is a boolean mask or an index over the ``scores`` edges; every
+    other store is shared, not copied.
+    """
+    out = copy.copy(graph)  # new stores, shared tensors
+    ei = graph[SCORES].edge_index[:, keep]
+    w = graph[SCORES].edge_weight[keep]
+    out[SCORES].edge_index, out[SCORES].edge_weight = ei, w
+    out[REV_SCORES].edge_index, out[REV_SCORES].edge_weight = ei.flip(0), w
+    return out
+
+
+def add_nodes(graph: HeteroData, kind: str, x: torch.Tensor, factor_edges: torch.Tensor,
+              score_edges: torch.Tensor, score_weights: torch.Tensor) -> HeteroData:
+    """A copy of ``graph`` with new ``kind`` nodes (``"model"`` or ``"task"``) appended.
+
+    ``factor_edges`` is ``[2, E]`` (new-node position, factor node),
+    ``score_edges`` is ``[2, S]`` (new-node position, node of the other kind)
+    with normalized ``score_weights``. New nodes get indices
+    ``graph[kind].num_nodes + position``.
+    """
+    out = copy.copy(graph)  # new stores, shared tensors
+    n_old = graph[kind].num_nodes
+    out[kind].x = torch.cat([graph[kind].x, x])
+    out[kind].num_nodes = n_old + x.size(0)
+    fe = factor_edges.clone()
+    fe[0] += n_old
+    rel = (kind, "has_factor", "factor")
+    for et, extra in ((rel, fe), (("factor", "rev_has_factor", kind), fe.flip(0))):
+        out[et].edge_index = torch.cat([graph[et].edge_index, extra], 1)
+    se = score_edges.clone()
+    se[0] += n_old
+    if kind == "task":
+        se = se.flip(0)
+    ei = torch.cat([graph[SCORES].edge_index, se], 1)
+    w = torch.cat([graph[SCORES].edge_weight, score_weights.to(graph[SCORES].edge_weight.dtype)])
+    out[SCORES].edge_index, out[SCORES].edge_weight = ei, w
+    out[REV_SCORES].edge_index, out[REV_SCORES].edge_weight = ei.flip(0), w
+    return out
 
 
 def to_networkx(graph: HeteroData, data: CollabData, encoder: FactorEncoder) -> nx.DiGraph:

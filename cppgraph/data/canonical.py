@@ -23,6 +23,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -196,6 +197,17 @@ def write_canonical(data: CollabData, path: str | os.PathLike, *, overwrite: boo
         If ``path`` exists and is not empty (without ``overwrite``), exists as
         a file, or cannot be written.
     """
+    with atomic_folder(path, overwrite=overwrite) as tmp:
+        _write_tables(data, tmp)
+    return Path(path)
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike, *, overwrite: bool = False):
+    """Yield a temporary folder that replaces ``path`` when the block succeeds.
+
+    On any error the temporary folder is removed and ``path`` is untouched.
+    """
     target = check_output_folder(path, overwrite=overwrite)
     parent = target.resolve().parent
     try:
@@ -208,7 +220,7 @@ def write_canonical(data: CollabData, path: str | os.PathLike, *, overwrite: boo
     except OSError as err:
         raise DataError(f"cannot create the output folder: {err.strerror or err}", file=target) from err
     try:
-        _write_tables(data, tmp)
+        yield tmp
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
             old.rmdir()
@@ -219,8 +231,7 @@ def write_canonical(data: CollabData, path: str | os.PathLike, *, overwrite: boo
             tmp.rename(target)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise DataError(f"cannot write the data folder: {err.strerror or err}", file=target) from err
+        raise DataError(f"cannot write the folder: {err.strerror or err}", file=target) from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return target

@@ -1,0 +1,117 @@
+"""Configuration of the cppgraph engine: one dataclass, whose fields are the keys of ``configs/*.toml``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from cppgraph.errors import CppGraphError
+from cppgraph.normalize import NORMALIZATIONS
+
+
+@dataclass
+class Config:
+    """Every setting of :class:`~cppgraph.estimator.CPPGraph`.
+
+    Attributes
+    ----------
+    encoder : {"lightgcn", "sage"}
+        Graph encoder.
+    hidden : int
+        Embedding size.
+    num_layers : int
+        Message-passing layers.
+    dropout : float
+        Dropout in the encoder and the head.
+    head_hidden : int
+        Width of the scoring head's hidden layer.
+    lr, weight_decay : float
+        Adam settings.
+    epochs, patience : int
+        Maximum epochs; stop after ``patience`` epochs without a better
+        validation loss (the best epoch's weights are kept).
+    val_fraction : float
+        Share of the training cells held out (never in the graph during
+        training) for early stopping.
+    supervision_fraction : float
+        Each epoch, this share of the remaining training cells is supervised
+        and removed from the message-passing graph (no target leakage).
+    score_levels : int
+        ``sage``: number of rating-level relations (score quantile bins).
+    score_floor : float
+        ``lightgcn``: added to a normalized score to weigh its edge.
+    normalization : str
+        One of :data:`cppgraph.normalize.NORMALIZATIONS`.
+    predict_folds : int
+        Observed cells are predicted in this many folds, each with its own
+        cells removed from the graph.
+    random_state : int
+        Seeds torch, numpy and every split.
+    """
+
+    encoder: str = "lightgcn"
+    hidden: int = 32
+    num_layers: int = 2
+    dropout: float = 0.1
+    head_hidden: int = 64
+    lr: float = 0.01
+    weight_decay: float = 1e-4
+    epochs: int = 300
+    patience: int = 40
+    val_fraction: float = 0.1
+    supervision_fraction: float = 0.3
+    score_levels: int = 4
+    score_floor: float = 0.1
+    normalization: str = "minmax"
+    predict_folds: int = 5
+    random_state: int = 0
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`CppGraphError` naming the first invalid setting."""
+        def need(ok, name, expected):
+            if not ok:
+                raise CppGraphError(f"config {name} must be {expected}; got {getattr(self, name)!r}")
+        need(self.encoder in ("lightgcn", "sage"), "encoder", "'lightgcn' or 'sage'")
+        need(self.normalization in NORMALIZATIONS, "normalization", f"one of {list(NORMALIZATIONS)}")
+        for name in ("hidden", "num_layers", "head_hidden", "epochs", "patience", "score_levels",
+                     "predict_folds"):
+            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name,
+                 "a positive integer")
+        need(self.predict_folds >= 2, "predict_folds", "at least 2")
+        for name in ("dropout", "val_fraction", "supervision_fraction"):
+            need(isinstance(getattr(self, name), (int, float)) and 0 <= getattr(self, name) < 1,
+                 name, "in [0, 1)")
+        need(0 < self.supervision_fraction, "supervision_fraction", "above 0")
+        for name in ("lr", "weight_decay", "score_floor"):
+            need(isinstance(getattr(self, name), (int, float)) and getattr(self, name) >= 0, name,
+                 "a non-negative number")
+        need(isinstance(self.random_state, int), "random_state", "an integer")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, *, source: str = "config") -> "Config":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise CppGraphError(f"{source}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "Config":
+        """Read a TOML file whose keys are this class's fields (all optional)."""
+        path = Path(path)
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise CppGraphError(f"{path}: config file not found") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            raise CppGraphError(f"{path}: cannot read as TOML: {err}") from err
+        return cls.from_dict(values, source=str(path))

@@ -1,0 +1,109 @@
+"""Full-batch training of an encoder and a scoring head, without target leakage.
+
+Each epoch the training cells are split at random into message-passing cells
+(edges of the graph) and supervised cells (removed from the graph, their
+scores predicted); a validation share of the cells is never in the graph
+during training and decides early stopping.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+
+from cppgraph.graph import SCORES, with_score_edges
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class GraphInputs:
+    """What the networks see: the graph and each entity's factor inputs for the head."""
+
+    graph: HeteroData      # every known score edge, normalized score as edge_weight
+    head_model: Tensor     # [n_models, k] numeric features + multi-hot factor nodes
+    head_task: Tensor      # [n_tasks, k]
+
+
+class Network(nn.Module):
+    """Encoder + head: embeds the graph, then scores (model, task) pairs."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, graph: HeteroData, pairs: Tensor, head_model: Tensor, head_task: Tensor) -> Tensor:
+        h = self.encoder(graph)
+        m, t = pairs
+        return self.head(h["model"][m], h["task"][t], head_model[m], head_task[t])
+
+
+def fit_network(net: Network, inputs: GraphInputs, *, lr: float, weight_decay: float, epochs: int,
+                patience: int, val_fraction: float, supervision_fraction: float,
+                generator: torch.Generator,
+                callback: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train ``net`` on the score edges of ``inputs.graph``; keep the best validation weights.
+
+    Returns the training log: one dict per epoch with ``epoch``,
+    ``train_loss``, ``val_loss`` (MSE on the normalized scale) and ``seconds``.
+    """
+    graph = inputs.graph
+    n = graph[SCORES].num_edges
+    pairs_all = graph[SCORES].edge_index
+    y_all = graph[SCORES].edge_weight
+    perm = torch.randperm(n, generator=generator)
+    n_val = int(round(val_fraction * n)) if n >= 10 else 0
+    val, train = perm[:n_val], perm[n_val:]
+    val_graph = with_score_edges(graph, train)  # validation cells are never edges
+    n_sup = max(1, int(round(supervision_fraction * len(train))))
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    best, best_state, waited, log = float("inf"), None, 0, []
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        net.train()
+        shuffled = train[torch.randperm(len(train), generator=generator)]
+        sup, msg = shuffled[:n_sup], shuffled[n_sup:]
+        opt.zero_grad()
+        pred = net(with_score_edges(graph, msg), pairs_all[:, sup], inputs.head_model, inputs.head_task)
+        loss = nn.functional.mse_loss(pred, y_all[sup])
+        loss.backward()
+        opt.step()
+        net.eval()
+        with torch.no_grad():
+            if n_val:
+                vp = net(val_graph, pairs_all[:, val], inputs.head_model, inputs.head_task)
+                val_loss = float(nn.functional.mse_loss(vp, y_all[val]))
+            else:
+                val_loss = loss.item()
+        entry = {"epoch": epoch, "train_loss": loss.item(), "val_loss": val_loss,
+                 "seconds": time.perf_counter() - start}
+        log.append(entry)
+        if callback is not None:
+            callback(entry)
+        if val_loss < best - 1e-7:
+            best, waited = val_loss, 0
+            best_state = copy.deepcopy(net.state_dict())
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    return log
+
+
+def predict_pairs(net: Network, inputs: GraphInputs, pairs: Tensor, *,
+                  exclude: Tensor | None = None) -> Tensor:
+    """Predict ``pairs`` ([2, P]); ``exclude`` masks score edges out of the graph first."""
+    graph = inputs.graph if exclude is None else with_score_edges(inputs.graph, ~exclude)
+    net.eval()
+    with torch.no_grad():
+        return net(graph, pairs, inputs.head_model, inputs.head_task)

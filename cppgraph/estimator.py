@@ -17,6 +17,7 @@ import logging
 import os
 import pickle
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -27,8 +28,8 @@ import torch
 from cppgraph import __version__
 from cppgraph.config import Config
 from cppgraph.data.canonical import atomic_folder, read_canonical, write_canonical
-from cppgraph.data.dataset import CollabData, suggest
-from cppgraph.errors import CppGraphError, DataError
+from cppgraph.data.dataset import CollabData, parse_numbers, suggest
+from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.graph import SCORES, FactorEncoder, add_nodes, build_graph
 from cppgraph.nn import ScoreHead, make_encoder
 from cppgraph.normalize import Normalizer, make_normalizer
@@ -96,13 +97,28 @@ class CPPGraph:
         self._prepare()
         self.network_ = self._new_network()
         generator = torch.Generator().manual_seed(cfg.random_state)
-        self.log_ = fit_network(
+        self.log_, val = fit_network(
             self.network_, self.inputs_, lr=cfg.lr, weight_decay=cfg.weight_decay,
             epochs=cfg.epochs, patience=cfg.patience, val_fraction=cfg.val_fraction,
             supervision_fraction=cfg.supervision_fraction, generator=generator, callback=callback)
         self.best_epoch_ = int(min(self.log_, key=lambda e: e["val_loss"])["epoch"])
         self.fit_seconds_ = time.perf_counter() - start
+        self.val_mae_ = self._validation_mae(val)
         return self
+
+    def _validation_mae(self, val: torch.Tensor) -> dict:
+        """MAE on the validation cells (kept out of the graph), normalized and in raw units."""
+        if len(val) == 0:
+            return {"normalized": float("nan"), "raw": float("nan"), "cells": 0}
+        mask = torch.zeros(self.inputs_.graph[SCORES].num_edges, dtype=torch.bool)
+        mask[val] = True
+        pairs = self.inputs_.graph[SCORES].edge_index[:, val]
+        pred = predict_pairs(self.network_, self.inputs_, pairs, exclude=mask).numpy()
+        cells = self.data_.scores.iloc[val.numpy()]
+        raw = self.normalizer_.inverse_transform(cells["task"], pred.astype(np.float64),
+                                                 models=cells["model"])
+        return {"normalized": float(np.abs(pred - self.y_[val.numpy()]).mean()),
+                "raw": float(np.abs(raw - cells["score"].to_numpy()).mean()), "cells": len(val)}
 
     def _prepare(self) -> None:
         """Normalized scores, graph and head inputs of the training data."""
@@ -208,7 +224,8 @@ class CPPGraph:
         return self._table(pairs["model"], pairs["task"], pred.astype(np.float64), obs)
 
     def predict_new_models(self, model_factors: pd.DataFrame,
-                           known_scores: pd.DataFrame | None = None) -> pd.DataFrame:
+                           known_scores: pd.DataFrame | None = None, *,
+                           files: dict | None = None) -> pd.DataFrame:
         """Cold start: predict every task for models not seen in training.
 
         Parameters
@@ -218,13 +235,18 @@ class CPPGraph:
         known_scores : DataFrame, optional
             ``model, task, score`` rows of known (raw) scores of these models;
             they become score edges, without retraining.
+        files : dict, optional
+            ``{"model_factors": path, "known_scores": path}`` for error
+            messages; an optional ``_line`` column gives each row's line.
         """
         self._check_fitted()
         if self.config.normalization == "paper":
             raise CppGraphError("the paper normalization is per model and cannot scale the scores "
                                 "of a new model; fit with another normalization for cold start")
+        files = files or {}
+        ffile, sfile = files.get("model_factors"), files.get("known_scores")
         if "model" not in model_factors.columns:
-            raise DataError("new-model factors need a 'model' column")
+            raise DataError("new-model factors need a 'model' column", file=ffile)
         names = [str(n) for n in model_factors["model"]]
         clash = [n for n in names if n in self._model_index]
         if clash:
@@ -232,21 +254,37 @@ class CPPGraph:
                             "use predict() for them")
         if len(set(names)) != len(names):
             raise DataError("new-model factors list a model more than once")
-        frame = model_factors.set_index("model")
+        lines = model_factors["_line"].to_numpy() if "_line" in model_factors.columns else None
+        frame = model_factors.drop(columns=["_line"], errors="ignore").set_index("model")
         kinds = self.factors_.kinds_["model"]
         for factor, kind in kinds.items():
             if factor in frame.columns and kind == "numeric":
-                frame[factor] = pd.to_numeric(frame[factor], errors="raise")
+                frame[factor] = parse_numbers(frame[factor], file=ffile, column=factor, lines=lines,
+                                              what="a number (numeric factor)")
+        unknown_cols = [c for c in frame.columns if c not in kinds]
+        if unknown_cols:
+            warnings.warn(f"{ffile + ': ' if ffile else ''}column(s) {unknown_cols} are not factors "
+                          f"of the fitted model and are ignored; its factors: {list(kinds)}",
+                          DataWarning, stacklevel=2)
         pos = {n: i for i, n in enumerate(names)}
         known = known_scores if known_scores is not None else pd.DataFrame(
             columns=["model", "task", "score"])
+        missing = [c for c in ("model", "task", "score") if c not in known.columns]
+        if missing:
+            raise DataError(f"known scores need columns model, task, score; missing {missing}",
+                            file=sfile)
+        known = known.assign(score=parse_numbers(
+            known["score"], file=sfile, column="score", allow_missing=False,
+            lines=known["_line"].to_numpy() if "_line" in known.columns else None))
+        if known.duplicated(["model", "task"]).any():
+            raise DataError("known scores list a (model, task) cell more than once", file=sfile)
         for name in pd.unique(known["model"]):
             if name not in pos:
                 raise _unknown(str(name), names, "new model (not in the factor table)")
         for name in pd.unique(known["task"]):
             if name not in self._task_index:
                 raise _unknown(str(name), list(self._task_index), "task")
-        y_known = self.normalizer_.transform(known["task"], known["score"].astype(float))
+        y_known = self.normalizer_.transform(known["task"], known["score"].to_numpy())
         src = torch.tensor([pos[m] for m in known["model"]], dtype=torch.long)
         dst = torch.tensor([self._task_index[t] for t in known["task"]], dtype=torch.long)
         x = torch.from_numpy(self.factors_.numeric_features("model", frame))
@@ -290,6 +328,7 @@ class CPPGraph:
             "synthetic": bool(self.data_.meta.get("synthetic", False)),
             "best_epoch": self.best_epoch_,
             "fit_seconds": self.fit_seconds_,
+            "val_mae": self.val_mae_,
         }
         with atomic_folder(path, overwrite=overwrite) as tmp:
             torch.save(self.network_.state_dict(), tmp / WEIGHTS_FILE)
@@ -333,6 +372,7 @@ class CPPGraph:
         est.log_ = pd.read_csv(folder / LOG_FILE).to_dict("records") if (folder / LOG_FILE).is_file() else []
         est.best_epoch_ = meta.get("best_epoch")
         est.fit_seconds_ = meta.get("fit_seconds")
+        est.val_mae_ = meta.get("val_mae")
         return est
 
     def __repr__(self) -> str:

@@ -48,11 +48,12 @@ class Network(nn.Module):
 def fit_network(net: Network, inputs: GraphInputs, *, lr: float, weight_decay: float, epochs: int,
                 patience: int, val_fraction: float, supervision_fraction: float,
                 generator: torch.Generator,
-                callback: Callable[[dict], None] | None = None) -> list[dict]:
+                callback: Callable[[dict], None] | None = None) -> tuple[list[dict], Tensor]:
     """Train ``net`` on the score edges of ``inputs.graph``; keep the best validation weights.
 
-    Returns the training log: one dict per epoch with ``epoch``,
-    ``train_loss``, ``val_loss`` (MSE on the normalized scale) and ``seconds``.
+    Returns the training log (one dict per epoch with ``epoch``,
+    ``train_loss``, ``val_loss`` (MSE on the normalized scale) and
+    ``seconds``) and the indices of the validation edges.
     """
     graph = inputs.graph
     n = graph[SCORES].num_edges
@@ -97,7 +98,7 @@ def fit_network(net: Network, inputs: GraphInputs, *, lr: float, weight_decay: f
     if best_state is not None:
         net.load_state_dict(best_state)
     net.eval()
-    return log
+    return log, val
 
 
 def predict_pairs(net: Network, inputs: GraphInputs, pairs: Tensor, *,

@@ -17,7 +17,7 @@ def quick_start_commands() -> list[str]:
 def test_quick_start_is_two_commands_and_ci_runs_them():
     commands = quick_start_commands()
     assert len(commands) == 2
-    assert "pip install -e" in commands[0] and "data/demo" in commands[0]
+    assert "pip install -e" in commands[0] and "cppgraph fit data/demo" in commands[0]
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     for command in commands:
         assert command in ci, f"{command!r} is in the README but not in .ci/run"

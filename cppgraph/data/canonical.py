@@ -235,3 +235,31 @@ def atomic_folder(path: str | os.PathLike, *, overwrite: bool = False):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, *, overwrite: bool = False) -> Path:
+    """Write ``text`` to ``path`` through a temporary file renamed into place.
+
+    An existing file is only replaced with ``overwrite=True``.
+    """
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise DataError("file exists; choose another output file or allow overwriting (--force)",
+                        file=target)
+    if target.is_dir():
+        raise DataError("is a folder; expected a file path", file=target)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.resolve().parent)
+    except OSError as err:
+        raise DataError(f"cannot write here: {err.strerror or err}", file=target) from err
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

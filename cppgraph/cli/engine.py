@@ -1,0 +1,111 @@
+"""``cppgraph fit`` and ``cppgraph predict``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import pandas as pd
+
+from cppgraph.config import Config
+from cppgraph.data import read_canonical
+from cppgraph.data.canonical import read_csv_strings, write_text_atomic
+from cppgraph.estimator import CPPGraph
+
+
+@click.command()
+@click.argument("data_dir", type=click.Path(path_type=str))
+@click.option("--out", "out", type=click.Path(path_type=str), required=True,
+              help="Model folder to write (must be new or empty).")
+@click.option("--config", "config_file", type=click.Path(path_type=str), default=None,
+              help="TOML configuration (keys of cppgraph.config.Config); default: built-in defaults.")
+@click.option("--seed", type=int, default=None, help="Override random_state.")
+@click.option("--encoder", type=click.Choice(["lightgcn", "sage"]), default=None,
+              help="Override the configuration's encoder.")
+@click.option("--force", is_flag=True, help="Replace --out, with all it holds, if it is not empty.")
+@click.option("--every", type=int, default=10, show_default=True,
+              help="Print progress every this many epochs.")
+def fit(data_dir, out, config_file, seed, encoder, force, every) -> None:
+    """Fit the engine on the canonical data folder DATA_DIR and save it to --out."""
+    from cppgraph.data.canonical import check_output_folder
+
+    check_output_folder(out, overwrite=force)
+    config = Config.from_file(config_file) if config_file else Config()
+    overrides = {k: v for k, v in (("random_state", seed), ("encoder", encoder)) if v is not None}
+    data = read_canonical(data_dir)
+    tag = " [SYNTHETIC data]" if data.meta.get("synthetic") else ""
+    click.echo(f"fitting {config.encoder if encoder is None else encoder} on {data!r}{tag}", err=True)
+
+    def progress(entry):
+        if entry["epoch"] == 1 or entry["epoch"] % every == 0:
+            click.echo(f"epoch {entry['epoch']:4d}  train MSE {entry['train_loss']:.5f}  "
+                       f"val MSE {entry['val_loss']:.5f}  ({entry['seconds']:.1f}s)", err=True)
+
+    est = CPPGraph(config, **overrides).fit(data, callback=progress)
+    est.save(out, overwrite=force)
+    mae = est.val_mae_
+    click.echo(f"saved {out}: {len(est.log_)} epochs in {est.fit_seconds_:.1f}s, best epoch "
+               f"{est.best_epoch_}, validation MAE {mae['raw']:.4g} raw units "
+               f"({mae['normalized']:.4f} normalized, {mae['cells']} cells)")
+
+
+def _render(table: pd.DataFrame, fmt: str) -> str:
+    if fmt == "csv":
+        return table.to_csv(index=False)
+    if fmt == "json":
+        return json.dumps(json.loads(table.to_json(orient="records")), indent=1) + "\n"
+    shown = table.copy()
+    shown["observed"] = shown["observed"].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+    shown["observed_normalized"] = shown["observed_normalized"].map(
+        lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}") + "\n"
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(path_type=str))
+@click.option("--model", "model_name", default=None, help="One model (all its tasks, or --task).")
+@click.option("--task", "task_name", default=None, help="One task (with --model: one cell).")
+@click.option("--all", "all_cells", is_flag=True, help="Complete the whole matrix.")
+@click.option("--new-models", type=click.Path(path_type=str), default=None,
+              help="Cold start: a model_factors.csv of models not seen in training.")
+@click.option("--known-scores", type=click.Path(path_type=str), default=None,
+              help="With --new-models: a scores.csv of their known scores.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@click.option("--out", "out", type=click.Path(path_type=str), default=None,
+              help="Write to this file instead of stdout.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def predict(model_dir, model_name, task_name, all_cells, new_models, known_scores, fmt, out,
+            force) -> None:
+    """Predict scores with the fitted model in MODEL_DIR.
+
+    Each row has the prediction in raw units and normalized, and, for an
+    observed cell, the observed value (predicted with that score left out).
+    """
+    modes = sum([bool(all_cells), new_models is not None, model_name is not None or task_name is not None])
+    if modes != 1:
+        raise click.UsageError("choose one of --model/--task, --all or --new-models")
+    if known_scores and not new_models:
+        raise click.UsageError("--known-scores needs --new-models")
+    est = CPPGraph.load(model_dir)
+    data = est.data_
+    if new_models:
+        factors = read_csv_strings(new_models)
+        factors["_line"] = range(2, len(factors) + 2)
+        known = None
+        if known_scores:
+            known = read_csv_strings(known_scores)
+            known["_line"] = range(2, len(known) + 2)
+        table = est.predict_new_models(factors, known, files={"model_factors": new_models,
+                                                              "known_scores": known_scores})
+    else:
+        models = [model_name] if model_name else data.models
+        tasks = [task_name] if task_name else data.tasks
+        pairs = pd.MultiIndex.from_product([models, tasks], names=["model", "task"]).to_frame(index=False)
+        table = est.predict(pairs)
+    text = _render(table, fmt)
+    if out:
+        write_text_atomic(out, text, overwrite=force)
+        click.echo(f"wrote {len(table)} predictions to {out}", err=True)
+    else:
+        click.echo(text, nl=False)

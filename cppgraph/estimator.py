@@ -300,8 +300,7 @@ class CPPGraph:
         n_train = len(self.data_.scores)
         edge_of = {(int(s) + n_old, int(d)): n_train + i for i, (s, d) in enumerate(zip(src, dst))}
         e = torch.tensor([edge_of.get((int(a), int(b)), -1) for a, b in zip(mm, tt)])
-        e_local = torch.where(e >= 0, e, torch.tensor(-1))
-        pred = self._fold_predict(inputs, torch.stack([mm, tt]), e_local,
+        pred = self._fold_predict(inputs, torch.stack([mm, tt]), e,
                                   graph[SCORES].num_edges).numpy().astype(np.float64)
         models = [names[i] for i in (mm - n_old).tolist()]
         tasks = [self.data_.tasks[i] for i in tt.tolist()]

@@ -9,7 +9,7 @@ import pandas as pd
 
 from cppgraph.config import Config
 from cppgraph.data import read_canonical
-from cppgraph.data.canonical import read_csv_strings, write_text_atomic
+from cppgraph.data.canonical import check_output_folder, read_csv_strings, write_text_atomic
 from cppgraph.estimator import CPPGraph
 
 
@@ -27,8 +27,6 @@ from cppgraph.estimator import CPPGraph
               help="Print progress every this many epochs.")
 def fit(data_dir, out, config_file, seed, encoder, force, every) -> None:
     """Fit the engine on the canonical data folder DATA_DIR and save it to --out."""
-    from cppgraph.data.canonical import check_output_folder
-
     check_output_folder(out, overwrite=force)
     config = Config.from_file(config_file) if config_file else Config()
     overrides = {k: v for k, v in (("random_state", seed), ("encoder", encoder)) if v is not None}

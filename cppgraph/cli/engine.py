@@ -9,7 +9,7 @@ import pandas as pd
 
 from cppgraph.config import Config
 from cppgraph.data import read_canonical
-from cppgraph.data.canonical import check_output_folder, read_csv_strings, write_text_atomic
+from cppgraph.data.canonical import check_output_folder, read_csv_lines, write_text_atomic
 from cppgraph.estimator import CPPGraph
 
 
@@ -88,12 +88,8 @@ def predict(model_dir, model_name, task_name, all_cells, new_models, known_score
     est = CPPGraph.load(model_dir)
     data = est.data_
     if new_models:
-        factors = read_csv_strings(new_models)
-        factors["_line"] = range(2, len(factors) + 2)
-        known = None
-        if known_scores:
-            known = read_csv_strings(known_scores)
-            known["_line"] = range(2, len(known) + 2)
+        factors = read_csv_lines(new_models)
+        known = read_csv_lines(known_scores) if known_scores else None
         table = est.predict_new_models(factors, known, files={"model_factors": new_models,
                                                               "known_scores": known_scores})
     else:

@@ -75,8 +75,8 @@ def _long_row(path: Path) -> str:
     return "cannot read as CSV: rows have more fields than the header"
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    """:func:`read_csv_strings` plus each row's line number in ``_line``."""
+def read_csv_lines(path: str | os.PathLike) -> pd.DataFrame:
+    """:func:`read_csv_strings` plus each row's line number in ``_line`` (for error messages)."""
     frame = read_csv_strings(path)
     frame["_line"] = np.arange(2, len(frame) + 2)
     return frame
@@ -115,7 +115,7 @@ def read_canonical(path: str | os.PathLike) -> CollabData:
     if not scores_path.is_file():
         raise DataError(f"no {SCORES_FILE} in this folder; a canonical data folder needs "
                         f"{SCORES_FILE} with columns model,task,score", file=folder)
-    scores = _read_csv(scores_path)
+    scores = read_csv_lines(scores_path)
     extra = [c for c in scores.columns if c not in ("model", "task", "score", "_line")]
     if extra:
         raise DataError(f"unexpected column(s) {extra}; expected exactly model,task,score",
@@ -123,7 +123,7 @@ def read_canonical(path: str | os.PathLike) -> CollabData:
 
     def optional(name):
         p = folder / name
-        return (_read_csv(p), str(p)) if p.is_file() else (None, None)
+        return (read_csv_lines(p), str(p)) if p.is_file() else (None, None)
 
     task_info, tasks_file = optional(TASKS_FILE)
     model_factors, mf_file = optional(MODEL_FACTORS_FILE)

@@ -20,6 +20,7 @@ import pandas as pd
 from cppgraph.data.canonical import (
     check_output_folder,
     read_canonical,
+    read_csv_lines,
     read_csv_strings,
     write_canonical,
 )
@@ -83,7 +84,7 @@ def _wide_to_long(values: pd.DataFrame, *, file, rows: str, first_line: int = 2)
     row_names = list(values.index)
     col_names = list(values.columns)
     cells = values.to_numpy(dtype=object)
-    r, c = np.nonzero(np.ones(cells.shape, dtype=bool))
+    r, c = np.divmod(np.arange(cells.size), cells.shape[1])  # row-major cell coordinates
     flat = pd.Series(cells[r, c])
     parsed = parse_numbers(flat, file=file, lines=r + first_line,
                            labels=[col_names[j] for j in c], what="a number (a score)")
@@ -431,11 +432,10 @@ def read_open_llm_leaderboard(source: str | os.PathLike, *, scores: str = "raw")
     if scores not in ("raw", "normalized"):
         raise DataError(f"scores must be 'raw' or 'normalized'; got {scores!r}")
     path = Path(source)
-    frame = read_csv_strings(path)
+    frame = read_csv_lines(path)
     suffix = "value" if scores == "raw" else "normalized_score"
     score_cols = {f"evaluations_{k}_{suffix}": v for k, v in _OLL_TASKS.items()}
     _require(frame, ["id", "model_name", "metadata_submission_date", *score_cols], path)
-    frame["_line"] = np.arange(2, len(frame) + 2)
     frame["model_name"] = frame["model_name"].fillna("").astype(str).str.strip()
     empty = frame.index[frame["model_name"] == ""]
     if len(empty):

@@ -45,6 +45,13 @@ class Config:
         ``lightgcn``: added to a normalized score to weigh its edge.
     normalization : str
         One of :data:`cppgraph.normalize.NORMALIZATIONS`.
+    correct_known : bool
+        Cold start: move a new model's (or task's) predictions by the
+        shrunk mean residual of its known scores
+        (:func:`cppgraph.train.residual_correction`).
+    known_shrinkage : float
+        The shrinkage of that correction: pseudo-scores of residual 0 added
+        to the known ones (positive).
     predict_folds : int
         Observed cells are predicted in this many folds, each with its own
         cells removed from the graph.
@@ -66,6 +73,8 @@ class Config:
     score_levels: int = 4
     score_floor: float = 0.1
     normalization: str = "minmax"
+    correct_known: bool = True
+    known_shrinkage: float = 1.0
     predict_folds: int = 5
     random_state: int = 0
 
@@ -92,6 +101,9 @@ class Config:
             need(isinstance(getattr(self, name), (int, float)) and getattr(self, name) >= 0, name,
                  "a non-negative number")
         need(isinstance(self.random_state, int), "random_state", "an integer")
+        need(isinstance(self.correct_known, bool), "correct_known", "true or false")
+        need(isinstance(self.known_shrinkage, (int, float)) and self.known_shrinkage > 0,
+             "known_shrinkage", "a positive number")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -28,12 +28,12 @@ import torch
 from cppgraph import __version__
 from cppgraph.config import Config
 from cppgraph.data.canonical import atomic_folder, read_canonical, write_canonical
-from cppgraph.data.dataset import CollabData, parse_numbers, suggest
+from cppgraph.data.dataset import CollabData, parse_numbers, parse_task_info, suggest
 from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.graph import SCORES, FactorEncoder, add_nodes, build_graph
 from cppgraph.nn import ScoreHead, make_encoder
 from cppgraph.normalize import Normalizer, make_normalizer
-from cppgraph.train import GraphInputs, Network, fit_network, predict_pairs
+from cppgraph.train import GraphInputs, Network, fit_network, predict_pairs, residual_correction
 
 logger = logging.getLogger(__name__)
 
@@ -173,16 +173,32 @@ class CPPGraph:
                 out[sel] = predict_pairs(self.network_, inputs, pairs[:, sel], exclude=fold == f)
         return out
 
-    def _table(self, models, tasks, pred_norm, observed_raw, raw_models=None) -> pd.DataFrame:
-        norm = self.normalizer_
-        m = list(models) if raw_models is None else list(raw_models)
-        pred_raw = norm.inverse_transform(tasks, pred_norm, models=m)
+    def _table(self, models, tasks, pred_norm, observed_raw, *, norm: Normalizer | None = None,
+               info: pd.DataFrame | None = None, no_raw: np.ndarray | None = None) -> pd.DataFrame:
+        """The prediction table; normalized predictions are clipped to the tasks' declared range.
+
+        ``no_raw`` marks rows whose raw prediction is unknown (NaN).
+        """
+        norm = self.normalizer_ if norm is None else norm
+        info = self.data_.task_info if info is None else info
+        models, tasks = list(models), list(tasks)
+        bounds = [norm.transform(tasks, info[col].reindex(tasks).to_numpy(dtype=np.float64),
+                                 models=models) for col in ("min_score", "max_score")]
+        n = len(tasks)
+        rising = norm.transform(tasks, np.ones(n), models=models) > norm.transform(
+            tasks, np.zeros(n), models=models)  # False for a lower-is-better task
+        lo, hi = np.where(rising, bounds[0], bounds[1]), np.where(rising, bounds[1], bounds[0])
+        pred_norm = np.clip(pred_norm, np.where(np.isnan(lo), -np.inf, lo),
+                            np.where(np.isnan(hi), np.inf, hi))
+        pred_raw = norm.inverse_transform(tasks, pred_norm, models=models)
+        if no_raw is not None:
+            pred_raw[no_raw] = np.nan
         obs_norm = np.full(len(tasks), np.nan)
         has = ~np.isnan(observed_raw)
         if has.any():
             obs_norm[has] = norm.transform(np.asarray(tasks, dtype=object)[has], observed_raw[has],
-                                           models=np.asarray(m, dtype=object)[has])
-        return pd.DataFrame({"model": list(models), "task": list(tasks), "predicted": pred_raw,
+                                           models=np.asarray(models, dtype=object)[has])
+        return pd.DataFrame({"model": models, "task": tasks, "predicted": pred_raw,
                              "predicted_normalized": pred_norm, "observed": observed_raw,
                              "observed_normalized": obs_norm, "is_observed": has})
 
@@ -233,81 +249,259 @@ class CPPGraph:
         model_factors : DataFrame
             Column ``model`` plus factor columns (as in ``model_factors.csv``).
         known_scores : DataFrame, optional
-            ``model, task, score`` rows of known (raw) scores of these models;
-            they become score edges, without retraining.
+            ``model, task, score`` rows of known (raw) scores of these models.
+            They become score edges of the graph and, with
+            ``config.correct_known``, their residuals correct the model's
+            other predictions (:func:`cppgraph.train.residual_correction`);
+            no retraining.
         files : dict, optional
             ``{"model_factors": path, "known_scores": path}`` for error
             messages; an optional ``_line`` column gives each row's line.
+
+        Returns
+        -------
+        DataFrame
+            As :meth:`predict`; a known cell is predicted without its own score.
         """
         self._check_fitted()
-        if self.config.normalization == "paper":
+        if self.normalizer_.by == "model":
             raise CppGraphError("the paper normalization is per model and cannot scale the scores "
                                 "of a new model; fit with another normalization for cold start")
-        files = files or {}
-        ffile, sfile = files.get("model_factors"), files.get("known_scores")
-        if "model" not in model_factors.columns:
-            raise DataError("new-model factors need a 'model' column", file=ffile)
-        names = [str(n) for n in model_factors["model"]]
-        clash = [n for n in names if n in self._model_index]
-        if clash:
-            raise DataError(f"model(s) {clash[:5]} are already in the training data; "
-                            "use predict() for them")
+        return self._predict_new("model", model_factors, known_scores, files=files or {})
+
+    def predict_new_tasks(self, task_factors: pd.DataFrame,
+                          known_scores: pd.DataFrame | None = None, *,
+                          task_info: pd.DataFrame | None = None,
+                          files: dict | None = None) -> pd.DataFrame:
+        """Cold start: predict every training model on tasks not seen in training.
+
+        Parameters
+        ----------
+        task_factors : DataFrame
+            Column ``task`` plus factor columns (as in ``task_factors.csv``).
+        known_scores : DataFrame, optional
+            ``model, task, score`` rows: known scores of training models on
+            the new tasks (score edges, plus the residual correction).
+        task_info : DataFrame, optional
+            ``tasks.csv`` rows of the new tasks (direction, declared range);
+            a task without one is taken as higher-is-better.
+        files : dict, optional
+            ``{"task_factors", "known_scores", "task_info"}`` paths for errors.
+
+        Notes
+        -----
+        Raw units need the new task's scale. Under the per-task
+        normalizations (``minmax``, ``zscore``) its scale is the median scale
+        of the training tasks (of the same unit, where ``task_info`` gives
+        one) and its offset is fitted to the known scores, so a new task
+        with no known score gets normalized predictions only (``predicted``
+        is NaN). ``logit`` takes the declared range; ``paper`` per model
+        needs nothing.
+        """
+        self._check_fitted()
+        return self._predict_new("task", task_factors, known_scores, task_info=task_info,
+                                 files=files or {})
+
+    def _parse_new_entities(self, kind: str, frame: pd.DataFrame, file) -> tuple[list, pd.DataFrame]:
+        """Names and parsed factor table of new models or tasks."""
+        index = self._model_index if kind == "model" else self._task_index
+        if kind not in frame.columns:
+            raise DataError(f"new-{kind} factors need a {kind!r} column", file=file)
+        names = [str(n) for n in frame[kind]]
+        lines = frame["_line"].to_numpy() if "_line" in frame.columns else None
+        for i, name in enumerate(names):
+            if name in index:
+                raise DataError(f"{kind} {name!r} is already in the training data; use predict() "
+                                "for it", file=file, line=None if lines is None else int(lines[i]))
         if len(set(names)) != len(names):
-            raise DataError("new-model factors list a model more than once")
-        lines = model_factors["_line"].to_numpy() if "_line" in model_factors.columns else None
-        frame = model_factors.drop(columns=["_line"], errors="ignore").set_index("model")
-        kinds = self.factors_.kinds_["model"]
-        for factor, kind in kinds.items():
-            if factor in frame.columns and kind == "numeric":
-                frame[factor] = parse_numbers(frame[factor], file=ffile, column=factor, lines=lines,
+            dup = next(n for n in names if names.count(n) > 1)
+            raise DataError(f"new-{kind} factors list {kind} {dup!r} more than once", file=file)
+        table = frame.drop(columns=["_line"], errors="ignore").set_index(kind)
+        kinds = self.factors_.kinds_[kind]
+        for factor, factor_kind in kinds.items():
+            if factor in table.columns and factor_kind == "numeric":
+                table[factor] = parse_numbers(table[factor], file=file, column=factor, lines=lines,
                                               what="a number (numeric factor)")
-        unknown_cols = [c for c in frame.columns if c not in kinds]
+        unknown_cols = [c for c in table.columns if c not in kinds]
         if unknown_cols:
-            warnings.warn(f"{ffile + ': ' if ffile else ''}column(s) {unknown_cols} are not factors "
-                          f"of the fitted model and are ignored; its factors: {list(kinds)}",
-                          DataWarning, stacklevel=2)
-        pos = {n: i for i, n in enumerate(names)}
-        known = known_scores if known_scores is not None else pd.DataFrame(
-            columns=["model", "task", "score"])
+            warnings.warn(f"{file + ': ' if file else ''}column(s) {unknown_cols} are not {kind} "
+                          f"factors of the fitted model and are ignored; its factors: {list(kinds)}",
+                          DataWarning, stacklevel=3)
+        return names, table
+
+    def _parse_known(self, kind: str, known, names: list, file) -> pd.DataFrame:
+        """Known raw scores of new entities, checked against both name lists."""
+        if known is None:
+            known = pd.DataFrame(columns=["model", "task", "score"])
         missing = [c for c in ("model", "task", "score") if c not in known.columns]
         if missing:
             raise DataError(f"known scores need columns model, task, score; missing {missing}",
-                            file=sfile)
-        known = known.assign(score=parse_numbers(
-            known["score"], file=sfile, column="score", allow_missing=False,
-            lines=known["_line"].to_numpy() if "_line" in known.columns else None))
-        if known.duplicated(["model", "task"]).any():
-            raise DataError("known scores list a (model, task) cell more than once", file=sfile)
-        for name in pd.unique(known["model"]):
-            if name not in pos:
-                raise _unknown(str(name), names, "new model (not in the factor table)")
-        for name in pd.unique(known["task"]):
-            if name not in self._task_index:
-                raise _unknown(str(name), list(self._task_index), "task")
-        y_known = self.normalizer_.transform(known["task"], known["score"].to_numpy())
-        src = torch.tensor([pos[m] for m in known["model"]], dtype=torch.long)
-        dst = torch.tensor([self._task_index[t] for t in known["task"]], dtype=torch.long)
-        x = torch.from_numpy(self.factors_.numeric_features("model", frame))
-        fe = torch.from_numpy(self.factors_.factor_edges("model", frame))
-        graph = add_nodes(self.inputs_.graph, "model", x, fe, torch.stack([src, dst]),
-                          torch.tensor(y_known, dtype=torch.float32))
-        head_model = torch.cat([self.inputs_.head_model, self._head_inputs("model", frame)])
-        inputs = GraphInputs(graph, head_model, self.inputs_.head_task)
-        n_old, n_tasks = len(self.data_.models), len(self.data_.tasks)
-        mm = torch.arange(len(names)).repeat_interleave(n_tasks) + n_old
-        tt = torch.arange(n_tasks).repeat(len(names))
-        # A known cell is predicted with its own edge (and its fold) left out.
-        n_train = len(self.data_.scores)
-        edge_of = {(int(s) + n_old, int(d)): n_train + i for i, (s, d) in enumerate(zip(src, dst))}
-        e = torch.tensor([edge_of.get((int(a), int(b)), -1) for a, b in zip(mm, tt)])
-        pred = self._fold_predict(inputs, torch.stack([mm, tt]), e,
-                                  graph[SCORES].num_edges).numpy().astype(np.float64)
-        models = [names[i] for i in (mm - n_old).tolist()]
-        tasks = [self.data_.tasks[i] for i in tt.tolist()]
+                            file=file)
+        lines = known["_line"].to_numpy() if "_line" in known.columns else None
+        known = known.assign(score=parse_numbers(known["score"], file=file, column="score",
+                                                 allow_missing=False, lines=lines))
+        dup = known.duplicated(["model", "task"])
+        if dup.any():
+            i = int(np.flatnonzero(dup.to_numpy())[0])
+            raise DataError("known scores list this (model, task) cell more than once", file=file,
+                            line=None if lines is None else int(lines[i]))
+        other = "task" if kind == "model" else "model"
+        other_index = self._task_index if kind == "model" else self._model_index
+        for col, valid, what in ((kind, names, f"new {kind} (not in the factor table)"),
+                                 (other, list(other_index), other)):
+            for name in pd.unique(known[col]):
+                if name not in valid:
+                    raise _unknown(str(name), valid, what)
+        return known.drop(columns=["_line"], errors="ignore").reset_index(drop=True)
+
+    def _new_task_normalizer(self, names: list, info: pd.DataFrame) -> Normalizer:
+        """The normalizer extended with parameters for new tasks (offset NaN where to be fitted)."""
+        norm = self.normalizer_
+        hib = info["higher_is_better"].reindex(names)
+        if norm.by == "model":
+            lower = [t for t in names if hib[t] is False or hib[t] == False]  # noqa: E712
+            if lower:
+                raise DataError(f"the paper normalization is defined for higher-is-better scores; "
+                                f"new lower-is-better task(s): {lower[:5]}")
+            return norm
+        if hib.isna().any():
+            raise DataError(f"new task(s) {list(hib.index[hib.isna()])[:5]} have no direction "
+                            "(higher_is_better)")
+        sign = np.where(hib.astype(bool), 1.0, -1.0)
+        if norm.name == "logit":
+            lo, hi = info["min_score"].reindex(names), info["max_score"].reindex(names)
+            no_range = [t for t in names if pd.isna(lo[t]) or pd.isna(hi[t])]
+            if no_range:
+                raise DataError(f"the logit normalization needs the declared range (min_score, "
+                                f"max_score) of each new task; missing for {no_range[:5]}")
+            return norm.extended(names, np.where(sign > 0, lo, hi), (hi - lo).to_numpy(), sign)
+        train_scale = pd.Series(norm.scale_, index=norm.keys_)
+        train_unit = self.data_.task_info["unit"].reindex(norm.keys_)
+        scale = []
+        for t in names:
+            unit = info.at[t, "unit"]
+            same = train_unit.isna() if pd.isna(unit) else train_unit == unit
+            scale.append(float(np.median(train_scale[same.to_numpy()])) if same.any() else np.nan)
+        return norm.extended(names, np.full(len(names), np.nan), scale, sign)
+
+    @staticmethod
+    def _fit_new_task_scale(norm: Normalizer, known: pd.DataFrame, base: np.ndarray) -> Normalizer:
+        """Fit new tasks' raw offset (and scale, where no training task shares the unit).
+
+        ``raw = shift + sign * scale * y`` on the known cells, ``y`` being the
+        prediction made without any known score; a task keeps a NaN offset
+        (no raw predictions) when its known scores cannot fix it.
+        """
+        shift, scale = norm.shift_.copy(), norm.scale_.copy()
+        for task, cells in known.assign(y=base).groupby("task"):
+            i = norm._index[task]
+            raw, y = cells["score"].to_numpy(), norm.sign_[i] * cells["y"].to_numpy()
+            if np.isnan(scale[i]):  # no scale from the training tasks: fit it, if 2+ scores allow
+                if len(cells) < 2 or np.ptp(y) == 0:
+                    continue
+                slope, intercept = np.polyfit(y, raw, 1)
+                if slope <= 0:
+                    continue
+                scale[i], shift[i] = slope, intercept
+            else:
+                shift[i] = float(np.mean(raw - scale[i] * y))
+        return norm._set(norm.keys_, shift, scale, norm.sign_)
+
+    def _predict_new(self, kind: str, factors: pd.DataFrame, known, *, task_info=None,
+                     files: dict) -> pd.DataFrame:
+        """Shared cold start for new models (``kind="model"``) or new tasks (``"task"``)."""
+        ffile, sfile = files.get(f"{kind}_factors"), files.get("known_scores")
+        names, table = self._parse_new_entities(kind, factors, ffile)
+        known = self._parse_known(kind, known, names, sfile)
+        if kind == "model":
+            norm, info = self.normalizer_, self.data_.task_info
+        else:
+            new_info = parse_task_info(task_info, names, files.get("task_info"))
+            norm = self._new_task_normalizer(names, new_info)
+            info = pd.concat([self.data_.task_info, new_info.reindex(names)])
+        pos = {n: i for i, n in enumerate(names)}
+        n_old = len(self.data_.models) if kind == "model" else len(self.data_.tasks)
+        n_other = len(self.data_.tasks) if kind == "model" else len(self.data_.models)
+        # Every (new entity, other) cell, new entity by new entity.
+        new_col = torch.arange(len(names)).repeat_interleave(n_other) + n_old
+        other_col = torch.arange(n_other).repeat(len(names))
+        pairs = torch.stack([new_col, other_col] if kind == "model" else [other_col, new_col])
+        other_index = self._task_index if kind == "model" else self._model_index
+        new_ids = known[kind].map(pos).to_numpy(dtype=np.int64)
+        other_ids = known["task" if kind == "model" else "model"].map(other_index)
+        cells = new_ids * n_other + other_ids.to_numpy(dtype=np.int64)  # positions in pairs
+        ctx = {"kind": kind, "names": names, "n_old": n_old, "pairs": pairs, "cells": cells,
+               "new_ids": new_ids, "norm": norm,
+               "x": torch.from_numpy(self.factors_.numeric_features(kind, table)),
+               "fe": torch.from_numpy(self.factors_.factor_edges(kind, table)),
+               "head": self._head_inputs(kind, table)}
+        ctx["prior"] = self._new_pass(ctx, np.zeros(len(known), dtype=bool), known, prior_only=True)[0]
+        pred, norm = self._new_pass(ctx, np.ones(len(known), dtype=bool), known)
+        if norm is not self.normalizer_ and kind == "task":
+            unscaled = [t for t in names if np.isnan(norm.shift_[norm._index[t]])]
+            if unscaled:
+                warnings.warn(f"the raw scale of new task(s) {unscaled[:5]} is unknown (too few "
+                              "known scores, or no training task of the same unit): only "
+                              "normalized predictions are given", DataWarning, stacklevel=3)
+        no_raw = np.zeros(len(pred), dtype=bool)
+        if len(known):
+            # A known cell is predicted by the same steps run without its fold of known scores.
+            k = min(self.config.predict_folds, len(known))
+            gen = torch.Generator().manual_seed(self.config.random_state + 2)
+            fold = (torch.randperm(len(known), generator=gen) % k).numpy()
+            for f in range(k):
+                pred_f, norm_f = self._new_pass(ctx, fold != f, known)
+                held = fold == f
+                at = cells[held]
+                raw = norm_f.inverse_transform(known["task"][held], pred_f[at],
+                                               models=known["model"][held])
+                again = norm.transform(known["task"][held], raw, models=known["model"][held])
+                pred[at] = np.where(np.isfinite(again), again, pred_f[at])
+                no_raw[at] = ~np.isfinite(raw)
+        row_models = [self.data_.models[i] if kind == "task" else names[i - n_old]
+                      for i in pairs[0].tolist()]
+        row_tasks = [self.data_.tasks[i] if kind == "model" else names[i - n_old]
+                     for i in pairs[1].tolist()]
         obs = pd.Series(known["score"].astype(float).to_numpy(),
                         index=pd.MultiIndex.from_frame(known[["model", "task"]]))
-        obs = obs.reindex(pd.MultiIndex.from_arrays([models, tasks])).to_numpy(dtype=np.float64)
-        return self._table(models, tasks, pred, obs)
+        obs = obs.reindex(pd.MultiIndex.from_arrays([row_models, row_tasks])).to_numpy(dtype=np.float64)
+        return self._table(row_models, row_tasks, pred, obs, norm=norm, info=info, no_raw=no_raw)
+
+    def _new_pass(self, ctx: dict, use: np.ndarray, known: pd.DataFrame, *,
+                  prior_only: bool = False) -> tuple[np.ndarray, Normalizer]:
+        """Predict every cell of the new entities from their factors and the ``use``-d known scores.
+
+        Returns normalized predictions (one per cell of ``ctx["pairs"]``) and the
+        normalizer that maps them to raw units (for new tasks, its offsets are
+        fitted to the used known scores). With ``prior_only``, no known score
+        is used at all (the prior the residuals are measured against).
+        """
+        kind, n_old, cells = ctx["kind"], ctx["n_old"], ctx["cells"][use]
+        sub = known[use]
+        norm = ctx["norm"]
+        if not prior_only and kind == "task" and norm is not self.normalizer_:
+            norm = self._fit_new_task_scale(norm, sub, ctx["prior"][cells])
+        y = norm.transform(sub["task"], sub["score"].to_numpy(), models=sub["model"].to_numpy())
+        usable = np.isfinite(y)  # a new task of unknown raw scale cannot use its scores
+        y, cells, ids = y[usable], cells[usable], ctx["new_ids"][use][usable]
+        edges = ctx["pairs"][:, torch.from_numpy(cells)]
+        own = edges if kind == "model" else edges.flip(0)
+        own = own - torch.tensor([[n_old], [0]])
+        graph = add_nodes(self.inputs_.graph, kind, ctx["x"], ctx["fe"], own,
+                          torch.tensor(y, dtype=torch.float32))
+        if kind == "model":
+            inputs = GraphInputs(graph, torch.cat([self.inputs_.head_model, ctx["head"]]),
+                                 self.inputs_.head_task)
+        else:
+            inputs = GraphInputs(graph, self.inputs_.head_model,
+                                 torch.cat([self.inputs_.head_task, ctx["head"]]))
+        pred = predict_pairs(self.network_, inputs, ctx["pairs"]).numpy().astype(np.float64)
+        if self.config.correct_known and len(y) and not prior_only:
+            residual = torch.from_numpy(y - ctx["prior"][cells])
+            node_corr = residual_correction(torch.from_numpy(ids), residual, len(ctx["names"]),
+                                            self.config.known_shrinkage).numpy()
+            pred = pred + node_corr[ctx["pairs"][0 if kind == "model" else 1].numpy() - n_old]
+        return pred, norm
 
     # ------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

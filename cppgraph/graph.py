@@ -177,7 +177,9 @@ class FactorEncoder:
         """
         cols = self.factor_columns(entity)
         pos = {node: j for j, node in enumerate(cols)}
-        edges = self.factor_edges(entity, frame)
+        with warnings.catch_warnings():  # factor_edges() itself tells about unseen values
+            warnings.simplefilter("ignore", DataWarning)
+            edges = self.factor_edges(entity, frame)
         out = np.zeros((len(frame), len(cols)), dtype=np.float32)
         out[edges[0], [pos[self.nodes_[k]] for k in edges[1]]] = 1.0
         return out

@@ -29,6 +29,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 from typing import Iterable
 
 import numpy as np
@@ -83,7 +84,7 @@ class Normalizer:
         scale = np.asarray(scale, dtype=np.float64)
         self.keys_ = [str(k) for k in keys]
         self.shift_ = np.asarray(shift, dtype=np.float64)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self.scale_ = np.where((scale > 0) | np.isnan(scale), scale, 1.0)  # NaN: unknown scale
         self.sign_ = np.asarray(sign, dtype=np.float64)
         self._index = {k: i for i, k in enumerate(self.keys_)}
         return self
@@ -112,6 +113,18 @@ class Normalizer:
         i = self._rows(tasks, models)
         y = np.asarray(values, dtype=np.float64)
         return self.sign_[i] * y * self.scale_[i] + self.shift_[i]
+
+    def extended(self, keys, shift, scale, sign) -> "Normalizer":
+        """A copy that also knows ``keys`` (new tasks or models) with the given parameters.
+
+        A NaN ``shift`` leaves a key's raw scale unknown: its values transform
+        to and from NaN.
+        """
+        self._check_fitted()
+        new = copy.copy(self)
+        return new._set([*self.keys_, *keys], np.concatenate([self.shift_, np.asarray(shift, float)]),
+                        np.concatenate([self.scale_, np.asarray(scale, float)]),
+                        np.concatenate([self.sign_, np.asarray(sign, float)]))
 
     # -- persistence (JSON-friendly, no pickle)
     def to_dict(self) -> dict:

@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
+from torch_geometric.utils import scatter
 
 from cppgraph.graph import SCORES, with_score_edges
 
@@ -108,3 +109,22 @@ def predict_pairs(net: Network, inputs: GraphInputs, pairs: Tensor, *,
     net.eval()
     with torch.no_grad():
         return net(graph, pairs, inputs.head_model, inputs.head_task)
+
+
+def residual_correction(nodes: Tensor, residuals: Tensor, num_nodes: int,
+                        shrinkage: float) -> Tensor:
+    """Propagate known-score residuals to their node, shrunk towards zero.
+
+    The "correct" step of Correct & Smooth (Huang et al., 2021) on score
+    edges: each known score edge sends its residual (observed minus the
+    prediction made without any known score) to its new model or task node,
+    which averages them with ``shrinkage`` pseudo-edges of residual 0:
+    ``sum(r) / (n + shrinkage)``. A node with no known score gets 0.
+
+    Returns the per-node correction ``[num_nodes]``.
+    """
+    if shrinkage <= 0:
+        raise ValueError(f"shrinkage must be positive; got {shrinkage}")
+    total = scatter(residuals, nodes, 0, dim_size=num_nodes, reduce="sum")
+    count = scatter(torch.ones_like(residuals), nodes, 0, dim_size=num_nodes, reduce="sum")
+    return total / (count + shrinkage)

@@ -80,6 +80,25 @@ def test_predict_new_models(model_dir, tmp_path):
     assert frame["is_observed"].sum() == 1
 
 
+def test_predict_new_tasks(model_dir, tmp_path):
+    factors = tmp_path / "tasks.csv"
+    factors.write_text("task,ability,task_family,output_format,few_shot\n"
+                       "new-quiz,knowledge,trivia,4 choice,5\n")
+    info = tmp_path / "info.csv"
+    info.write_text("task,higher_is_better,min_score,max_score,unit\nnew-quiz,true,0,100,%\n")
+    scores = tmp_path / "known.csv"
+    scores.write_text("model,task,score\nsyn-aurora-762m-ft,new-quiz,41\n"
+                      "syn-iris-6.24b,new-quiz,77.5\n")
+    result = run("predict", model_dir, "--new-tasks", factors, "--task-info", info,
+                 "--known-scores", scores, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(io.StringIO(result.stdout))
+    assert len(frame) == 60 and frame["predicted"].between(0, 100).all()
+    assert frame["is_observed"].sum() == 2
+    result = run("predict", model_dir, "--task-info", info, "--all")
+    assert result.exit_code == 2 and "--task-info needs --new-tasks" in result.output
+
+
 def test_predict_out_file_is_not_overwritten(model_dir, tmp_path):
     out = tmp_path / "p.csv"
     out.write_text("mine")

@@ -9,7 +9,7 @@ import torch
 
 from cppgraph.config import Config
 from cppgraph.data import read_canonical
-from cppgraph.errors import CppGraphError, DataError
+from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.estimator import CPPGraph
 from cppgraph.graph import SCORES
 
@@ -87,7 +87,7 @@ def test_cold_start_zero_and_k_known(demo):
     zero = est.predict_new_models(factors)
     assert len(zero) == len(held) * len(demo.tasks)
     assert zero["predicted"].notna().all() and not zero["is_observed"].any()
-    known = truth.groupby("model").head(3)
+    known = truth.sample(frac=1.0, random_state=0).groupby("model").head(3)
     rest = truth.drop(known.index)
     k3 = est.predict_new_models(factors, known)
     assert k3["is_observed"].sum() == len(known)
@@ -97,9 +97,64 @@ def test_cold_start_zero_and_k_known(demo):
         y = est.normalizer_.transform(merged["task"], merged["score"])
         return float(np.abs(merged["predicted_normalized"] - y).mean())
 
-    # Cold start from factors alone is informative (the demo's per-task spread is ~0.25).
+    # Cold start from factors alone is informative (the demo's per-task spread is ~0.25);
+    # three known scores reveal the demo's per-model effect, which no factor explains.
     assert mae(zero) < 0.15
-    assert np.isfinite(mae(k3))
+    assert mae(k3) < mae(zero) - 0.005
+    plain = CPPGraph(random_state=0, correct_known=False, **FAST).fit(train)
+    assert abs(mae(plain.predict_new_models(factors, known)) - mae(zero)) < 0.005
+
+
+def test_known_cell_does_not_see_its_own_score(demo):
+    held = demo.models[:2]
+    est = CPPGraph(random_state=0, **FAST).fit(demo.subset(models=demo.models[2:]))
+    factors = demo.model_factors.loc[held].reset_index()
+    known = demo.scores[demo.scores["model"].isin(held)].groupby("model").head(4).reset_index(drop=True)
+    before = est.predict_new_models(factors, known).set_index(["model", "task"])
+    changed = known.copy()
+    changed.loc[0, "score"] = 3.0
+    after = est.predict_new_models(factors, changed).set_index(["model", "task"])
+    cell = (changed.loc[0, "model"], changed.loc[0, "task"])
+    assert after.loc[cell, "predicted"] == pytest.approx(before.loc[cell, "predicted"], abs=1e-9)
+    assert after.loc[cell, "observed"] == 3.0
+    # ... while the model's other predictions do use it.
+    others = after.index.get_level_values("model") == cell[0]
+    assert (after.loc[others, "predicted"] - before.loc[others, "predicted"]).abs().max() > 1e-3
+
+
+def test_predictions_stay_in_the_declared_range(demo):
+    est = CPPGraph(random_state=0, **FAST).fit(demo.subset(models=demo.models[1:]))
+    factors = demo.model_factors.loc[demo.models[:1]].reset_index()
+    tasks = [t for t in demo.tasks if demo.task_info.at[t, "max_score"] == 100][:4]
+    known = pd.DataFrame({"model": demo.models[0], "task": tasks, "score": 100.0})
+    pred = est.predict_new_models(factors, known, )
+    acc = pred[pred["task"].map(demo.task_info["max_score"]) == 100]
+    assert acc["predicted"].max() <= 100.0 and acc["predicted"].max() > 90
+
+
+def test_cold_start_new_tasks(demo):
+    held = ["syn-arithmetic", "syn-web-bpb"]
+    est = CPPGraph(random_state=0, **FAST).fit(demo.subset(tasks=[t for t in demo.tasks if t not in held]))
+    factors = demo.task_factors.loc[held].reset_index()
+    info = demo.task_info.loc[held].reset_index()
+    with pytest.warns(DataWarning, match="raw scale of new task"):
+        zero = est.predict_new_tasks(factors, task_info=info)
+    assert len(zero) == 2 * len(est.data_.models)
+    assert zero["predicted_normalized"].notna().all() and zero["predicted"].isna().all()
+    truth = demo.scores[demo.scores["task"].isin(held) & demo.scores["model"].isin(est.data_.models)]
+    known = truth.groupby("task").head(3)
+    pred = est.predict_new_tasks(factors, known, task_info=info)
+    assert pred["predicted"].notna().all() and pred["is_observed"].sum() == len(known)
+    rest = truth.drop(known.index).merge(pred, on=["model", "task"])
+    # The lower-is-better task: better-ranked (normalized) predictions are lower raw scores.
+    bpb = pred[pred["task"] == "syn-web-bpb"]
+    assert bpb["predicted"].corr(bpb["predicted_normalized"]) < -0.99
+    for task, cells in rest.groupby("task"):
+        assert cells["score"].corr(cells["predicted"], method="spearman") > 0.3, task
+    with pytest.raises(DataError, match="already in the training data"):
+        est.predict_new_tasks(demo.task_factors.loc[["syn-trivia-mc"]].reset_index())
+    with pytest.raises(DataError, match="unknown model"):
+        est.predict_new_tasks(factors, known.head(1).assign(model="nobody"))
 
 
 def test_save_load_round_trip(fitted, tmp_path):
@@ -146,3 +201,12 @@ def test_shipped_configs_hold_every_key(name):
     text = (ROOT / "configs" / f"{name}.toml").read_text()
     for key in cfg.to_dict():
         assert f"\n{key} = " in text
+
+
+def test_residual_correction_by_hand():
+    from cppgraph.train import residual_correction
+    corr = residual_correction(torch.tensor([0, 0, 1]), torch.tensor([0.2, 0.4, -0.3]), 3, 1.0)
+    # node 0: (0.2 + 0.4) / (2 + 1); node 1: -0.3 / (1 + 1); node 2 has no known score.
+    assert corr.tolist() == pytest.approx([0.2, -0.15, 0.0])
+    with pytest.raises(ValueError):
+        residual_correction(torch.tensor([0]), torch.tensor([0.1]), 1, 0.0)

@@ -17,7 +17,11 @@ capped at 200B; its sizes are evenly spaced on that range, each moved by
 Latent capability, with compute ``C = 6 * params * tokens`` in FLOPs (the
 family-typical ``T_f`` standing in where ``tokens_b`` is missing)::
 
-    c_m = a_f + B * (log10(C_m) - 22),   a_f ~ N(0, A_SD)
+    c_m = a_f + B * (log10(C_m) - 22) + u_m,   a_f ~ N(0, A_SD),   u_m ~ N(0, MODEL_SD)
+
+``u_m`` is a per-model effect that no listed factor explains (training-data
+quality, recipe): only a model's own scores reveal it, so known scores of a
+new model should improve its predictions.
 
 Tasks: 20 tasks in 5 abilities, difficulty ``d_t ~ U(-1.5, 1.5)``,
 discrimination ``s_t ~ U(0.8, 1.5)``, chance floor ``g_t`` from the output
@@ -80,6 +84,7 @@ A_SD = 0.3           # family offset a_f
 SPEC_SD = 0.6        # family-by-ability specialty
 FT_EFFECT = {"knowledge": 0.0, "reasoning": 0.5, "math": 0.4, "coding": 0.8, "commonsense": 0.1}
 NOISE_SD = 0.25      # cell noise on the logit scale
+MODEL_SD = 0.3       # per-model effect u_m, explained by no factor
 P_FINETUNED = 0.3
 P_TOKENS_MISSING = 0.1
 MIN_PER_TASK, MIN_PER_MODEL = 5, 3
@@ -164,13 +169,15 @@ def generate(seed: int = 0) -> tuple[CollabData, dict]:
     capability = a_f[fi] + B * (log_compute - 22.0)
     ft = (models["finetuned"] == "yes").to_numpy(float)[:, None] * \
         tasks["ability"].map(FT_EFFECT).to_numpy()[None, :]
+    noise = rng.normal(0.0, NOISE_SD, (len(models), len(tasks)))
+    mask = make_mask(rng, tasks["p"].to_numpy(), len(models))
+    capability = capability + rng.normal(0.0, MODEL_SD, len(models))
     z = (tasks["s"].to_numpy()[None, :] * (capability[:, None] - tasks["d"].to_numpy()[None, :])
-         + spec[fi][:, ai] + ft + rng.normal(0.0, NOISE_SD, (len(models), len(tasks))))
+         + spec[fi][:, ai] + ft + noise)
     g = tasks["g"].to_numpy()[None, :]
     score = np.round(100 * (g + (1 - g) * _sigmoid(z)), 2)
     is_loss = (tasks["task"] == LOSS_TASK).to_numpy()
     score[:, is_loss] = np.round(1.6 - 0.9 * _sigmoid(z[:, is_loss]), 3)
-    mask = make_mask(rng, tasks["p"].to_numpy(), len(models))
 
     mi, ti = np.nonzero(mask)
     scores = pd.DataFrame({"model": models["model"].to_numpy()[mi],
@@ -186,7 +193,7 @@ def generate(seed: int = 0) -> tuple[CollabData, dict]:
     meta = {"name": "demo-synthetic",
             "description": ("SYNTHETIC demo data: invented models and tasks with scores drawn from "
                             "a known process (latent log-compute capability, family-by-ability "
-                            "specialties, fine-tuning effects, noise). Not real benchmark results."),
+                            "specialties, fine-tuning effects, a per-model effect, noise). Not real benchmark results."),
             "source": f"tools/make_demo_data.py --seed {seed}", "synthetic": True, "paper_rows": None}
     data = CollabData.from_frames(
         scores, task_info=task_info, model_factors=models,
@@ -228,13 +235,15 @@ Models: {len(FAMILIES)} families of 5-9 sizes. `params_b` is log-uniform within 
 are left missing (the latent then uses T_f). `finetuned` is "yes" with probability {P_FINETUNED}.
 
     C_m = 6 * params * tokens   (FLOPs)
-    c_m = a_f + {B} * (log10(C_m) - 22)                 a_f ~ N(0, {A_SD})
+    c_m = a_f + {B} * (log10(C_m) - 22) + u_m          a_f ~ N(0, {A_SD}), u_m ~ N(0, {MODEL_SD})
     z   = s_t * (c_m - d_t) + spec[f, a_t] + FT[a_t] * finetuned_m + eps,   eps ~ N(0, {NOISE_SD})
     accuracy (19 tasks, %)       = 100 * (g_t + (1 - g_t) * sigmoid(z))    rounded to 2 decimals
     {LOSS_TASK} (bits/byte, lower is better) = 1.6 - 0.9 * sigmoid(z)   rounded to 3 decimals
 
 d_t ~ U(-1.5, 1.5), s_t ~ U(0.8, 1.5), g_t = 0.25 (4 choice), 0.5 (binary choice), 0 (free-form);
 spec[f, .] ~ N(0, {SPEC_SD}) centred over the abilities of each family; FT = {ft}.
+u_m is a per-model effect that no factor explains (think training-data quality): only a model's
+own scores reveal it.
 Cell (m, t) is observed with probability p_t ~ U(0.3, 0.7); then cells are revealed at random
 until every task has >= {MIN_PER_TASK} and every model >= {MIN_PER_MODEL} scores.
 
@@ -253,6 +262,8 @@ until every task has >= {MIN_PER_TASK} and every model >= {MIN_PER_MODEL} scores
   `tokens_b` and the family offset a_f is small (SD {A_SD}).
 - **Families are recoverable:** each family has its own ability profile spec[f, .] (SD {SPEC_SD}),
   so model embeddings should cluster by `family`.
+- **Known scores matter:** the per-model effect u_m (SD {MODEL_SD}) is invisible in the factors,
+  so a new model's predictions should improve once a few of its scores are known.
 - **Fine-tuning** helps most on coding ({FT_EFFECT['coding']}) and not at all on knowledge.
 - **Direction:** `{LOSS_TASK}` is the only lower-is-better task.
 

@@ -66,32 +66,46 @@ def _render(table: pd.DataFrame, fmt: str) -> str:
 @click.option("--all", "all_cells", is_flag=True, help="Complete the whole matrix.")
 @click.option("--new-models", type=click.Path(path_type=str), default=None,
               help="Cold start: a model_factors.csv of models not seen in training.")
+@click.option("--new-tasks", type=click.Path(path_type=str), default=None,
+              help="Cold start: a task_factors.csv of tasks not seen in training.")
+@click.option("--task-info", type=click.Path(path_type=str), default=None,
+              help="With --new-tasks: a tasks.csv of their direction and range "
+                   "(default: higher is better).")
 @click.option("--known-scores", type=click.Path(path_type=str), default=None,
-              help="With --new-models: a scores.csv of their known scores.")
+              help="With --new-models or --new-tasks: a scores.csv of their known scores.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
 @click.option("--out", "out", type=click.Path(path_type=str), default=None,
               help="Write to this file instead of stdout.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
-def predict(model_dir, model_name, task_name, all_cells, new_models, known_scores, fmt, out,
-            force) -> None:
+def predict(model_dir, model_name, task_name, all_cells, new_models, new_tasks, task_info,
+            known_scores, fmt, out, force) -> None:
     """Predict scores with the fitted model in MODEL_DIR.
 
     Each row has the prediction in raw units and normalized, and, for an
-    observed cell, the observed value (predicted with that score left out).
+    observed (or known) cell, the observed value; that cell is predicted with
+    its own score left out.
     """
-    modes = sum([bool(all_cells), new_models is not None, model_name is not None or task_name is not None])
+    modes = sum([bool(all_cells), new_models is not None, new_tasks is not None,
+                 model_name is not None or task_name is not None])
     if modes != 1:
-        raise click.UsageError("choose one of --model/--task, --all or --new-models")
-    if known_scores and not new_models:
-        raise click.UsageError("--known-scores needs --new-models")
+        raise click.UsageError("choose one of --model/--task, --all, --new-models or --new-tasks")
+    if known_scores and not (new_models or new_tasks):
+        raise click.UsageError("--known-scores needs --new-models or --new-tasks")
+    if task_info and not new_tasks:
+        raise click.UsageError("--task-info needs --new-tasks")
     est = CPPGraph.load(model_dir)
     data = est.data_
+    known = read_csv_lines(known_scores) if known_scores else None
     if new_models:
-        factors = read_csv_lines(new_models)
-        known = read_csv_lines(known_scores) if known_scores else None
-        table = est.predict_new_models(factors, known, files={"model_factors": new_models,
-                                                              "known_scores": known_scores})
+        table = est.predict_new_models(read_csv_lines(new_models), known,
+                                       files={"model_factors": new_models,
+                                              "known_scores": known_scores})
+    elif new_tasks:
+        info = read_csv_lines(task_info) if task_info else None
+        table = est.predict_new_tasks(read_csv_lines(new_tasks), known, task_info=info,
+                                      files={"task_factors": new_tasks, "known_scores": known_scores,
+                                             "task_info": task_info})
     else:
         models = [model_name] if model_name else data.models
         tasks = [task_name] if task_name else data.tasks

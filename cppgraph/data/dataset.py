@@ -303,7 +303,7 @@ class CollabData:
         task_order = _ordered(tasks, long["task"])
 
         # Per-task metadata.
-        info = _task_info_frame(task_info, task_order, files.get("task_info"))
+        info = parse_task_info(task_info, task_order, files.get("task_info"))
         extra = [t for t in info.index if t not in set(task_order)]
         if extra:
             warnings.warn(f"{files.get('task_info') or 'task metadata'}: {len(extra)} task(s) have "
@@ -499,7 +499,13 @@ def _key_column(frame: pd.DataFrame, key: str, file) -> pd.DataFrame:
     return frame
 
 
-def _task_info_frame(task_info, task_order, file) -> pd.DataFrame:
+def parse_task_info(task_info: pd.DataFrame | None, task_order, file=None) -> pd.DataFrame:
+    """Validate a ``tasks.csv``-style table; one row per task of ``task_order``.
+
+    Columns of the result: ``higher_is_better`` (nullable boolean), ``min_score``,
+    ``max_score``, ``unit``, ``metric_type``. A task without a row (or no table
+    at all) is higher-is-better with no declared range.
+    """
     empty = pd.DataFrame(index=pd.Index(task_order, name="task"))
     if task_info is None:
         info = empty

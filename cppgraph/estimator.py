@@ -10,6 +10,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -405,7 +406,7 @@ class CPPGraph:
                 scale[i], shift[i] = slope, intercept
             else:
                 shift[i] = float(np.mean(raw - scale[i] * y))
-        return norm._set(norm.keys_, shift, scale, norm.sign_)
+        return copy.copy(norm)._set(norm.keys_, shift, scale, norm.sign_)
 
     def _predict_new(self, kind: str, factors: pd.DataFrame, known, *, task_info=None,
                      files: dict) -> pd.DataFrame:

@@ -122,6 +122,20 @@ def test_known_cell_does_not_see_its_own_score(demo):
     assert (after.loc[others, "predicted"] - before.loc[others, "predicted"]).abs().max() > 1e-3
 
 
+def test_known_cell_of_a_new_task_does_not_see_its_own_score(demo):
+    held = ["syn-arithmetic"]
+    est = CPPGraph(random_state=0, **FAST).fit(demo.subset(tasks=[t for t in demo.tasks if t not in held]))
+    factors = demo.task_factors.loc[held].reset_index()
+    known = demo.scores[demo.scores["task"].isin(held)].head(6).reset_index(drop=True)
+    before = est.predict_new_tasks(factors, known).set_index(["model", "task"])
+    changed = known.copy()
+    changed.loc[0, "score"] = 99.0
+    after = est.predict_new_tasks(factors, changed).set_index(["model", "task"])
+    cell = (changed.loc[0, "model"], changed.loc[0, "task"])
+    assert after.loc[cell, "predicted"] == pytest.approx(before.loc[cell, "predicted"], abs=1e-9)
+    assert (after["predicted"] - before["predicted"]).abs().max() > 1e-3
+
+
 def test_predictions_stay_in_the_declared_range(demo):
     est = CPPGraph(random_state=0, **FAST).fit(demo.subset(models=demo.models[1:]))
     factors = demo.model_factors.loc[demo.models[:1]].reset_index()

@@ -10,7 +10,6 @@ Examples
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
@@ -360,7 +359,7 @@ class CPPGraph:
         norm = self.normalizer_
         hib = info["higher_is_better"].reindex(names)
         if norm.by == "model":
-            lower = [t for t in names if hib[t] is False or hib[t] == False]  # noqa: E712
+            lower = list(hib.index[~hib.fillna(True).to_numpy(dtype=bool)])
             if lower:
                 raise DataError(f"the paper normalization is defined for higher-is-better scores; "
                                 f"new lower-is-better task(s): {lower[:5]}")
@@ -395,7 +394,7 @@ class CPPGraph:
         """
         shift, scale = norm.shift_.copy(), norm.scale_.copy()
         for task, cells in known.assign(y=base).groupby("task"):
-            i = norm._index[task]
+            i = int(norm.positions([task])[0])
             raw, y = cells["score"].to_numpy(), norm.sign_[i] * cells["y"].to_numpy()
             if np.isnan(scale[i]):  # no scale from the training tasks: fit it, if 2+ scores allow
                 if len(cells) < 2 or np.ptp(y) == 0:
@@ -406,7 +405,7 @@ class CPPGraph:
                 scale[i], shift[i] = slope, intercept
             else:
                 shift[i] = float(np.mean(raw - scale[i] * y))
-        return copy.copy(norm)._set(norm.keys_, shift, scale, norm.sign_)
+        return norm.with_params(shift, scale)
 
     def _predict_new(self, kind: str, factors: pd.DataFrame, known, *, task_info=None,
                      files: dict) -> pd.DataFrame:
@@ -439,7 +438,7 @@ class CPPGraph:
         ctx["prior"] = self._new_pass(ctx, np.zeros(len(known), dtype=bool), known, prior_only=True)[0]
         pred, norm = self._new_pass(ctx, np.ones(len(known), dtype=bool), known)
         if norm is not self.normalizer_ and kind == "task":
-            unscaled = [t for t in names if np.isnan(norm.shift_[norm._index[t]])]
+            unscaled = [t for t, i in zip(names, norm.positions(names)) if np.isnan(norm.shift_[i])]
             if unscaled:
                 warnings.warn(f"the raw scale of new task(s) {unscaled[:5]} is unknown (too few "
                               "known scores, or no training task of the same unit): only "

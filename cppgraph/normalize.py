@@ -114,17 +114,27 @@ class Normalizer:
         y = np.asarray(values, dtype=np.float64)
         return self.sign_[i] * y * self.scale_[i] + self.shift_[i]
 
+    def positions(self, keys: Iterable[str]) -> np.ndarray:
+        """Row of each key in ``shift_`` / ``scale_`` / ``sign_`` (clear error for an unknown one)."""
+        self._check_fitted()
+        return _lookup(keys, self._index, self.by)
+
     def extended(self, keys, shift, scale, sign) -> "Normalizer":
         """A copy that also knows ``keys`` (new tasks or models) with the given parameters.
 
-        A NaN ``shift`` leaves a key's raw scale unknown: its values transform
-        to and from NaN.
+        A NaN ``shift`` or ``scale`` leaves a key's raw scale unknown: its
+        values transform to and from NaN.
         """
         self._check_fitted()
-        new = copy.copy(self)
-        return new._set([*self.keys_, *keys], np.concatenate([self.shift_, np.asarray(shift, float)]),
-                        np.concatenate([self.scale_, np.asarray(scale, float)]),
-                        np.concatenate([self.sign_, np.asarray(sign, float)]))
+        return copy.copy(self)._set(
+            [*self.keys_, *keys], np.concatenate([self.shift_, np.asarray(shift, float)]),
+            np.concatenate([self.scale_, np.asarray(scale, float)]),
+            np.concatenate([self.sign_, np.asarray(sign, float)]))
+
+    def with_params(self, shift, scale) -> "Normalizer":
+        """A copy with every key's ``shift`` and ``scale`` replaced (same keys and signs)."""
+        self._check_fitted()
+        return copy.copy(self)._set(self.keys_, shift, scale, self.sign_)
 
     # -- persistence (JSON-friendly, no pickle)
     def to_dict(self) -> dict:

@@ -105,35 +105,28 @@ def test_cold_start_zero_and_k_known(demo):
     assert abs(mae(plain.predict_new_models(factors, known)) - mae(zero)) < 0.005
 
 
-def test_known_cell_does_not_see_its_own_score(demo):
-    held = demo.models[:2]
-    est = CPPGraph(random_state=0, **FAST).fit(demo.subset(models=demo.models[2:]))
-    factors = demo.model_factors.loc[held].reset_index()
-    known = demo.scores[demo.scores["model"].isin(held)].groupby("model").head(4).reset_index(drop=True)
-    before = est.predict_new_models(factors, known).set_index(["model", "task"])
+@pytest.mark.parametrize("kind", ["model", "task"])
+def test_known_cell_does_not_see_its_own_score(demo, kind):
+    if kind == "model":
+        held = demo.models[:2]
+        est = CPPGraph(random_state=0, **FAST).fit(demo.subset(models=demo.models[2:]))
+        factors, predict = demo.model_factors.loc[held].reset_index(), est.predict_new_models
+    else:
+        held = ["syn-arithmetic"]
+        est = CPPGraph(random_state=0, **FAST).fit(
+            demo.subset(tasks=[t for t in demo.tasks if t not in held]))
+        factors, predict = demo.task_factors.loc[held].reset_index(), est.predict_new_tasks
+    known = demo.scores[demo.scores[kind].isin(held)].groupby(kind).head(4).reset_index(drop=True)
+    before = predict(factors, known).set_index(["model", "task"])
     changed = known.copy()
     changed.loc[0, "score"] = 3.0
-    after = est.predict_new_models(factors, changed).set_index(["model", "task"])
+    after = predict(factors, changed).set_index(["model", "task"])
     cell = (changed.loc[0, "model"], changed.loc[0, "task"])
     assert after.loc[cell, "predicted"] == pytest.approx(before.loc[cell, "predicted"], abs=1e-9)
     assert after.loc[cell, "observed"] == 3.0
-    # ... while the model's other predictions do use it.
-    others = after.index.get_level_values("model") == cell[0]
-    assert (after.loc[others, "predicted"] - before.loc[others, "predicted"]).abs().max() > 1e-3
-
-
-def test_known_cell_of_a_new_task_does_not_see_its_own_score(demo):
-    held = ["syn-arithmetic"]
-    est = CPPGraph(random_state=0, **FAST).fit(demo.subset(tasks=[t for t in demo.tasks if t not in held]))
-    factors = demo.task_factors.loc[held].reset_index()
-    known = demo.scores[demo.scores["task"].isin(held)].head(6).reset_index(drop=True)
-    before = est.predict_new_tasks(factors, known).set_index(["model", "task"])
-    changed = known.copy()
-    changed.loc[0, "score"] = 99.0
-    after = est.predict_new_tasks(factors, changed).set_index(["model", "task"])
-    cell = (changed.loc[0, "model"], changed.loc[0, "task"])
-    assert after.loc[cell, "predicted"] == pytest.approx(before.loc[cell, "predicted"], abs=1e-9)
-    assert (after["predicted"] - before["predicted"]).abs().max() > 1e-3
+    # ... while the new entity's other predictions do use it.
+    same = after.index.get_level_values(kind) == changed.loc[0, kind]
+    assert (after.loc[same, "predicted"] - before.loc[same, "predicted"]).abs().max() > 1e-3
 
 
 def test_predictions_stay_in_the_declared_range(demo):
@@ -141,7 +134,7 @@ def test_predictions_stay_in_the_declared_range(demo):
     factors = demo.model_factors.loc[demo.models[:1]].reset_index()
     tasks = [t for t in demo.tasks if demo.task_info.at[t, "max_score"] == 100][:4]
     known = pd.DataFrame({"model": demo.models[0], "task": tasks, "score": 100.0})
-    pred = est.predict_new_models(factors, known, )
+    pred = est.predict_new_models(factors, known)
     acc = pred[pred["task"].map(demo.task_info["max_score"]) == 100]
     assert acc["predicted"].max() <= 100.0 and acc["predicted"].max() > 90
 

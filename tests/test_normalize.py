@@ -130,3 +130,17 @@ def test_logit_needs_range_and_in_range_scores():
     bad.loc[0, "score"] = 120.0
     with pytest.raises(DataError, match="outside the task's declared range"):
         make_normalizer("logit").fit(CollabData.from_frames(bad, task_info=data.task_info))
+
+
+def test_extended_and_with_params():
+    norm = make_normalizer("minmax").fit(tiny())
+    more = norm.extended(["c", "d"], [10.0, np.nan], [5.0, 2.0], [-1.0, 1.0])
+    assert norm.keys_ == ["a", "b"]  # the original is unchanged
+    np.testing.assert_allclose(more.transform(["a", "c"], [50.0, 0.0]), [0.5, 2.0])
+    assert np.isnan(more.transform(["d"], [1.0])[0])  # unknown offset: no raw scale
+    assert more.positions(["d", "a"]).tolist() == [3, 0]
+    with pytest.raises(DataError, match="'e'"):
+        more.positions(["e"])
+    moved = more.with_params(more.shift_ + 1.0, more.scale_)
+    np.testing.assert_allclose(moved.transform(["a"], [21.0]), [0.0])
+    np.testing.assert_allclose(more.transform(["a"], [20.0]), [0.0])

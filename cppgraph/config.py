@@ -48,10 +48,18 @@ class Config:
     correct_known : bool
         Cold start: move a new model's (or task's) predictions by the
         shrunk mean residual of its known scores
-        (:func:`cppgraph.train.residual_correction`).
+        (:func:`cppgraph.train.residual_correction`, equal weights).
     known_shrinkage : float
         The shrinkage of that correction: pseudo-scores of residual 0 added
         to the known ones (positive).
+    correct_observed : bool
+        Training models: move each prediction by the shrunk mean residual of
+        the model's other training scores, each weighted by the similarity of
+        its task to the predicted one (:func:`cppgraph.train.residual_similarity`
+        of the training residuals). Every residual is measured with its own
+        cell, and the predicted cell, out of the graph.
+    observed_shrinkage : float
+        The shrinkage of that correction (positive).
     predict_folds : int
         Observed cells are predicted in this many folds, each with its own
         cells removed from the graph.
@@ -59,7 +67,7 @@ class Config:
         Seeds torch, numpy and every split.
     """
 
-    encoder: str = "lightgcn"
+    encoder: str = "sage"
     hidden: int = 32
     num_layers: int = 2
     dropout: float = 0.1
@@ -74,7 +82,9 @@ class Config:
     score_floor: float = 0.1
     normalization: str = "minmax"
     correct_known: bool = True
-    known_shrinkage: float = 1.0
+    known_shrinkage: float = 2.0
+    correct_observed: bool = True
+    observed_shrinkage: float = 0.5
     predict_folds: int = 5
     random_state: int = 0
 
@@ -102,8 +112,10 @@ class Config:
                  "a non-negative number")
         need(isinstance(self.random_state, int), "random_state", "an integer")
         need(isinstance(self.correct_known, bool), "correct_known", "true or false")
-        need(isinstance(self.known_shrinkage, (int, float)) and self.known_shrinkage > 0,
-             "known_shrinkage", "a positive number")
+        need(isinstance(self.correct_observed, bool), "correct_observed", "true or false")
+        for name in ("known_shrinkage", "observed_shrinkage"):
+            need(isinstance(getattr(self, name), (int, float)) and getattr(self, name) > 0, name,
+                 "a positive number")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -32,8 +32,9 @@ from cppgraph.data.dataset import CollabData, parse_numbers, parse_task_info, su
 from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.graph import SCORES, FactorEncoder, add_nodes, build_graph
 from cppgraph.nn import ScoreHead, make_encoder
-from cppgraph.normalize import Normalizer, make_normalizer
-from cppgraph.train import GraphInputs, Network, fit_network, predict_pairs, residual_correction
+from cppgraph.normalize import Normalizer, make_normalizer, new_task_prior
+from cppgraph.train import (GraphInputs, Network, fit_network, predict_pairs, residual_correction,
+                            residual_similarity)
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class CPPGraph:
             epochs=cfg.epochs, patience=cfg.patience, val_fraction=cfg.val_fraction,
             supervision_fraction=cfg.supervision_fraction, generator=generator, callback=callback)
         self.best_epoch_ = int(min(self.log_, key=lambda e: e["val_loss"])["epoch"])
+        self._prepare_correction()
         self.fit_seconds_ = time.perf_counter() - start
         self.val_mae_ = self._validation_mae(val)
         return self
@@ -157,21 +159,75 @@ class CPPGraph:
             raise CppGraphError("this CPPGraph is not fitted; call fit(data) or CPPGraph.load(path)")
 
     # ------------------------------------------------------------ predict
-    def _fold_predict(self, inputs: GraphInputs, pairs: torch.Tensor, edge_of_pair: torch.Tensor,
-                      n_edges: int) -> torch.Tensor:
-        """Predict pairs; a pair that is a score edge is predicted with its fold removed."""
-        k = self.config.predict_folds
+    def _prepare_correction(self) -> None:
+        """Folds of the training edges, their residuals, and the task similarity weights.
+
+        Each training cell's residual is its score minus its prediction with
+        its fold out of the graph.
+        """
+        g = self.inputs_.graph[SCORES]
+        n, k = g.num_edges, self.config.predict_folds
         gen = torch.Generator().manual_seed(self.config.random_state + 1)
-        fold = torch.randperm(n_edges, generator=gen) % k
+        self.fold_ = torch.randperm(n, generator=gen) % k
+        pred = torch.empty(n)
+        for f in range(k):
+            sel = self.fold_ == f
+            if sel.any():
+                pred[sel] = predict_pairs(self.network_, self.inputs_, g.edge_index[:, sel], exclude=sel)
+        self.residual_ = g.edge_weight - pred
+        z, known = self._residual_matrix(torch.ones(n, dtype=torch.bool), self.residual_)
+        self.task_weights_ = residual_similarity(z, known)
+
+    def _residual_matrix(self, use: torch.Tensor, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense ``[models, tasks]`` residuals of the ``use``-d training edges, and their mask."""
+        g = self.inputs_.graph[SCORES]
+        shape = (self.inputs_.head_model.size(0), self.inputs_.head_task.size(0))
+        z, known = torch.zeros(shape), torch.zeros(shape, dtype=torch.bool)
+        m, t = g.edge_index[:, use]
+        z[m, t] = residual[use]
+        known[m, t] = True
+        return z, known
+
+    def _fold_predict(self, inputs: GraphInputs, pairs: torch.Tensor, edge_of_pair: torch.Tensor) -> torch.Tensor:
+        """Predict pairs; a pair that is a score edge is predicted with its fold removed.
+
+        With ``correct_observed``, each prediction then moves by the correction of
+        the model's other training residuals; for a pair in fold ``f``, those
+        residuals are measured with fold ``f`` out of the graph too, so the
+        pair's own score reaches neither the encoder nor the correction.
+        """
+        cfg = self.config
+        fold, k = self.fold_, cfg.predict_folds
+        g = inputs.graph[SCORES]
         out = torch.empty(pairs.size(1))
         free = edge_of_pair < 0
+        pair_fold = fold[edge_of_pair.clamp(min=0)]
         if free.any():
             out[free] = predict_pairs(self.network_, inputs, pairs[:, free])
+            if cfg.correct_observed:
+                out[free] += self._correction(torch.ones(len(fold), dtype=torch.bool),
+                                              self.residual_, pairs[:, free])
         for f in range(k):
-            sel = (~free) & (fold[edge_of_pair.clamp(min=0)] == f)
-            if sel.any():
-                out[sel] = predict_pairs(self.network_, inputs, pairs[:, sel], exclude=fold == f)
+            sel = (~free) & (pair_fold == f)
+            if not sel.any():
+                continue
+            out_f = fold == f
+            out[sel] = predict_pairs(self.network_, inputs, pairs[:, sel], exclude=out_f)
+            if cfg.correct_observed:
+                residual = torch.zeros(len(fold))
+                for h in range(k):
+                    cells = fold == h
+                    if h != f and cells.any():
+                        residual[cells] = g.edge_weight[cells] - predict_pairs(
+                            self.network_, inputs, g.edge_index[:, cells], exclude=out_f | cells)
+                out[sel] += self._correction(~out_f, residual, pairs[:, sel])
         return out
+
+    def _correction(self, use: torch.Tensor, residual: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """The residual correction of ``pairs`` from the ``use``-d training edges."""
+        z, known = self._residual_matrix(use, residual)
+        corr = residual_correction(z, known, self.config.observed_shrinkage, weights=self.task_weights_)
+        return corr[pairs[0], pairs[1]]
 
     def _table(self, models, tasks, pred_norm, observed_raw, *, norm: Normalizer | None = None,
                info: pd.DataFrame | None = None, no_raw: np.ndarray | None = None) -> pd.DataFrame:
@@ -216,7 +272,8 @@ class CPPGraph:
             ``model, task, predicted`` (raw units), ``predicted_normalized``,
             ``observed``, ``observed_normalized`` (NaN if unobserved) and
             ``is_observed``. An observed cell is predicted with its own score
-            (and those of its fold) left out of the graph.
+            (and those of its fold) left out of the graph and of the
+            residual correction.
         """
         self._check_fitted()
         data = self.data_
@@ -235,7 +292,7 @@ class CPPGraph:
                             index=pd.MultiIndex.from_frame(data.scores[["model", "task"]]))
         key = pd.MultiIndex.from_frame(pairs[["model", "task"]])
         e = torch.tensor(edge_id.reindex(key).fillna(-1).to_numpy(dtype=np.int64))
-        pred = self._fold_predict(self.inputs_, torch.stack([m, t]), e, len(data.scores)).numpy()
+        pred = self._fold_predict(self.inputs_, torch.stack([m, t]), e).numpy()
         obs = observed.reindex(key).to_numpy(dtype=np.float64)
         return self._table(pairs["model"], pairs["task"], pred.astype(np.float64), obs)
 
@@ -291,12 +348,13 @@ class CPPGraph:
         Notes
         -----
         Raw units need the new task's scale. Under the per-task
-        normalizations (``minmax``, ``zscore``) its scale is the median scale
-        of the training tasks (of the same unit, where ``task_info`` gives
-        one) and its offset is fitted to the known scores, so a new task
-        with no known score gets normalized predictions only (``predicted``
-        is NaN). ``logit`` takes the declared range; ``paper`` per model
-        needs nothing.
+        normalizations (``minmax``, ``zscore``) a new task starts from the
+        median shift and scale of the training tasks of the same unit and
+        direction (:func:`cppgraph.normalize.new_task_prior`); its known
+        scores then refit the offset (and, where no training task shares the
+        unit, the scale too, from 2 or more scores). Without either,
+        ``predicted`` is NaN and a warning says so. ``logit`` takes the
+        declared range; ``paper`` per model needs nothing.
         """
         self._check_fitted()
         return self._predict_new("task", task_factors, known_scores, task_info=task_info,
@@ -355,7 +413,7 @@ class CPPGraph:
         return known.drop(columns=["_line"], errors="ignore").reset_index(drop=True)
 
     def _new_task_normalizer(self, names: list, info: pd.DataFrame) -> Normalizer:
-        """The normalizer extended with parameters for new tasks (offset NaN where to be fitted)."""
+        """The normalizer extended with prior parameters for new tasks (:func:`new_task_prior`)."""
         norm = self.normalizer_
         hib = info["higher_is_better"].reindex(names)
         if norm.by == "model":
@@ -364,25 +422,19 @@ class CPPGraph:
                 raise DataError(f"the paper normalization is defined for higher-is-better scores; "
                                 f"new lower-is-better task(s): {lower[:5]}")
             return norm
-        if hib.isna().any():
-            raise DataError(f"new task(s) {list(hib.index[hib.isna()])[:5]} have no direction "
-                            "(higher_is_better)")
-        sign = np.where(hib.astype(bool), 1.0, -1.0)
         if norm.name == "logit":
+            if hib.isna().any():
+                raise DataError(f"new task(s) {list(hib.index[hib.isna()])[:5]} have no direction "
+                                "(higher_is_better)")
+            sign = np.where(hib.astype(bool), 1.0, -1.0)
             lo, hi = info["min_score"].reindex(names), info["max_score"].reindex(names)
             no_range = [t for t in names if pd.isna(lo[t]) or pd.isna(hi[t])]
             if no_range:
                 raise DataError(f"the logit normalization needs the declared range (min_score, "
                                 f"max_score) of each new task; missing for {no_range[:5]}")
             return norm.extended(names, np.where(sign > 0, lo, hi), (hi - lo).to_numpy(), sign)
-        train_scale = pd.Series(norm.scale_, index=norm.keys_)
-        train_unit = self.data_.task_info["unit"].reindex(norm.keys_)
-        scale = []
-        for t in names:
-            unit = info.at[t, "unit"]
-            same = train_unit.isna() if pd.isna(unit) else train_unit == unit
-            scale.append(float(np.median(train_scale[same.to_numpy()])) if same.any() else np.nan)
-        return norm.extended(names, np.full(len(names), np.nan), scale, sign)
+        shift, scale, sign = new_task_prior(norm, self.data_.task_info, info.reindex(names))
+        return norm.extended(names, shift, scale, sign)
 
     @staticmethod
     def _fit_new_task_scale(norm: Normalizer, known: pd.DataFrame, base: np.ndarray) -> Normalizer:
@@ -431,7 +483,7 @@ class CPPGraph:
         other_ids = known["task" if kind == "model" else "model"].map(other_index)
         cells = new_ids * n_other + other_ids.to_numpy(dtype=np.int64)  # positions in pairs
         ctx = {"kind": kind, "names": names, "n_old": n_old, "pairs": pairs, "cells": cells,
-               "new_ids": new_ids, "norm": norm,
+               "norm": norm,
                "x": torch.from_numpy(self.factors_.numeric_features(kind, table)),
                "fe": torch.from_numpy(self.factors_.factor_edges(kind, table)),
                "head": self._head_inputs(kind, table)}
@@ -440,8 +492,9 @@ class CPPGraph:
         if norm is not self.normalizer_ and kind == "task":
             unscaled = [t for t, i in zip(names, norm.positions(names)) if np.isnan(norm.shift_[i])]
             if unscaled:
-                warnings.warn(f"the raw scale of new task(s) {unscaled[:5]} is unknown (too few "
-                              "known scores, or no training task of the same unit): only "
+                warnings.warn(f"the raw scale of new task(s) {unscaled[:5]} is unknown (no "
+                              "training task of the same unit and direction, and fewer than 2 "
+                              "known scores): only "
                               "normalized predictions are given", DataWarning, stacklevel=3)
         no_raw = np.zeros(len(pred), dtype=bool)
         if len(known):
@@ -483,7 +536,7 @@ class CPPGraph:
             norm = self._fit_new_task_scale(norm, sub, ctx["prior"][cells])
         y = norm.transform(sub["task"], sub["score"].to_numpy(), models=sub["model"].to_numpy())
         usable = np.isfinite(y)  # a new task of unknown raw scale cannot use its scores
-        y, cells, ids = y[usable], cells[usable], ctx["new_ids"][use][usable]
+        y, cells = y[usable], cells[usable]
         edges = ctx["pairs"][:, torch.from_numpy(cells)]
         own = edges if kind == "model" else edges.flip(0)
         own = own - torch.tensor([[n_old], [0]])
@@ -497,10 +550,14 @@ class CPPGraph:
                                  torch.cat([self.inputs_.head_task, ctx["head"]]))
         pred = predict_pairs(self.network_, inputs, ctx["pairs"]).numpy().astype(np.float64)
         if self.config.correct_known and len(y) and not prior_only:
-            residual = torch.from_numpy(y - ctx["prior"][cells])
-            node_corr = residual_correction(torch.from_numpy(ids), residual, len(ctx["names"]),
-                                            self.config.known_shrinkage).numpy()
-            pred = pred + node_corr[ctx["pairs"][0 if kind == "model" else 1].numpy() - n_old]
+            n_other = len(ctx["pairs"][0]) // len(ctx["names"])
+            z = torch.zeros(len(ctx["names"]) * n_other, dtype=torch.float64)
+            known_cells = torch.zeros(len(z), dtype=torch.bool)
+            z[torch.from_numpy(cells)] = torch.from_numpy(y - ctx["prior"][cells])
+            known_cells[torch.from_numpy(cells)] = True
+            corr = residual_correction(z.view(-1, n_other).float(), known_cells.view(-1, n_other),
+                                       self.config.known_shrinkage)
+            pred = pred + corr.reshape(-1).numpy()
         return pred, norm
 
     # ------------------------------------------------------- persistence
@@ -558,6 +615,7 @@ class CPPGraph:
             state = torch.load(folder / WEIGHTS_FILE, weights_only=True)
             est.network_.load_state_dict(state)
             est.network_.eval()
+            est._prepare_correction()
         except CppGraphError:
             raise
         except (KeyError, RuntimeError, OSError, ValueError, pickle.UnpicklingError) as err:

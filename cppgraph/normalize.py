@@ -273,6 +273,35 @@ class PaperNormalizer(Normalizer):
         return self._set(wide.index, lo.to_numpy(), (hi - lo).to_numpy(), np.ones(len(wide)))
 
 
+def new_task_prior(norm: Normalizer, train_info: pd.DataFrame, new_info: pd.DataFrame):
+    """Prior ``shift``, ``scale`` and ``sign`` of new tasks under a per-task normalizer.
+
+    A new task takes the median shift and scale of the training tasks with
+    the same unit and direction (``unit`` and ``higher_is_better`` in the
+    task metadata; a missing unit matches a missing unit). Where no training
+    task shares both, shift and scale are NaN (unknown raw scale).
+
+    Returns
+    -------
+    (shift, scale, sign) : three float arrays in the order of ``new_info``'s index.
+    """
+    hib = new_info["higher_is_better"]
+    if hib.isna().any():
+        raise DataError(f"new task(s) {list(hib.index[hib.isna()])[:5]} have no direction "
+                        "(higher_is_better)")
+    sign = np.where(hib.astype(bool), 1.0, -1.0)
+    pos = norm.positions(train_info.index)
+    train = pd.DataFrame({"shift": norm.shift_[pos], "scale": norm.scale_[pos],
+                          "sign": norm.sign_[pos], "unit": train_info["unit"].to_numpy()})
+    shift, scale = np.full(len(hib), np.nan), np.full(len(hib), np.nan)
+    for i, unit in enumerate(new_info["unit"]):
+        same_unit = train["unit"].isna() if pd.isna(unit) else train["unit"] == unit
+        same = train[same_unit & (train["sign"] == sign[i])]
+        if len(same):
+            shift[i], scale[i] = same["shift"].median(), same["scale"].median()
+    return shift, scale, sign
+
+
 _CLASSES = {"minmax": MinMaxNormalizer, "zscore": ZScoreNormalizer, "logit": LogitNormalizer,
             "paper": PaperNormalizer}
 _OPTIONS = {"logit": ("eps",)}

@@ -17,7 +17,6 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
-from torch_geometric.utils import scatter
 
 from cppgraph.graph import SCORES, with_score_edges
 
@@ -111,20 +110,66 @@ def predict_pairs(net: Network, inputs: GraphInputs, pairs: Tensor, *,
         return net(graph, pairs, inputs.head_model, inputs.head_task)
 
 
-def residual_correction(nodes: Tensor, residuals: Tensor, num_nodes: int,
-                        shrinkage: float) -> Tensor:
-    """Propagate known-score residuals to their node, shrunk towards zero.
+def residual_similarity(residuals: Tensor, known: Tensor, *, min_common: int = 3,
+                        prior: float = 5.0) -> Tensor:
+    """Column-by-column similarity of residuals: the weights of :func:`residual_correction`.
+
+    ``w[a, b] = max(0, rho) * n / (n + prior)``, with ``rho`` the (uncentred)
+    correlation of the residuals of columns ``a`` and ``b`` over the ``n``
+    rows known in both; 0 when ``n < min_common``; 1 on the diagonal.
+
+    Parameters
+    ----------
+    residuals : Tensor ``[R, C]``
+        Residuals (0 where unknown).
+    known : Tensor ``[R, C]`` of bool
+    """
+    k = known.to(residuals.dtype)
+    z = residuals * k
+    common = k.T @ k
+    cross = z.T @ z
+    power = (z * z).T @ k  # power[a, b]: sum of squares of column a over rows known in b
+    rho = cross / torch.sqrt(power * power.T).clamp_min(1e-12)
+    w = rho.clamp_min(0.0) * common / (common + prior)
+    w = torch.where(common >= min_common, w, torch.zeros_like(w))
+    w.fill_diagonal_(1.0)
+    return w
+
+
+def residual_correction(residuals: Tensor, known: Tensor, shrinkage: float, *,
+                        weights: Tensor | None = None) -> Tensor:
+    """Propagate the residuals of known scores to the other cells of their row, shrunk to zero.
 
     The "correct" step of Correct & Smooth (Huang et al., 2021) on score
-    edges: each known score edge sends its residual (observed minus the
-    prediction made without any known score) to its new model or task node,
-    which averages them with ``shrinkage`` pseudo-edges of residual 0:
-    ``sum(r) / (n + shrinkage)``. A node with no known score gets 0.
+    edges: a row (a model, or a new task) corrects its cell in column ``c``
+    by the weighted mean of its known residuals, with ``shrinkage``
+    pseudo-cells of residual 0:
+    ``sum_b w[c, b] r[b] / (sum_b w[c, b] + shrinkage)`` over its known
+    cells ``b``. Without ``weights`` every known cell weighs 1 (a flat
+    correction ``sum(r) / (n + shrinkage)``); with the column similarities of
+    :func:`residual_similarity`, residuals travel to similar columns only.
+    A row with no known cell gets 0.
 
-    Returns the per-node correction ``[num_nodes]``.
+    Parameters
+    ----------
+    residuals : Tensor ``[R, C]``
+        Observed minus predicted score, 0 where unknown.
+    known : Tensor ``[R, C]`` of bool
+    shrinkage : float
+        Positive.
+    weights : Tensor ``[C, C]``, optional
+
+    Returns
+    -------
+    Tensor ``[R, C]``
     """
     if shrinkage <= 0:
         raise ValueError(f"shrinkage must be positive; got {shrinkage}")
-    total = scatter(residuals, nodes, 0, dim_size=num_nodes, reduce="sum")
-    count = scatter(torch.ones_like(residuals), nodes, 0, dim_size=num_nodes, reduce="sum")
+    k = known.to(residuals.dtype)
+    z = residuals * k
+    if weights is None:
+        total = z.sum(dim=1, keepdim=True).expand_as(z)
+        count = k.sum(dim=1, keepdim=True).expand_as(z)
+    else:
+        total, count = z @ weights.T, k @ weights.T
     return total / (count + shrinkage)

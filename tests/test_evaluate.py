@@ -1,29 +1,98 @@
-"""Held-out splits and error metrics."""
+"""Evaluation protocols (splits), metrics by hand, and the runner."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from cppgraph.data import read_canonical
 from cppgraph.errors import DataError
-from cppgraph.evaluate import error_metrics, split_random
+from cppgraph.evaluate import error_metrics, make_split, split_random
+from cppgraph.evaluate.metrics import all_metrics, mean_spearman, r2_score, rank_metrics
+from cppgraph.evaluate.splits import split_cold_model, split_cold_task
 
 
-def test_split_random_holds_out_cells_not_in_training(demo_dir):
-    data = read_canonical(demo_dir)
-    train, test = split_random(data, 0.2, seed=3)
-    assert len(train.scores) + len(test) == len(data.scores)
-    assert abs(len(test) - 0.2 * len(data.scores)) < 0.03 * len(data.scores)
-    keys = set(zip(train.scores["model"], train.scores["task"]))
-    assert not any((m, t) in keys for m, t in zip(test["model"], test["task"]))
+@pytest.fixture(scope="module")
+def demo(demo_dir):
+    return read_canonical(demo_dir)
+
+
+def _cells(frame):
+    return set(zip(frame["model"], frame["task"]))
+
+
+def test_split_random_holds_out_cells_not_in_training(demo):
+    train, test = split_random(demo, 0.2, seed=3)
+    assert len(train.scores) + len(test) == len(demo.scores)
+    assert abs(len(test) - 0.2 * len(demo.scores)) < 0.03 * len(demo.scores)
+    assert not _cells(train.scores) & _cells(test)
     # Every held-out cell stays predictable: its task keeps 2+ and its model 1+ training scores.
     assert train.scores.groupby("task").size().min() >= 2
     assert set(test["model"]) <= set(train.scores["model"])
-    again, test2 = split_random(data, 0.2, seed=3)
-    assert test.equals(test2)
-    assert not test.equals(split_random(data, 0.2, seed=4)[1])
+    assert test.equals(split_random(demo, 0.2, seed=3)[1])
+    assert not test.equals(split_random(demo, 0.2, seed=4)[1])
     with pytest.raises(DataError, match="test size"):
-        split_random(data, 1.5, seed=0)
+        split_random(demo, 1.5, seed=0)
+
+
+@pytest.mark.parametrize("known", [0, 2])
+def test_cold_model_hides_the_models(demo, known):
+    split = make_split(demo, "cold-model", 1, test_size=0.1, known=known)
+    held = list(split.new_models.index)
+    assert len(held) == round(0.1 * len(demo.models))
+    assert not set(held) & set(split.train.models)
+    assert not set(held) & set(split.train.scores["model"])
+    assert set(split.test["model"]) == set(held) and split.rank_by == "model"
+    assert (split.known.groupby("model").size() == known).all() if known else split.known.empty
+    # Test cells + known cells are exactly the held-out models' cells.
+    theirs = demo.scores[demo.scores["model"].isin(held)]
+    assert _cells(split.test) | _cells(split.known) == _cells(theirs)
+    assert not _cells(split.test) & _cells(split.known)
+    assert split.train.scores.groupby("task").size().min() >= 2
+
+
+def test_cold_family_holds_out_whole_families(demo):
+    split = make_split(demo, "cold-family", 0, test_size=0.2)
+    family = demo.model_factors["family"]
+    held_families = set(family[split.new_models.index])
+    assert set(family.index[family.isin(held_families)]) == set(split.new_models.index)
+    assert not held_families & set(family[split.train.models])
+    assert split.known.empty
+
+
+def test_scale_up_hides_each_familys_largest(demo):
+    split = make_split(demo, "scale-up", 0)
+    factors = demo.model_factors
+    for model in split.new_models.index:
+        fam = factors.loc[factors["family"] == factors.at[model, "family"], "params_b"]
+        assert factors.at[model, "params_b"] == fam.max()
+        assert fam.nunique() >= 3
+    assert not set(split.new_models.index) & set(split.train.models)
+
+
+@pytest.mark.parametrize("known", [0, 3])
+def test_cold_task_hides_the_tasks(demo, known):
+    split = make_split(demo, "cold-task", 2, test_size=0.1, known=known)
+    held = list(split.new_tasks.index)
+    assert held and not set(held) & set(split.train.tasks)
+    assert not set(held) & set(split.train.scores["task"])
+    assert list(split.new_task_info.index) == held
+    assert (split.known.groupby("task").size() == known).all() if known else split.known.empty
+    assert set(split.test["task"]) == set(held)
+
+
+def test_named_entities_and_bad_protocol_options(demo):
+    split = split_cold_model(demo, 0.1, 0, models=["syn-aurora-762m-ft"], known=1)
+    assert list(split.new_models.index) == ["syn-aurora-762m-ft"] and len(split.known) == 1
+    with pytest.raises(DataError, match="did you mean"):
+        split_cold_model(demo, 0.1, 0, models=["syn-aurora-762m"])
+    with pytest.raises(DataError, match="at least one task must stay"):
+        split_cold_task(demo, 0.1, 0, tasks=demo.tasks)
+    with pytest.raises(DataError, match="unknown protocol"):
+        make_split(demo, "sideways", 0)
+    with pytest.raises(DataError, match="known scores apply"):
+        make_split(demo, "random", 0, known=2)
 
 
 def test_error_metrics_by_hand():
@@ -32,3 +101,33 @@ def test_error_metrics_by_hand():
     assert out["mse"] == pytest.approx(0.5 / 3)
     with pytest.raises(ValueError):
         error_metrics([1.0], [1.0, 2.0])
+
+
+def test_r2_and_spearman_by_hand():
+    # SST = 2 (mean 2), SSE = 0.5 -> 1 - 0.25.
+    assert r2_score([1.0, 2.0, 3.0], [1.5, 2.0, 2.5]) == pytest.approx(0.75)
+    assert np.isnan(r2_score([1.0, 1.0], [0.0, 2.0]))
+    groups = ["a"] * 4 + ["b"] * 3 + ["c"] * 2
+    truth = [1, 2, 3, 4, 1, 2, 3, 5, 6]
+    pred = [1, 2, 3, 4, 3, 2, 1, 6, 5]
+    # group a: rho 1; group b: rho -1; group c has 2 cells (left out): mean 0.
+    assert mean_spearman(groups, truth, pred) == pytest.approx(0.0)
+    assert mean_spearman(groups[:4], truth[:4], pred[:4]) == pytest.approx(1.0)
+
+
+def test_rank_metrics_by_hand():
+    groups = ["a"] * 6 + ["b"]
+    truth = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]
+    # Predicted ranks in a: 1, 2, 6, 3, 4, 5 (true 1..6); b: a single cell, ranked right.
+    pred = [0.95, 0.85, 0.05, 0.60, 0.50, 0.40, 0.0]
+    out = rank_metrics(groups, truth, pred)
+    assert out["rank_acc"] == pytest.approx(3 / 7)  # the first two cells and b
+    assert out["rank_mae2"] == pytest.approx(6 / 7)  # all but the third cell (3 ranks off)
+
+
+def test_all_metrics_skip_missing_raw_predictions():
+    out = all_metrics(groups=["t", "t", "t"], true_norm=[0.0, 0.5, 1.0], pred_norm=[0.1, 0.5, 0.8],
+                      true_raw=[10.0, 20.0, 30.0], pred_raw=[12.0, np.nan, 26.0])
+    assert out["mae_raw"] == pytest.approx(3.0)
+    assert out["rmse_raw"] == pytest.approx(np.sqrt((4 + 16) / 2))
+    assert out["mae_norm"] == pytest.approx(0.1)

@@ -78,10 +78,12 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
 
 from cppgraph.cli.data import data  # noqa: E402
 from cppgraph.cli.engine import fit, predict  # noqa: E402
+from cppgraph.cli.evaluate import evaluate  # noqa: E402
 
 cli.add_command(data)
 cli.add_command(fit)
 cli.add_command(predict)
+cli.add_command(evaluate)
 
 
 def main() -> None:

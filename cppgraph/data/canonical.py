@@ -237,17 +237,25 @@ def atomic_folder(path: str | os.PathLike, *, overwrite: bool = False):
         raise
 
 
-def write_text_atomic(path: str | os.PathLike, text: str, *, overwrite: bool = False) -> Path:
-    """Write ``text`` to ``path`` through a temporary file renamed into place.
-
-    An existing file is only replaced with ``overwrite=True``.
-    """
+def check_output_file(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Fail early unless ``path`` can be written: a new file (or, with ``overwrite``, a file)."""
     target = Path(path)
     if target.exists() and not overwrite:
         raise DataError("file exists; choose another output file or allow overwriting (--force)",
                         file=target)
     if target.is_dir():
         raise DataError("is a folder; expected a file path", file=target)
+    if not target.resolve().parent.is_dir():
+        raise DataError("the folder to write into does not exist", file=target)
+    return target
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, *, overwrite: bool = False) -> Path:
+    """Write ``text`` to ``path`` through a temporary file renamed into place.
+
+    An existing file is only replaced with ``overwrite=True``.
+    """
+    target = check_output_file(path, overwrite=overwrite)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.resolve().parent)
     except OSError as err:

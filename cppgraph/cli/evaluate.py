@@ -1,0 +1,99 @@
+"""``cppgraph evaluate``: accuracy of the engine and the baselines under a protocol."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import pandas as pd
+
+from cppgraph.cli.data import _reader_options
+from cppgraph.data import FORMATS, METRIC_TYPES, read_data
+from cppgraph.data.canonical import check_output_file, write_text_atomic
+from cppgraph.evaluate.methods import METHODS, make_methods
+from cppgraph.evaluate.metrics import HIGHER_IS_BETTER, METRICS
+from cppgraph.evaluate.runner import UNITS, evaluate as run_evaluation
+from cppgraph.evaluate.splits import PROTOCOLS
+
+
+def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Methods x metrics as ``mean ± std`` strings, best normalized MAE first."""
+    wide = summary.pivot_table(index="method", columns="metric", values=["mean", "std"],
+                               sort=False)
+    order = wide[("mean", "mae_norm")].sort_values().index
+    cols = [m for m in (*METRICS, "coverage", "fit_seconds") if ("mean", m) in wide.columns]
+    out = pd.DataFrame(index=order)
+    for m in cols:
+        mean, std = wide.loc[order, ("mean", m)], wide.loc[order, ("std", m)]
+        digits = 2 if m in ("fit_seconds", "rmse_raw", "mae_raw") else 4
+        out[m] = [("" if pd.isna(a) else f"{a:.{digits}f} ± {b:.{digits}f}")
+                  for a, b in zip(mean, std)]
+    if "coverage" in out.columns and (wide.loc[order, ("mean", "coverage")] == 1).all():
+        out = out.drop(columns="coverage")
+    return out.rename(columns={"fit_seconds": "fit_s"}).rename_axis("method").reset_index()
+
+
+def _methods_option(ctx, param, value):
+    names = [n.strip() for v in value for n in v.split(",") if n.strip()]
+    return names or ["all"]
+
+
+@click.command("evaluate")
+@click.argument("data_dir", type=click.Path(path_type=str))
+@click.option("--input-format", "input_format", type=click.Choice(list(FORMATS)),
+              default="canonical", show_default=True, help="Format of DATA_DIR.")
+@click.option("--metric-type", "metric_types", type=click.Choice(list(METRIC_TYPES)), multiple=True,
+              help="helm: keep only metrics of this type (repeatable).")
+@click.option("--protocol", type=click.Choice(list(PROTOCOLS)), default="random", show_default=True)
+@click.option("--test-size", type=float, default=None,
+              help="Share held out: of the cells (random, default 0.05), the models (cold-model, "
+                   "cold-family, default 0.1) or the tasks (cold-task, default 0.1).")
+@click.option("--known", type=int, default=0, show_default=True,
+              help="cold-model / cold-task: scores kept known per held-out model or task.")
+@click.option("--seeds", type=int, default=5, show_default=True,
+              help="Number of seeded splits (seeds 0 .. N-1).")
+@click.option("--methods", "methods", multiple=True, callback=_methods_option,
+              help=f"Comma-separated, repeatable; 'all' (default) or some of: {', '.join(METHODS)}.")
+@click.option("--normalization", type=click.Choice(list(UNITS)), default="minmax",
+              show_default=True,
+              help="Scale of the normalized metrics: per-task min-max, or the CPP paper's.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.option("--predictions", type=click.Path(path_type=str), default=None,
+              help="Also write every test cell's prediction (all methods and seeds) to this CSV.")
+@click.option("--force", is_flag=True, help="Replace the --predictions file if it exists.")
+def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, seeds, methods,
+             normalization, fmt, predictions, force) -> None:
+    """Measure methods on held-out cells of DATA_DIR under a protocol.
+
+    Each seed makes one split; every method learns from its training part
+    and predicts its test cells. Prints mean ± std over seeds of each metric
+    (the table is sorted by normalized MAE); --format json prints records
+    with keys method, protocol, metric, mean, std.
+    """
+    if seeds < 1:
+        raise click.BadParameter(f"must be 1 or more; got {seeds}", param_hint="--seeds")
+    if known < 0:
+        raise click.BadParameter(f"must be 0 or more; got {known}", param_hint="--known")
+    if predictions:
+        check_output_file(predictions, overwrite=force)  # before the long run, not after
+    data = read_data(data_dir, input_format, **_reader_options(input_format, None, metric_types))
+    chosen = make_methods(methods)
+    click.echo(f"evaluating {len(chosen)} method(s) on {data!r}, protocol {protocol}, "
+               f"{seeds} seed(s)", err=True)
+    result = run_evaluation(data, protocol, chosen, seeds=range(seeds), test_size=test_size,
+                            known=known, unit=normalization,
+                            progress=lambda line: click.echo(line, err=True))
+    summary = result.summary()
+    if predictions:
+        write_text_atomic(predictions, result.predictions.to_csv(index=False), overwrite=force)
+        click.echo(f"wrote {len(result.predictions)} predictions to {predictions}", err=True)
+    if fmt == "json":
+        records = summary.assign(protocol=protocol)[["method", "protocol", "metric", "mean", "std"]]
+        click.echo(json.dumps(json.loads(records.to_json(orient="records")), indent=1))
+        return
+    table = summary_table(summary)
+    better = ", ".join(m for m in HIGHER_IS_BETTER)
+    click.echo(f"protocol {protocol}; normalized metrics on the {normalization} scale; "
+               f"higher is better for {better}, lower for the rest")
+    click.echo(table.to_string(index=False))

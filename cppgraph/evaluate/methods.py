@@ -1,0 +1,106 @@
+"""The engine as an evaluated method, and the registry of every method by name."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from cppgraph.config import Config
+from cppgraph.errors import DataError, DataWarning
+from cppgraph.estimator import CPPGraph
+from cppgraph.evaluate import baselines, paper_methods
+from cppgraph.evaluate.base import Method
+from cppgraph.evaluate.splits import Split
+from cppgraph.normalize import Normalizer
+
+
+class CPPGraphMethod(Method):
+    """The cppgraph engine: fit on the training data, then predict the test cells.
+
+    In-matrix cells use :meth:`CPPGraph.predict`; new models and tasks use the
+    cold-start path (:meth:`CPPGraph.predict_new_models` /
+    :meth:`~CPPGraph.predict_new_tasks`) with their known scores. The engine
+    always works on its own configured normalization, fitted on the training
+    cells, whatever scale the evaluation reports in.
+
+    Parameters
+    ----------
+    name : str
+    ensemble : int
+        Number of seeds whose raw predictions are averaged; ``spread_`` then
+        holds the standard deviation over them, per test cell.
+    config : Config, optional
+        Defaults to the built-in defaults; ``overrides`` replace single keys.
+    """
+
+    def __init__(self, name: str = "cppgraph", *, ensemble: int = 1, config: Config | None = None,
+                 **overrides):
+        self.name, self.ensemble, self.config, self.overrides = name, ensemble, config, overrides
+
+    def fit_predict(self, split: Split, *, seed: int, norm: Normalizer | None = None) -> np.ndarray:
+        runs = []
+        for member in range(self.ensemble):
+            overrides = {**self.overrides, "random_state": seed * 1000 + member}
+            est = CPPGraph(self.config, **overrides).fit(split.train)
+            runs.append(_engine_predictions(est, split))
+        runs = np.stack(runs)
+        self.spread_ = runs.std(axis=0)
+        return runs.mean(axis=0)
+
+
+def _engine_predictions(est: CPPGraph, split: Split) -> np.ndarray:
+    test = split.test[["model", "task"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # unseen factor values, unknown raw scale
+        if split.kind is None:
+            table = est.predict(test)
+            return table["predicted"].to_numpy(dtype=np.float64)
+        if split.kind == "model":
+            table = est.predict_new_models(split.new_models.rename_axis("model").reset_index(),
+                                           split.known)
+        else:
+            table = est.predict_new_tasks(split.new_tasks.rename_axis("task").reset_index(),
+                                          split.known,
+                                          task_info=split.new_task_info.rename_axis("task").reset_index())
+    pred = table.set_index(["model", "task"])["predicted"]
+    return pred.reindex(pd.MultiIndex.from_frame(test)).to_numpy(dtype=np.float64)
+
+
+#: Method name -> factory, in the order tables list them.
+METHODS: dict[str, Callable[[], Method]] = {
+    "task-mean": baselines.TaskMean,
+    "task-model-offset": baselines.TaskModelOffset,
+    "soft-impute": baselines.SoftImpute,
+    "svd": baselines.TruncatedSVD,
+    "knn-models": baselines.KNNModels,
+    "benchmark-ridge": baselines.BenchmarkRidge,
+    "benchmark-ridge-logit": lambda: baselines.BenchmarkRidge(logit=True),
+    "scaling-law": baselines.ScalingLaw,
+    "obs-scaling": baselines.ObservationalScaling,
+    "mf": paper_methods.MF,
+    "ncf": paper_methods.NCF,
+    "ncf-factors": paper_methods.NCFFactors,
+    "factors-only": paper_methods.FactorsOnly,
+    "cppgraph": lambda: CPPGraphMethod("cppgraph"),
+    "cppgraph-lightgcn": lambda: CPPGraphMethod("cppgraph-lightgcn", encoder="lightgcn"),
+    "cppgraph-sage": lambda: CPPGraphMethod("cppgraph-sage", encoder="sage"),
+    "cppgraph-ensemble": lambda: CPPGraphMethod("cppgraph-ensemble", ensemble=5),
+}
+
+
+def make_methods(names) -> list[Method]:
+    """Methods by name; ``"all"`` stands for every method of :data:`METHODS`."""
+    names = [n for name in names for n in (METHODS if name == "all" else [name])]
+    out, seen = [], set()
+    for name in names:
+        if name not in METHODS:
+            raise DataError(f"unknown method {name!r}; expected 'all' or some of {list(METHODS)}")
+        if name not in seen:
+            seen.add(name)
+            method = METHODS[name]()
+            method.name = name
+            out.append(method)
+    return out

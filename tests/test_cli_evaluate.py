@@ -1,0 +1,55 @@
+"""``cppgraph evaluate`` from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from click.testing import CliRunner
+
+from cppgraph.cli import cli
+from cppgraph.evaluate.metrics import METRICS
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_json_records(demo_dir):
+    result = run("evaluate", demo_dir, "--methods", "task-mean,svd", "--methods", "cppgraph",
+                 "--seeds", 2, "--format", "json")
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    assert {tuple(sorted(r)) for r in records} == {("mean", "method", "metric", "protocol", "std")}
+    table = pd.DataFrame(records)
+    assert set(table["method"]) == {"task-mean", "svd", "cppgraph"}
+    assert set(METRICS) <= set(table["metric"]) and (table["protocol"] == "random").all()
+    mae = table[table["metric"] == "mae_norm"].set_index("method")["mean"]
+    assert mae["cppgraph"] < mae["task-mean"]
+    assert "seed 1" in result.stderr  # progress goes to stderr
+
+
+def test_table_and_cold_model(demo_dir, tmp_path):
+    out = tmp_path / "cells.csv"
+    result = run("evaluate", demo_dir, "--protocol", "cold-model", "--known", 2, "--seeds", 1,
+                 "--methods", "task-model-offset", "--predictions", out)
+    assert result.exit_code == 0, result.output
+    assert "task-model-offset" in result.stdout and "mae_norm" in result.stdout
+    cells = pd.read_csv(out)
+    assert {"model", "task", "score", "predicted", "method", "seed"} <= set(cells.columns)
+    # The file is not overwritten without --force, and the run stops before any work.
+    again = run("evaluate", demo_dir, "--seeds", 1, "--methods", "task-mean", "--predictions", out)
+    assert again.exit_code == 1 and "file exists" in again.stderr
+    assert "evaluating" not in again.stderr
+    assert pd.read_csv(out).equals(cells)
+
+
+def test_bad_options(demo_dir, tmp_path):
+    bad = run("evaluate", demo_dir, "--methods", "sdv")
+    assert bad.exit_code == 1 and "unknown method 'sdv'" in bad.stderr
+    bad = run("evaluate", demo_dir, "--known", 2, "--methods", "task-mean")
+    assert bad.exit_code == 1 and "known scores apply" in bad.stderr
+    bad = run("evaluate", demo_dir, "--seeds", 0)
+    assert bad.exit_code == 2 and "--seeds" in bad.stderr
+    bad = run("evaluate", tmp_path / "nowhere", "--methods", "task-mean")
+    assert bad.exit_code == 1 and "nowhere" in bad.stderr

@@ -115,7 +115,7 @@ def test_every_method_runs_on_the_demo_and_is_deterministic(demo_dir):
     again = evaluate(small, "random", make_methods(["task-model-offset", "ncf", "cppgraph"]),
                      seeds=[0], test_size=0.1)
     merged = first.predictions.merge(again.predictions, on=["method", "seed", "model", "task"])
-    assert len(merged) == 3 * len(again.predictions) // 3
+    assert len(merged) == len(again.predictions)  # every cell of the second run matched
     np.testing.assert_allclose(merged["predicted_x"], merged["predicted_y"])
 
 

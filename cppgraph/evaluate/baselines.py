@@ -39,6 +39,17 @@ def _additive(y: np.ndarray, *, shrink: float = 1.0, iters: int = 20) -> tuple[n
     return mu, b
 
 
+def _centered_ridge(x: np.ndarray, t: np.ndarray, alpha: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """Ridge fit of ``t`` on ``x`` with an unpenalized intercept: ``(t_mean, x_mean, coef)``.
+
+    Predict with ``t_mean + (x_new - x_mean) @ coef``.
+    """
+    xm, tm = x.mean(axis=0), float(t.mean())
+    xc = x - xm
+    coef = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (t - tm))
+    return tm, xm, coef
+
+
 def _validation_mask(y: np.ndarray, share: float, seed: int) -> np.ndarray:
     """A seeded share of the known cells, keeping at least one known cell per task."""
     rng = np.random.default_rng(seed)
@@ -239,10 +250,7 @@ def _ridge(y, known, target, feats, alpha, min_rows):
     rows = known[:, target] & known[:, feats].all(axis=1)
     if rows.sum() < min_rows:
         return None
-    x, t = y[np.ix_(rows, feats)], y[rows, target]
-    xm, tm = x.mean(axis=0), t.mean()
-    xc = x - xm
-    coef = np.linalg.solve(xc.T @ xc + alpha * np.eye(len(feats)), xc.T @ (t - tm))
+    tm, xm, coef = _centered_ridge(y[np.ix_(rows, feats)], y[rows, target], alpha)
     return np.concatenate([[tm - xm @ coef], coef])
 
 
@@ -285,11 +293,8 @@ class ScalingLaw(MatrixMethod):
                     c = float(np.mean(z[same, t] - w * lp[same]))
                 out[i] = sig(w * lp[m] + c)
             elif ok.sum() >= 4:
-                x = x_global[ok]
-                xm = x.mean(axis=0)
-                xc = x - xm
-                coef = np.linalg.solve(xc.T @ xc + self.alpha * np.eye(3), xc.T @ (z[ok, t] - z[ok, t].mean()))
-                out[i] = sig(z[ok, t].mean() + (x_global[m] - xm) @ coef)
+                tm, xm, coef = _centered_ridge(x_global[ok], z[ok, t], self.alpha)
+                out[i] = sig(tm + (x_global[m] - xm) @ coef)
         return out
 
 
@@ -336,10 +341,7 @@ class ObservationalScaling(MatrixMethod):
             rows = known[:, t]
             if rows.sum() < 3:
                 continue
-            xm = x[rows].mean(axis=0)
-            xc = x[rows] - xm
-            target = y[rows, t]
-            coef = np.linalg.solve(xc.T @ xc + self.alpha * np.eye(x.shape[1]), xc.T @ (target - target.mean()))
+            tm, xm, coef = _centered_ridge(x[rows], y[rows, t], self.alpha)
             sel = problem.cols == t
-            out[sel] = target.mean() + (x[problem.rows[sel]] - xm) @ coef
+            out[sel] = tm + (x[problem.rows[sel]] - xm) @ coef
         return out

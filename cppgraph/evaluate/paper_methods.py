@@ -230,34 +230,33 @@ class MF(_PaperMethod):
         return _MFNet(*problem.y.shape, self.latent)
 
 
-class NCF(_PaperMethod):
+class _NCFMethod(_PaperMethod):
+    """An NCF network whose sides use ID embeddings (``ids``) and/or factors (``factors``)."""
+
+    ids, factors = True, False
+
+    def network(self, problem: Problem) -> nn.Module:
+        n_models, n_tasks = problem.y.shape
+        mx, tx = (problem.model_x, problem.task_x) if self.factors else (None, None)
+        return _NCFNet(_Side(n_models, self.latent, mx, ids=self.ids),
+                       _Side(n_tasks, self.latent, tx, ids=self.ids), self.latent)
+
+
+class NCF(_NCFMethod):
     """Neural collaborative filtering over model and task IDs (GMF + MLP)."""
 
     name = "ncf"
 
-    def network(self, problem: Problem) -> nn.Module:
-        n_models, n_tasks = problem.y.shape
-        return _NCFNet(_Side(n_models, self.latent, None, ids=True),
-                       _Side(n_tasks, self.latent, None, ids=True), self.latent)
 
-
-class NCFFactors(_PaperMethod):
+class NCFFactors(_NCFMethod):
     """NCF with linear maps of the factors added to the MLP branch's ID embeddings."""
 
     name = "ncf-factors"
-
-    def network(self, problem: Problem) -> nn.Module:
-        n_models, n_tasks = problem.y.shape
-        return _NCFNet(_Side(n_models, self.latent, problem.model_x, ids=True),
-                       _Side(n_tasks, self.latent, problem.task_x, ids=True), self.latent)
+    factors = True
 
 
-class FactorsOnly(_PaperMethod):
+class FactorsOnly(_NCFMethod):
     """The NCF-factors network without ID embeddings: both branches see only factors."""
 
     name = "factors-only"
-
-    def network(self, problem: Problem) -> nn.Module:
-        n_models, n_tasks = problem.y.shape
-        return _NCFNet(_Side(n_models, self.latent, problem.model_x, ids=False),
-                       _Side(n_tasks, self.latent, problem.task_x, ids=False), self.latent)
+    ids, factors = False, True

@@ -60,6 +60,11 @@ class Config:
         cell, and the predicted cell, out of the graph.
     observed_shrinkage : float
         The shrinkage of that correction (positive).
+    task_prior : str
+        Raw scale of a new task before its known scores: ``"factors"``, the
+        median range of the same-unit training tasks that share the most
+        categorical factor values with it; ``"unit"``, of all same-unit tasks
+        (:func:`cppgraph.normalize.new_task_prior`).
     predict_folds : int
         Observed cells are predicted in this many folds, each with its own
         cells removed from the graph.
@@ -85,6 +90,7 @@ class Config:
     known_shrinkage: float = 2.0
     correct_observed: bool = True
     observed_shrinkage: float = 0.5
+    task_prior: str = "factors"
     predict_folds: int = 5
     random_state: int = 0
 
@@ -97,6 +103,7 @@ class Config:
             if not ok:
                 raise CppGraphError(f"config {name} must be {expected}; got {getattr(self, name)!r}")
         need(self.encoder in ("lightgcn", "sage"), "encoder", "'lightgcn' or 'sage'")
+        need(self.task_prior in ("factors", "unit"), "task_prior", "'factors' or 'unit'")
         need(self.normalization in NORMALIZATIONS, "normalization", f"one of {list(NORMALIZATIONS)}")
         for name in ("hidden", "num_layers", "head_hidden", "epochs", "patience", "score_levels",
                      "predict_folds"):

@@ -412,7 +412,8 @@ class CPPGraph:
                     raise _unknown(str(name), valid, what)
         return known.drop(columns=["_line"], errors="ignore").reset_index(drop=True)
 
-    def _new_task_normalizer(self, names: list, info: pd.DataFrame) -> Normalizer:
+    def _new_task_normalizer(self, names: list, info: pd.DataFrame,
+                             factors: pd.DataFrame) -> Normalizer:
         """The normalizer extended with prior parameters for new tasks (:func:`new_task_prior`)."""
         norm = self.normalizer_
         hib = info["higher_is_better"].reindex(names)
@@ -433,7 +434,12 @@ class CPPGraph:
                 raise DataError(f"the logit normalization needs the declared range (min_score, "
                                 f"max_score) of each new task; missing for {no_range[:5]}")
             return norm.extended(names, np.where(sign > 0, lo, hi), (hi - lo).to_numpy(), sign)
-        shift, scale, sign = new_task_prior(norm, self.data_.task_info, info.reindex(names))
+        shared = {}
+        if self.config.task_prior == "factors":
+            shared = dict(train_factors=self._category_labels(self.data_.task_factors),
+                          new_factors=self._category_labels(factors.reindex(names)))
+        shift, scale, sign = new_task_prior(norm, self.data_.task_info, info.reindex(names),
+                                            **shared)
         return norm.extended(names, shift, scale, sign)
 
     @staticmethod
@@ -459,6 +465,13 @@ class CPPGraph:
                 shift[i] = float(np.mean(raw - scale[i] * y))
         return norm.with_params(shift, scale)
 
+    def _category_labels(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Factor-node labels of the categorical task factors in ``frame`` (None if unseen)."""
+        kinds = self.factors_.kinds_["task"]
+        return pd.DataFrame({f: self.factors_.node_labels("task", f, frame[f].tolist())
+                             for f, kind in kinds.items() if kind == "categorical" and f in frame},
+                            index=frame.index)
+
     def _predict_new(self, kind: str, factors: pd.DataFrame, known, *, task_info=None,
                      files: dict) -> pd.DataFrame:
         """Shared cold start for new models (``kind="model"``) or new tasks (``"task"``)."""
@@ -469,7 +482,7 @@ class CPPGraph:
             norm, info = self.normalizer_, self.data_.task_info
         else:
             new_info = parse_task_info(task_info, names, files.get("task_info"))
-            norm = self._new_task_normalizer(names, new_info)
+            norm = self._new_task_normalizer(names, new_info, table)
             info = pd.concat([self.data_.task_info, new_info.reindex(names)])
         pos = {n: i for i, n in enumerate(names)}
         n_old = len(self.data_.models) if kind == "model" else len(self.data_.tasks)

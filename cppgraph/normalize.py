@@ -273,13 +273,18 @@ class PaperNormalizer(Normalizer):
         return self._set(wide.index, lo.to_numpy(), (hi - lo).to_numpy(), np.ones(len(wide)))
 
 
-def new_task_prior(norm: Normalizer, train_info: pd.DataFrame, new_info: pd.DataFrame):
+def new_task_prior(norm: Normalizer, train_info: pd.DataFrame, new_info: pd.DataFrame,
+                   train_factors: pd.DataFrame | None = None,
+                   new_factors: pd.DataFrame | None = None):
     """Prior ``shift``, ``scale`` and ``sign`` of new tasks under a per-task normalizer.
 
     A new task takes the median shift and scale of the training tasks with
     the same unit and direction (``unit`` and ``higher_is_better`` in the
-    task metadata; a missing unit matches a missing unit). Where no training
-    task shares both, shift and scale are NaN (unknown raw scale).
+    task metadata; a missing unit matches a missing unit). Given factor
+    tables (indexed by task; the columns to compare), only those of them that
+    share the most factor values with the new task count, where at least one
+    shares one. Where no training task shares unit and direction, shift and
+    scale are NaN (unknown raw scale).
 
     Returns
     -------
@@ -292,11 +297,20 @@ def new_task_prior(norm: Normalizer, train_info: pd.DataFrame, new_info: pd.Data
     sign = np.where(hib.astype(bool), 1.0, -1.0)
     pos = norm.positions(train_info.index)
     train = pd.DataFrame({"shift": norm.shift_[pos], "scale": norm.scale_[pos],
-                          "sign": norm.sign_[pos], "unit": train_info["unit"].to_numpy()})
+                          "sign": norm.sign_[pos], "unit": train_info["unit"].to_numpy()},
+                         index=train_info.index)
+    if train_factors is not None and new_factors is not None:
+        train_factors = train_factors.reindex(train_info.index)
     shift, scale = np.full(len(hib), np.nan), np.full(len(hib), np.nan)
-    for i, unit in enumerate(new_info["unit"]):
+    for i, (name, unit) in enumerate(new_info["unit"].items()):
         same_unit = train["unit"].isna() if pd.isna(unit) else train["unit"] == unit
         same = train[same_unit & (train["sign"] == sign[i])]
+        if new_factors is not None and train_factors is not None and len(same):
+            values = new_factors.loc[name]
+            shared = sum((train_factors.loc[same.index, col] == value).to_numpy(dtype=int)
+                         for col, value in values.items() if pd.notna(value))
+            if np.max(shared, initial=0) > 0:
+                same = same[shared == np.max(shared)]
         if len(same):
             shift[i], scale[i] = same["shift"].median(), same["scale"].median()
     return shift, scale, sign

@@ -204,6 +204,28 @@ def test_config_file(tmp_path):
         Config.from_file(path)
     with pytest.raises(CppGraphError, match="encoder must be"):
         Config(encoder="gat")
+    with pytest.raises(CppGraphError, match="task_prior must be"):
+        Config(task_prior="median")
+
+
+def test_new_task_prior_by_factors(demo):
+    # syn-trivia-open shares ability, family and few-shot with syn-trivia-mc: under
+    # task_prior="factors" it starts from that task's raw range, else from the median.
+    held = ["syn-trivia-open"]
+    train = demo.subset(tasks=[t for t in demo.tasks if t not in held])
+    factors = demo.task_factors.loc[held].reset_index()
+    info = demo.task_info.loc[held].reset_index()
+    got = {}
+    for prior in ("factors", "unit"):
+        est = CPPGraph(random_state=0, task_prior=prior, **FAST).fit(train)
+        pred = est.predict_new_tasks(factors, task_info=info)
+        got[prior] = pred.set_index("model")["predicted"]
+        norm = est._new_task_normalizer(held, info.set_index("task"), factors.set_index("task"))
+        got[prior + "_range"] = (norm.shift_[-1], norm.scale_[-1])
+    mc = train.scores[train.scores["task"] == "syn-trivia-mc"]["score"]
+    assert got["factors_range"] == pytest.approx((mc.min(), mc.max() - mc.min()))
+    assert got["unit_range"] != pytest.approx(got["factors_range"])
+    assert not np.allclose(got["factors"], got["unit"])
 
 
 @pytest.mark.parametrize("name", ["default", "lightgcn", "sage"])

@@ -10,7 +10,7 @@ import pytest
 
 from cppgraph.data import CollabData, read_cpp_llm
 from cppgraph.errors import DataError
-from cppgraph.normalize import NORMALIZATIONS, Normalizer, make_normalizer
+from cppgraph.normalize import NORMALIZATIONS, Normalizer, make_normalizer, new_task_prior
 
 
 def tiny(higher_is_better=(True, False)):
@@ -144,3 +144,29 @@ def test_extended_and_with_params():
     moved = more.with_params(more.shift_ + 1.0, more.scale_)
     np.testing.assert_allclose(moved.transform(["a"], [21.0]), [0.0])
     np.testing.assert_allclose(more.transform(["a"], [20.0]), [0.0])
+
+
+def test_new_task_prior_prefers_tasks_sharing_factors():
+    # Training tasks a (range 0-100), b (0-10), c (50-60), all in %; new task x shares
+    # two factor values with c, one with a, none with b.
+    scores = pd.DataFrame({"model": ["m1", "m2"] * 3, "task": list("aabbcc"),
+                           "score": [0.0, 100.0, 0.0, 10.0, 50.0, 60.0]})
+    info = pd.DataFrame({"task": list("abc"), "higher_is_better": True, "unit": "%"})
+    data = CollabData.from_frames(scores, task_info=info)
+    norm = make_normalizer("minmax").fit(data)
+    new = pd.DataFrame({"higher_is_better": [True, True], "unit": ["%", "points"]},
+                       index=["x", "y"])
+    train_f = pd.DataFrame({"fmt": ["mc", "free", "mc"], "fam": ["p", "q", "r"]},
+                           index=list("abc"))
+    new_f = pd.DataFrame({"fmt": ["mc", "mc"], "fam": ["r", None]}, index=["x", "y"])
+    shift, scale, sign = new_task_prior(norm, data.task_info, new)
+    np.testing.assert_allclose(shift[:1], [0.0])  # median of 0, 0, 50
+    np.testing.assert_allclose(scale[:1], [10.0])  # median of 100, 10, 10
+    assert np.isnan(shift[1]) and np.isnan(scale[1])  # no training task in 'points'
+    shift, scale, _ = new_task_prior(norm, data.task_info, new, train_f, new_f)
+    np.testing.assert_allclose([shift[0], scale[0]], [50.0, 10.0])  # c alone shares 2
+    assert np.isnan(shift[1])
+    # No shared value at all: back to every same-unit task.
+    none_f = pd.DataFrame({"fmt": ["other"], "fam": ["zz"]}, index=["x"])
+    shift, scale, _ = new_task_prior(norm, data.task_info, new.loc[["x"]], train_f, none_f)
+    np.testing.assert_allclose([shift[0], scale[0]], [0.0, 10.0])

@@ -10,6 +10,8 @@ Example::
 
     python tools/tune.py ../shared/data/cpp_llm --input-format cpp-llm \\
         --grid encoder=lightgcn,sage --grid known_shrinkage=0.5,1,2
+    python tools/tune.py ../shared/data/cpp_llm --input-format cpp-llm \\
+        --setting cold-task:0.1:0 --setting cold-task:0.1:2 --grid task_prior=factors,unit
 """
 
 from __future__ import annotations
@@ -66,12 +68,18 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="configuration key and the values to try (repeatable)")
+    parser.add_argument("--setting", action="append", default=[], metavar="PROTOCOL:SIZE:K",
+                        help="protocol, test size and known scores to tune on (repeatable; "
+                             "default: random 0.05 and 0.2, cold-model 0.1 with k 0 and 2)")
     args = parser.parse_args(argv)
+    settings = tuple((p, float(size), int(k)) for p, size, k in
+                     (item.split(":") for item in args.setting)) or SETTINGS
     grid = {}
     for item in args.grid:
         key, _, values = item.partition("=")
         grid[key] = [_value(v) for v in values.split(",")]
-    table = tune(read_data(args.data, args.input_format), grid, seeds=range(args.seeds))
+    table = tune(read_data(args.data, args.input_format), grid, seeds=range(args.seeds),
+                 settings=settings)
     keys = list(grid)
     summary = table.pivot_table(index=keys, columns="setting", values="mae_norm", aggfunc="mean")
     summary["mean"] = summary.mean(axis=1)

@@ -5,32 +5,15 @@ from __future__ import annotations
 import json
 
 import click
-import pandas as pd
 
 from cppgraph.cli.data import _reader_options
 from cppgraph.data import FORMATS, METRIC_TYPES, read_data
 from cppgraph.data.canonical import check_output_file, write_text_atomic
 from cppgraph.evaluate.methods import METHODS, make_methods
-from cppgraph.evaluate.metrics import HIGHER_IS_BETTER, METRICS
+from cppgraph.evaluate.metrics import HIGHER_IS_BETTER
+from cppgraph.evaluate.report import summary_table
 from cppgraph.evaluate.runner import UNITS, evaluate as run_evaluation
 from cppgraph.evaluate.splits import PROTOCOLS
-
-
-def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Methods x metrics as ``mean ± std`` strings, best normalized MAE first."""
-    wide = summary.pivot_table(index="method", columns="metric", values=["mean", "std"],
-                               sort=False)
-    order = wide[("mean", "mae_norm")].sort_values().index
-    cols = [m for m in (*METRICS, "coverage", "fit_seconds") if ("mean", m) in wide.columns]
-    out = pd.DataFrame(index=order)
-    for m in cols:
-        mean, std = wide.loc[order, ("mean", m)], wide.loc[order, ("std", m)]
-        digits = 2 if m in ("fit_seconds", "rmse_raw", "mae_raw") else 4
-        out[m] = [("" if pd.isna(a) else f"{a:.{digits}f} ± {b:.{digits}f}")
-                  for a, b in zip(mean, std)]
-    if "coverage" in out.columns and (wide.loc[order, ("mean", "coverage")] == 1).all():
-        out = out.drop(columns="coverage")
-    return out.rename(columns={"fit_seconds": "fit_s"}).rename_axis("method").reset_index()
 
 
 def _methods_option(ctx, param, value):

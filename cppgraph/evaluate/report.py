@@ -1,0 +1,75 @@
+"""Readable tables from evaluation summaries: per-method tables and the headline comparison."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cppgraph.evaluate.metrics import HIGHER_IS_BETTER, METRICS
+
+#: The engine's default configuration in method tables.
+DEFAULT = "cppgraph"
+
+
+def is_engine(method: str) -> bool:
+    """Whether a method name is one of the cppgraph engine's configurations."""
+    return method == DEFAULT or method.startswith(DEFAULT + "-")
+
+
+def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Methods x metrics as ``mean ± std`` strings, best normalized MAE first."""
+    wide = summary.pivot_table(index="method", columns="metric", values=["mean", "std"],
+                               sort=False)
+    order = wide[("mean", "mae_norm")].sort_values().index
+    cols = [m for m in (*METRICS, "coverage", "fit_seconds") if ("mean", m) in wide.columns]
+    out = pd.DataFrame(index=order)
+    for m in cols:
+        mean, std = wide.loc[order, ("mean", m)], wide.loc[order, ("std", m)]
+        digits = 2 if m in ("fit_seconds", "rmse_raw", "mae_raw") else 4
+        out[m] = [("" if pd.isna(a) else f"{a:.{digits}f} ± {b:.{digits}f}")
+                  for a, b in zip(mean, std)]
+    if "coverage" in out.columns and (wide.loc[order, ("mean", "coverage")] == 1).all():
+        out = out.drop(columns="coverage")
+    return out.rename(columns={"fit_seconds": "fit_s"}).rename_axis("method").reset_index()
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table of the cells as strings."""
+    rows = [list(map(str, table.columns)), ["---"] * len(table.columns)]
+    rows += table.astype(str).values.tolist()
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
+def compare_default(summary: pd.DataFrame, metric: str = "mae_norm") -> dict:
+    """The default engine against the best method that is not the engine, on one metric.
+
+    Returns ``best`` (name), ``best_mean``, ``best_std``, ``mean``, ``std``
+    (of :data:`DEFAULT`) and ``verdict``: ``"leads"`` when the default is at
+    least as good as every baseline, ``"within 1 std"`` when it trails the
+    best baseline by at most that baseline's standard deviation over seeds,
+    else ``"behind"``.
+    """
+    rows = summary[summary["metric"] == metric].set_index("method")
+    if DEFAULT not in rows.index:
+        raise ValueError(f"the summary has no {DEFAULT!r} rows for {metric!r}")
+    base = rows[[not is_engine(m) for m in rows.index]].dropna(subset=["mean"])
+    if base.empty:
+        raise ValueError("the summary has no baseline to compare with")
+    higher = metric in HIGHER_IS_BETTER
+    best = base["mean"].idxmax() if higher else base["mean"].idxmin()
+    mean, std = rows.loc[DEFAULT, "mean"], rows.loc[DEFAULT, "std"]
+    b_mean, b_std = base.loc[best, "mean"], base.loc[best, "std"]
+    gap = (b_mean - mean) if higher else (mean - b_mean)
+    verdict = "leads" if gap <= 0 else ("within 1 std" if gap <= b_std else "behind")
+    return {"best": best, "best_mean": b_mean, "best_std": b_std, "mean": mean, "std": std,
+            "verdict": verdict}
+
+
+def headline(summaries: dict[str, pd.DataFrame], metric: str = "mae_norm") -> pd.DataFrame:
+    """One row per setting (``label -> summary``): best baseline vs the default engine."""
+    rows = []
+    for label, summary in summaries.items():
+        c = compare_default(summary, metric)
+        rows.append({"setting": label,
+                     "best baseline": f"{c['best']} {c['best_mean']:.4f} ± {c['best_std']:.4f}",
+                     DEFAULT: f"{c['mean']:.4f} ± {c['std']:.4f}", "verdict": c["verdict"]})
+    return pd.DataFrame(rows)

@@ -1,0 +1,100 @@
+"""PNG figures of evaluation results (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (backend first)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def save_figure(fig, path: str | os.PathLike, *, dpi: int = 120) -> None:
+    """Write ``fig`` as PNG to ``path`` atomically (a temporary file, then a rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def parity(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: str | os.PathLike, *,
+           title: str = "", unit: str = "normalized score") -> None:
+    """Predicted against true scores, one panel per label, with the MAE in each title.
+
+    ``panels`` maps a label to ``(true, predicted)`` arrays.
+    """
+    n = len(panels)
+    if n == 0:
+        raise ValueError("parity plot: no panels")
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.5 * rows), squeeze=False)
+    for ax, (label, (true, pred)) in zip(axes.flat, panels.items()):
+        true, pred = np.asarray(true, float), np.asarray(pred, float)
+        ok = np.isfinite(true) & np.isfinite(pred)
+        true, pred = true[ok], pred[ok]
+        lo = min(true.min(initial=0.0), pred.min(initial=0.0))
+        hi = max(true.max(initial=1.0), pred.max(initial=1.0))
+        ax.plot([lo, hi], [lo, hi], color="0.6", lw=1, zorder=1)
+        ax.scatter(true, pred, s=6, alpha=0.35, color="tab:blue", zorder=2, linewidths=0)
+        mae = float(np.mean(np.abs(pred - true))) if len(true) else float("nan")
+        ax.set_title(f"{label}\nMAE {mae:.3f}, {len(true)} cells", fontsize=9)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"true {unit}", fontsize=8)
+        ax.set_ylabel(f"predicted {unit}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def error_bars(table: pd.DataFrame, path: str | os.PathLike, *, metric: str = "normalized MAE",
+               title: str = "") -> None:
+    """Grouped bars: ``mean`` ± ``std`` of each ``method`` in each ``setting`` (long table).
+
+    An optional ``note`` column is written above its bar (e.g. which baseline it is).
+    """
+    if table.empty:
+        raise ValueError("error plot: empty table")
+    settings = list(dict.fromkeys(table["setting"]))
+    methods = list(dict.fromkeys(table["method"]))
+    width = 0.8 / len(methods)
+    x = np.arange(len(settings))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(settings) + 2), 3.8))
+    colors = plt.get_cmap("tab10")
+    for i, method in enumerate(methods):
+        rows = table[table["method"] == method].set_index("setting").reindex(settings)
+        pos = x + (i - (len(methods) - 1) / 2) * width
+        ax.bar(pos, rows["mean"], width, yerr=rows["std"], capsize=2, label=method,
+               color=colors(i % 10), error_kw={"lw": 0.8})
+        if "note" in rows.columns:
+            for px, top, note in zip(pos, rows["mean"] + rows["std"].fillna(0), rows["note"]):
+                if isinstance(note, str) and np.isfinite(top):
+                    ax.text(px, top, " " + note, rotation=90, ha="center", va="bottom",
+                            fontsize=6)
+    ax.set_xticks(x)
+    ax.set_xticklabels(settings, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(metric)
+    ax.margins(y=0.25)
+    ax.legend(fontsize=7, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)

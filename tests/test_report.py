@@ -1,0 +1,69 @@
+"""Report tables and figures: the headline verdicts, markdown, PNG output."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cppgraph import plots
+from cppgraph.evaluate.report import compare_default, headline, is_engine, markdown, summary_table
+
+
+def summary(rows):
+    """``rows``: (method, metric, mean, std)."""
+    return pd.DataFrame(rows, columns=["method", "metric", "mean", "std"]).assign(protocol="random")
+
+
+@pytest.mark.parametrize("ours, verdict", [(0.09, "leads"), (0.10, "leads"), (0.105, "within 1 std"),
+                                           (0.12, "behind")])
+def test_compare_default_verdicts(ours, verdict):
+    s = summary([("cppgraph", "mae_norm", ours, 0.01), ("cppgraph-ensemble", "mae_norm", 0.01, 0.0),
+                 ("knn-models", "mae_norm", 0.10, 0.01), ("task-mean", "mae_norm", 0.20, 0.01)])
+    c = compare_default(s)
+    # Other engine configurations are not baselines, however good.
+    assert (c["best"], c["best_mean"], c["mean"], c["verdict"]) == ("knn-models", 0.10, ours, verdict)
+
+
+def test_compare_default_higher_is_better_and_errors():
+    s = summary([("cppgraph", "spearman", 0.7, 0.05), ("knn-models", "spearman", 0.8, 0.02),
+                 ("svd", "spearman", 0.6, 0.0)])
+    c = compare_default(s, "spearman")
+    assert (c["best"], c["verdict"]) == ("knn-models", "behind")
+    with pytest.raises(ValueError, match="no 'cppgraph'"):
+        compare_default(summary([("svd", "mae_norm", 0.1, 0.0)]))
+    with pytest.raises(ValueError, match="no baseline"):
+        compare_default(summary([("cppgraph", "mae_norm", 0.1, 0.0)]))
+
+
+def test_headline_and_markdown():
+    s = summary([("cppgraph", "mae_norm", 0.0872, 0.017), ("svd", "mae_norm", 0.0897, 0.02)])
+    table = headline({"CPP: random 0.05": s})
+    assert table.to_dict("records") == [{"setting": "CPP: random 0.05",
+                                         "best baseline": "svd 0.0897 ± 0.0200",
+                                         "cppgraph": "0.0872 ± 0.0170", "verdict": "leads"}]
+    assert markdown(table).splitlines()[:2] == ["| setting | best baseline | cppgraph | verdict |",
+                                                "| --- | --- | --- | --- |"]
+    assert is_engine("cppgraph-sage") and not is_engine("cppgraphx") and is_engine("cppgraph")
+
+
+def test_summary_table_orders_by_mae():
+    s = summary([("a", "mae_norm", 0.3, 0.0), ("b", "mae_norm", 0.1, 0.01),
+                 ("a", "fit_seconds", 2.0, 0.5), ("b", "fit_seconds", 1.0, 0.0)])
+    t = summary_table(s)
+    assert t["method"].tolist() == ["b", "a"]
+    assert t.loc[0, "mae_norm"] == "0.1000 ± 0.0100" and t.loc[1, "fit_s"] == "2.00 ± 0.50"
+
+
+def test_plots_write_png(tmp_path):
+    plots.parity({"one": ([0.1, 0.5, 0.9], [0.2, 0.4, 1.0]), "two": ([0.0], [0.0])},
+                 tmp_path / "p.png", title="t")
+    table = pd.DataFrame({"setting": ["s1", "s1", "s2", "s2"], "method": ["a", "b", "a", "b"],
+                          "mean": [0.1, 0.2, 0.3, 0.1], "std": [0.01, 0.0, 0.02, 0.0],
+                          "note": [None, "knn", None, "svd"]})
+    plots.error_bars(table, tmp_path / "e.png")
+    for name in ("p.png", "e.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.png", "p.png"]  # no temporary left
+    with pytest.raises(ValueError, match="no panels"):
+        plots.parity({}, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()

@@ -350,7 +350,9 @@ class CPPGraph:
         Raw units need the new task's scale. Under the per-task
         normalizations (``minmax``, ``zscore``) a new task starts from the
         median shift and scale of the training tasks of the same unit and
-        direction (:func:`cppgraph.normalize.new_task_prior`); its known
+        direction, among them those sharing the most categorical factor
+        values with it under ``task_prior="factors"``
+        (:func:`cppgraph.normalize.new_task_prior`); its known
         scores then refit the offset (and, where no training task shares the
         unit, the scale too, from 2 or more scores). Without either,
         ``predicted`` is NaN and a warning says so. ``logit`` takes the

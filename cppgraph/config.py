@@ -60,6 +60,11 @@ class Config:
         cell, and the predicted cell, out of the graph.
     observed_shrinkage : float
         The shrinkage of that correction (positive).
+    known_regression : float
+        Cold start of new models: weight in [0, 1] of a ridge regression of
+        each task on the model's known tasks (over the training models,
+        :func:`cppgraph.train.known_score_regression`), mixed into the
+        corrected predictions; 0 turns it off.
     task_prior : str
         Raw scale of a new task before its known scores: ``"factors"``, the
         median range of the same-unit training tasks that share the most
@@ -90,6 +95,7 @@ class Config:
     known_shrinkage: float = 2.0
     correct_observed: bool = True
     observed_shrinkage: float = 0.5
+    known_regression: float = 0.5
     task_prior: str = "factors"
     predict_folds: int = 5
     random_state: int = 0
@@ -103,6 +109,8 @@ class Config:
             if not ok:
                 raise CppGraphError(f"config {name} must be {expected}; got {getattr(self, name)!r}")
         need(self.encoder in ("lightgcn", "sage"), "encoder", "'lightgcn' or 'sage'")
+        need(isinstance(self.known_regression, (int, float)) and 0 <= self.known_regression <= 1,
+             "known_regression", "in [0, 1]")
         need(self.task_prior in ("factors", "unit"), "task_prior", "'factors' or 'unit'")
         need(self.normalization in NORMALIZATIONS, "normalization", f"one of {list(NORMALIZATIONS)}")
         for name in ("hidden", "num_layers", "head_hidden", "epochs", "patience", "score_levels",

@@ -33,8 +33,8 @@ from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.graph import SCORES, FactorEncoder, add_nodes, build_graph
 from cppgraph.nn import ScoreHead, make_encoder
 from cppgraph.normalize import Normalizer, make_normalizer, new_task_prior
-from cppgraph.train import (GraphInputs, Network, fit_network, predict_pairs, residual_correction,
-                            residual_similarity)
+from cppgraph.train import (GraphInputs, Network, fit_network, known_score_regression,
+                            predict_pairs, residual_correction, residual_similarity)
 
 logger = logging.getLogger(__name__)
 
@@ -573,7 +573,36 @@ class CPPGraph:
             corr = residual_correction(z.view(-1, n_other).float(), known_cells.view(-1, n_other),
                                        self.config.known_shrinkage)
             pred = pred + corr.reshape(-1).numpy()
+        if self.config.known_regression > 0 and len(y) and not prior_only:
+            pred = self._blend_regression(kind, pred, cells, y, len(ctx["names"]))
         return pred, norm
+
+    def _blend_regression(self, kind: str, pred: np.ndarray, cells: np.ndarray, y: np.ndarray,
+                          n_new: int) -> np.ndarray:
+        """Mix new entities' predictions with a ridge regression on their known scores.
+
+        :func:`cppgraph.train.known_score_regression` over the training
+        scores (a new model's tasks regressed on its known tasks across the
+        training models; a new task's models on its known models across the
+        training tasks); weight ``known_regression``; cells it cannot
+        predict keep ``pred``.
+        """
+        g = self.inputs_.graph[SCORES]
+        scores = np.zeros((self.inputs_.head_model.size(0), self.inputs_.head_task.size(0)))
+        known = np.zeros(scores.shape, dtype=bool)
+        m, t = g.edge_index.numpy()
+        scores[m, t], known[m, t] = g.edge_weight.numpy(), True
+        if kind == "task":
+            scores, known = scores.T, known.T
+        n_other = scores.shape[1]
+        new_scores, new_known = np.zeros((n_new, n_other)), np.zeros((n_new, n_other), dtype=bool)
+        new_scores.flat[cells], new_known.flat[cells] = y, True
+        reg = known_score_regression(scores, known, new_scores, new_known).reshape(-1)
+        ok = np.isfinite(reg)
+        w = self.config.known_regression
+        out = pred.copy()
+        out[ok] = (1 - w) * pred[ok] + w * reg[ok]
+        return out
 
     # ------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
@@ -173,3 +174,44 @@ def residual_correction(residuals: Tensor, known: Tensor, shrinkage: float, *,
     else:
         total, count = z @ weights.T, k @ weights.T
     return total / (count + shrinkage)
+
+
+def known_score_regression(scores: np.ndarray, known: np.ndarray, new_scores: np.ndarray,
+                           new_known: np.ndarray, *, ridge: float = 0.1,
+                           min_rows: int = 5) -> np.ndarray:
+    """Predict each new row's cells by ridge regression on its known cells.
+
+    For new row ``i`` with known columns ``K`` and each column ``c``, a ridge
+    regression (with intercept, penalty ``ridge``) of column ``c`` on columns
+    ``K`` is fitted over the training rows that know all of them, and
+    applied to row ``i``'s known values. Cells with fewer than ``min_rows``
+    such training rows, and rows with no known cell, are NaN.
+
+    Parameters
+    ----------
+    scores, known : ndarray ``[R, C]``
+        Training values (normalized scores) and their mask.
+    new_scores, new_known : ndarray ``[N, C]``
+        The new rows' known values and mask.
+
+    Returns
+    -------
+    ndarray ``[N, C]`` of float64
+    """
+    out = np.full(new_scores.shape, np.nan)
+    for i in range(new_scores.shape[0]):
+        cols = np.flatnonzero(new_known[i])
+        if not len(cols):
+            continue
+        have = known[:, cols].all(axis=1)
+        x_new = new_scores[i, cols]
+        for c in range(scores.shape[1]):
+            rows = have & known[:, c]
+            if rows.sum() < max(min_rows, len(cols) + 2):
+                continue
+            x, y = scores[np.ix_(rows, cols)], scores[rows, c]
+            mx, my = x.mean(axis=0), y.mean()
+            xc = x - mx
+            beta = np.linalg.solve(xc.T @ xc + ridge * np.eye(len(cols)), xc.T @ (y - my))
+            out[i, c] = my + (x_new - mx) @ beta
+    return out

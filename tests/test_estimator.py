@@ -12,6 +12,7 @@ from cppgraph.data import read_canonical
 from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.estimator import CPPGraph
 from cppgraph.graph import SCORES
+from cppgraph.train import known_score_regression
 
 FAST = dict(epochs=80, patience=80)
 
@@ -102,7 +103,8 @@ def test_cold_start_zero_and_k_known(demo):
     # three known scores reveal the demo's per-model effect, which no factor explains.
     assert mae(zero) < 0.15
     assert mae(k3) < mae(zero) - 0.005
-    plain = CPPGraph(random_state=0, correct_known=False, **FAST).fit(train)
+    # With the correction and the regression off, the network alone barely uses them.
+    plain = CPPGraph(random_state=0, correct_known=False, known_regression=0.0, **FAST).fit(train)
     assert abs(mae(plain.predict_new_models(factors, known)) - mae(zero)) < 0.005
 
 
@@ -265,3 +267,22 @@ def test_residual_similarity_by_hand():
     assert torch.diagonal(w).tolist() == [1.0, 1.0, 1.0]
     known[2:, 1] = False  # only 2 rows in common: below min_common
     assert residual_similarity(z, known)[0, 1].item() == 0.0
+
+
+def test_known_score_regression_by_hand():
+    # Column 1 = 2 * column 0 + 0.1 on the training rows; column 2 unrelated but known.
+    x = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    scores = np.stack([x, 2 * x + 0.1, np.full(6, 0.5)], axis=1)
+    known = np.ones(scores.shape, dtype=bool)
+    new = np.array([[0.45, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    new_known = np.array([[True, False, False], [False, False, False]])
+    out = known_score_regression(scores, known, new, new_known, ridge=0.0)
+    np.testing.assert_allclose(out[0], [0.45, 1.0, 0.5])
+    assert np.isnan(out[1]).all()  # no known cell
+    # Too few training rows know both columns: no prediction.
+    known[2:, 1] = False
+    out = known_score_regression(scores, known, new, new_known, ridge=0.0)
+    assert np.isnan(out[0, 1]) and np.isfinite(out[0, 2])
+    # The ridge penalty pulls the slope towards 0, the prediction towards the column mean 0.6.
+    shrunk = known_score_regression(scores, np.ones_like(known), new, new_known, ridge=1.0)
+    assert 0.6 < shrunk[0, 1] < 1.0

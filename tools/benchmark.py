@@ -62,7 +62,8 @@ DATASETS = {
 #: Methods of the slower settings (big matrices, many single-model splits).
 FAST = ("task-mean", "task-model-offset", "soft-impute", "knn-models", "benchmark-ridge-logit",
         "scaling-law", "ncf-factors", "cppgraph", "cppgraph-lightgcn")
-PAPER_4_5 = ("task-model-offset", "benchmark-ridge-logit", "scaling-law", "ncf-factors", "cppgraph")
+PAPER_4_5 = ("task-model-offset", "benchmark-ridge-logit", "scaling-law", "ncf-factors", "factors-only",
+             "cppgraph")
 
 
 @dataclass(frozen=True)

@@ -360,22 +360,26 @@ def notes() -> list[str]:
             "standard deviation 0.01 (the NCF paper's convention); this value was chosen after "
             "seeing Table 1 results. At 0.1, MF's Table 1 MSE is 1.80e-2 instead of about 1e-2.",
             "- On Table 1 and the HELM pilot the re-implemented paper methods land near the "
-            "paper's figures. On Tables 4 and 5 (cold start) the re-implemented `ncf-factors` is "
-            "well above the paper's own MSE; the cause (how the paper's code embeds a model or "
-            "task it never trained on, or its longer training) is not yet found, so its cold-start "
-            "figures here should not be read as the paper's method.",
+            "paper's figures. On Table 4 (a held-out model) the re-implemented `ncf-factors` is "
+            "well above the paper's MSE, while `factors-only`, the same network without ID "
+            "embeddings, is well below it: a held-out model has ID embeddings that never "
+            "received a gradient and stay near their small initial values, which the trained "
+            "network has never seen. How the paper's code treats them is not known; its figures "
+            "lie between the two. On Table 5 (a held-out task) neither re-implementation is "
+            "near the paper's figures, in either direction, and the cause is not found.",
             "- The engine's defaults were chosen with `tools/tune.py` on validation splits of the "
             "training data only (see `docs/ENGINE.md`), on CPP crowdsource; nothing was tuned on "
             "HELM, the observational-scaling data or the leaderboard.",
             "- Where the headline verdict is not `leads`:",
-            "  - CPP `cold-model` k=2: benchmark ridge regresses each task on the held-out "
-            "model's 2 known tasks, while the engine moves all of a new model's predictions by one "
-            "shrunk mean residual. Tried on inner validation: task-similarity weights for that "
-            "correction (worse), shrinkage 0.5 / 1 / 2 (2 kept), the `lightgcn` encoder (worse).",
-            "  - CPP `cold-family`, `cold-task` k=2: within one standard deviation; not tuned for.",
+            "  - CPP `cold-family` and `cold-task` k=2: within one standard deviation; not tuned "
+            "for beyond the settings in `docs/ENGINE.md`.",
             "  - HELM: the engine trails kNN / ridge baselines by more than their spread. HELM "
             "models have one factor (a size read from the name, often missing), so the factor "
             "graph adds little, and the defaults were chosen on CPP.",
+            "- CPP `cold-model` k=2 trailed benchmark ridge until the engine mixed in a ridge "
+            "regression on a new model's known scores (`known_regression`, chosen on inner "
+            "validation); before that, task-similarity weights for the correction, other "
+            "shrinkages and the `lightgcn` encoder were tried and did not help.",
             "- Paper bars not met: Table 5 at BoolQ T0 and BIG-bench hard T2 (see the table).", ""]
 
 

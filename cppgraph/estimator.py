@@ -179,7 +179,7 @@ class CPPGraph:
         self.task_weights_ = residual_similarity(z, known)
 
     def _residual_matrix(self, use: torch.Tensor, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Dense ``[models, tasks]`` residuals of the ``use``-d training edges, and their mask."""
+        """Dense ``[models, tasks]`` values (residuals or scores) of the ``use``-d edges, and their mask."""
         g = self.inputs_.graph[SCORES]
         shape = (self.inputs_.head_model.size(0), self.inputs_.head_task.size(0))
         z, known = torch.zeros(shape), torch.zeros(shape, dtype=torch.bool)
@@ -588,10 +588,8 @@ class CPPGraph:
         predict keep ``pred``.
         """
         g = self.inputs_.graph[SCORES]
-        scores = np.zeros((self.inputs_.head_model.size(0), self.inputs_.head_task.size(0)))
-        known = np.zeros(scores.shape, dtype=bool)
-        m, t = g.edge_index.numpy()
-        scores[m, t], known[m, t] = g.edge_weight.numpy(), True
+        scores, known = self._residual_matrix(torch.ones(g.num_edges, dtype=torch.bool), g.edge_weight)
+        scores, known = scores.double().numpy(), known.numpy()
         if kind == "task":
             scores, known = scores.T, known.T
         n_other = scores.shape[1]

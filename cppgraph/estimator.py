@@ -307,10 +307,12 @@ class CPPGraph:
             Column ``model`` plus factor columns (as in ``model_factors.csv``).
         known_scores : DataFrame, optional
             ``model, task, score`` rows of known (raw) scores of these models.
-            They become score edges of the graph and, with
+            They become score edges of the graph; with
             ``config.correct_known``, their residuals correct the model's
-            other predictions (:func:`cppgraph.train.residual_correction`);
-            no retraining.
+            other predictions (:func:`cppgraph.train.residual_correction`),
+            and with ``config.known_regression`` a ridge regression on them
+            is mixed in (:func:`cppgraph.train.known_score_regression`); no
+            retraining.
         files : dict, optional
             ``{"model_factors": path, "known_scores": path}`` for error
             messages; an optional ``_line`` column gives each row's line.
@@ -338,7 +340,8 @@ class CPPGraph:
             Column ``task`` plus factor columns (as in ``task_factors.csv``).
         known_scores : DataFrame, optional
             ``model, task, score`` rows: known scores of training models on
-            the new tasks (score edges, plus the residual correction).
+            the new tasks (score edges, the residual correction and the known-score
+            regression).
         task_info : DataFrame, optional
             ``tasks.csv`` rows of the new tasks (direction, declared range);
             a task without one is taken as higher-is-better.

@@ -176,6 +176,17 @@ def residual_correction(residuals: Tensor, known: Tensor, shrinkage: float, *,
     return total / (count + shrinkage)
 
 
+def centered_ridge(x: np.ndarray, t: np.ndarray, alpha: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """Ridge fit of ``t`` on ``x`` with an unpenalized intercept: ``(t_mean, x_mean, coef)``.
+
+    Predict with ``t_mean + (x_new - x_mean) @ coef``.
+    """
+    xm, tm = x.mean(axis=0), float(t.mean())
+    xc = x - xm
+    coef = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (t - tm))
+    return tm, xm, coef
+
+
 def known_score_regression(scores: np.ndarray, known: np.ndarray, new_scores: np.ndarray,
                            new_known: np.ndarray, *, ridge: float = 0.1,
                            min_rows: int = 5) -> np.ndarray:
@@ -204,14 +215,10 @@ def known_score_regression(scores: np.ndarray, known: np.ndarray, new_scores: np
         if not len(cols):
             continue
         have = known[:, cols].all(axis=1)
-        x_new = new_scores[i, cols]
         for c in range(scores.shape[1]):
             rows = have & known[:, c]
             if rows.sum() < max(min_rows, len(cols) + 2):
                 continue
-            x, y = scores[np.ix_(rows, cols)], scores[rows, c]
-            mx, my = x.mean(axis=0), y.mean()
-            xc = x - mx
-            beta = np.linalg.solve(xc.T @ xc + ridge * np.eye(len(cols)), xc.T @ (y - my))
-            out[i, c] = my + (x_new - mx) @ beta
+            mean, x_mean, coef = centered_ridge(scores[np.ix_(rows, cols)], scores[rows, c], ridge)
+            out[i, c] = mean + (new_scores[i, cols] - x_mean) @ coef
     return out

@@ -10,7 +10,7 @@ error-by-protocol plot per data set go to ``docs/figures/``.
 
 Example::
 
-    python tools/benchmark.py                       # everything (about an hour on 2 cores)
+    python tools/benchmark.py                       # everything (about 40 minutes on 2 cores)
     python tools/benchmark.py --only cpp paper      # some groups; the report holds only those
 """
 
@@ -178,13 +178,13 @@ def _pm(mean, std, fmt="{:.2e}") -> str:
     return f"{fmt.format(mean)} ± {fmt.format(std)}"
 
 
-def paper_table1(summary: pd.DataFrame, reference: dict, *, methods=None) -> pd.DataFrame:
+def paper_table1(summary: pd.DataFrame, reference: dict) -> pd.DataFrame:
     """Methods in the paper's four metrics, ours (mean ± std) then the paper's rows."""
     wide = summary.pivot_table(index="method", columns="metric", values=["mean", "std"],
                                sort=False)
     order = wide[("mean", "mse_norm")].sort_values().index
     rows = []
-    for m in order if methods is None else methods:
+    for m in order:
         get = lambda metric, k: wide.loc[m, (k, metric)]  # noqa: E731
         rows.append({"method": m, "MSE": _pm(get("mse_norm", "mean"), get("mse_norm", "std")),
                      "L1": _pm(get("mae_norm", "mean"), get("mae_norm", "std")),
@@ -358,7 +358,7 @@ def notes() -> list[str]:
             "at most 500 epochs with early stopping (patience 30) on 10% of the training cells, "
             "instead of the reference code's 250,000 SGD epochs. Their embeddings start at "
             "standard deviation 0.01 (the NCF paper's convention); this value was chosen after "
-            "seeing Table 1 results. At 0.1, MF's Table 1 MSE is 1.80e-2 instead of about 1e-2.",
+            "seeing Table 1 results, and MF's Table 1 figure depends on it.",
             "- On Table 1 and the HELM pilot the re-implemented paper methods land near the "
             "paper's figures. On Table 4 (a held-out model) the re-implemented `ncf-factors` is "
             "well above the paper's MSE, while `factors-only`, the same network without ID "

@@ -12,6 +12,7 @@ import numpy as np
 
 from cppgraph.evaluate.base import MatrixMethod
 from cppgraph.evaluate.problem import Problem
+from cppgraph.train import centered_ridge
 
 
 def _column_means(y: np.ndarray) -> np.ndarray:
@@ -39,15 +40,11 @@ def _additive(y: np.ndarray, *, shrink: float = 1.0, iters: int = 20) -> tuple[n
     return mu, b
 
 
-def _centered_ridge(x: np.ndarray, t: np.ndarray, alpha: float) -> tuple[float, np.ndarray, np.ndarray]:
-    """Ridge fit of ``t`` on ``x`` with an unpenalized intercept: ``(t_mean, x_mean, coef)``.
-
-    Predict with ``t_mean + (x_new - x_mean) @ coef``.
-    """
-    xm, tm = x.mean(axis=0), float(t.mean())
-    xc = x - xm
-    coef = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (t - tm))
-    return tm, xm, coef
+def _additive_residuals(y: np.ndarray):
+    """Known mask, the additive fit ``mu, b`` (:func:`_additive`) and its residuals (0 where unknown)."""
+    known = ~np.isnan(y)
+    mu, b = _additive(y)
+    return known, mu, b, np.where(known, y - mu[None, :] - b[:, None], 0.0)
 
 
 def _validation_mask(y: np.ndarray, share: float, seed: int) -> np.ndarray:
@@ -165,9 +162,7 @@ class KNNModels(MatrixMethod):
 
     def complete(self, problem: Problem) -> np.ndarray:
         y = problem.y
-        known = ~np.isnan(y)
-        mu, b = _additive(y)
-        r = np.where(known, y - mu[None, :] - b[:, None], 0.0)
+        known, mu, b, r = _additive_residuals(y)
         k_f = known.astype(np.float64)
         common = k_f @ k_f.T
         sxy = r @ r.T
@@ -250,7 +245,7 @@ def _ridge(y, known, target, feats, alpha, min_rows):
     rows = known[:, target] & known[:, feats].all(axis=1)
     if rows.sum() < min_rows:
         return None
-    tm, xm, coef = _centered_ridge(y[np.ix_(rows, feats)], y[rows, target], alpha)
+    tm, xm, coef = centered_ridge(y[np.ix_(rows, feats)], y[rows, target], alpha)
     return np.concatenate([[tm - xm @ coef], coef])
 
 
@@ -293,7 +288,7 @@ class ScalingLaw(MatrixMethod):
                     c = float(np.mean(z[same, t] - w * lp[same]))
                 out[i] = sig(w * lp[m] + c)
             elif ok.sum() >= 4:
-                tm, xm, coef = _centered_ridge(x_global[ok], z[ok, t], self.alpha)
+                tm, xm, coef = centered_ridge(x_global[ok], z[ok, t], self.alpha)
                 out[i] = sig(tm + (x_global[m] - xm) @ coef)
         return out
 
@@ -316,9 +311,7 @@ class ObservationalScaling(MatrixMethod):
 
     def complete(self, problem: Problem) -> np.ndarray:
         y = problem.y
-        known = ~np.isnan(y)
-        mu, b = _additive(y)
-        r = np.where(known, y - mu[None, :] - b[:, None], 0.0)
+        known, mu, b, r = _additive_residuals(y)
         n_train = problem.n_train_models
         k = max(1, min(self.components, min(r[:n_train].shape) - 1))
         _, _, vt = np.linalg.svd(r[:n_train], full_matrices=False)
@@ -341,7 +334,7 @@ class ObservationalScaling(MatrixMethod):
             rows = known[:, t]
             if rows.sum() < 3:
                 continue
-            tm, xm, coef = _centered_ridge(x[rows], y[rows, t], self.alpha)
+            tm, xm, coef = centered_ridge(x[rows], y[rows, t], self.alpha)
             sel = problem.cols == t
             out[sel] = tm + (x[problem.rows[sel]] - xm) @ coef
         return out

@@ -605,6 +605,69 @@ class CPPGraph:
         out[ok] = (1 - w) * pred[ok] + w * reg[ok]
         return out
 
+    # -------------------------------------------------------- embeddings
+    def node_embeddings(self) -> dict[str, np.ndarray]:
+        """The encoder's final node embeddings on the full training graph.
+
+        Returns
+        -------
+        dict
+            ``{"model": [n_models, d], "task": [n_tasks, d], "factor":
+            [n_factor_nodes, d]}`` float64 arrays, rows in the order of
+            ``data_.models``, ``data_.tasks`` and ``factors_.nodes_``
+            (eval mode, every score edge in the graph).
+        """
+        self._check_fitted()
+        return self._encode(self.inputs_.graph)
+
+    def _encode(self, graph) -> dict[str, np.ndarray]:
+        encoder = self.network_.encoder
+        was_training = encoder.training
+        encoder.eval()
+        try:
+            with torch.no_grad():
+                h = encoder(graph)
+        finally:
+            encoder.train(was_training)
+        return {kind: h[kind].numpy().astype(np.float64) for kind in ("model", "task", "factor")}
+
+    def new_model_embeddings(self, model_factors: pd.DataFrame,
+                             known_scores: pd.DataFrame | None = None, *,
+                             files: dict | None = None) -> np.ndarray:
+        """Embed models not seen in training, attached as :meth:`predict_new_models` attaches them.
+
+        Each new model joins the training graph through its factor edges and
+        the score edges of its known scores (normalized), without retraining.
+
+        Parameters
+        ----------
+        model_factors, known_scores, files
+            As in :meth:`predict_new_models`.
+
+        Returns
+        -------
+        ndarray ``[n_new, d]``
+            One row per row of ``model_factors``, in order.
+        """
+        self._check_fitted()
+        files = files or {}
+        names, table = self._parse_new_entities("model", model_factors, files.get("model_factors"))
+        known = self._parse_known("model", known_scores, names, files.get("known_scores"))
+        if len(known) and self.normalizer_.by == "model":
+            raise CppGraphError("the paper normalization is per model and cannot scale the scores "
+                                "of a new model; give its factors only")
+        y = self.normalizer_.transform(known["task"], known["score"].to_numpy(dtype=np.float64),
+                                       models=known["model"].to_numpy())
+        pos = {n: i for i, n in enumerate(names)}
+        edges = torch.tensor(np.stack([known["model"].map(pos).to_numpy(dtype=np.int64),
+                                       known["task"].map(self._task_index).to_numpy(dtype=np.int64)]),
+                             dtype=torch.long).reshape(2, -1)
+        graph = add_nodes(self.inputs_.graph, "model",
+                          torch.from_numpy(self.factors_.numeric_features("model", table)),
+                          torch.from_numpy(self.factors_.factor_edges("model", table)), edges,
+                          torch.tensor(y, dtype=torch.float32))
+        return self._encode(graph)["model"][len(self.data_.models):]
+
     # ------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the fitted model to a folder, atomically (weights, JSON metadata, log, data)."""

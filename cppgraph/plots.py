@@ -1,4 +1,4 @@
-"""PNG figures of evaluation results (matplotlib, no display needed)."""
+"""PNG figures: evaluation results here; inspection maps and importance charts call save_figure."""
 
 from __future__ import annotations
 
@@ -14,15 +14,26 @@ import matplotlib.pyplot as plt  # noqa: E402  (backend first)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from cppgraph.errors import DataError  # noqa: E402
+
 
 def save_figure(fig, path: str | os.PathLike, *, dpi: int = 120) -> None:
-    """Write ``fig`` as PNG to ``path`` atomically (a temporary file, then a rename)."""
+    """Write ``fig`` as PNG to ``path`` atomically (a temporary file, then a rename).
+
+    Raises :class:`~cppgraph.errors.DataError` naming ``path`` when it cannot
+    be written; nothing is left behind.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    except OSError as err:
+        raise DataError(f"cannot write: {err.strerror or err}", file=path) from err
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
         os.replace(tmp, path)
+    except OSError as err:
+        raise DataError(f"cannot write: {err.strerror or err}", file=path) from err
     finally:
         plt.close(fig)
         if os.path.exists(tmp):

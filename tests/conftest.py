@@ -25,3 +25,21 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def demo_dir() -> Path:
     return DEMO
+
+
+#: A short training run: enough for tests that look inside a fitted model.
+FAST = dict(epochs=80, patience=80)
+
+
+@pytest.fixture(scope="session")
+def fast_est(demo_dir):
+    """The engine fitted briefly on the demo data (shared: do not modify)."""
+    from cppgraph.data import read_data
+    from cppgraph.estimator import CPPGraph
+    return CPPGraph(random_state=0, **FAST).fit(read_data(demo_dir))
+
+
+@pytest.fixture(scope="session")
+def fast_model_dir(fast_est, tmp_path_factory):
+    """``fast_est`` saved to a model folder."""
+    return fast_est.save(tmp_path_factory.mktemp("fast") / "model")

@@ -79,11 +79,18 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
 from cppgraph.cli.data import data  # noqa: E402
 from cppgraph.cli.engine import fit, predict  # noqa: E402
 from cppgraph.cli.evaluate import evaluate  # noqa: E402
+from cppgraph.cli.explain import explain  # noqa: E402
+from cppgraph.cli.inspect import clusters, embeddings, graph, neighbours  # noqa: E402
 
 cli.add_command(data)
 cli.add_command(fit)
 cli.add_command(predict)
 cli.add_command(evaluate)
+cli.add_command(neighbours)
+cli.add_command(graph)
+cli.add_command(embeddings)
+cli.add_command(clusters)
+cli.add_command(explain)
 
 
 def main() -> None:

@@ -1,0 +1,71 @@
+"""``cppgraph explain``: which design factors drive the predictions of a fitted model."""
+
+from __future__ import annotations
+
+import click
+
+from cppgraph import explain as cpx
+from cppgraph.cli.inspect import _table
+from cppgraph.estimator import CPPGraph
+
+
+@click.command("explain")
+@click.argument("model_dir", type=click.Path(path_type=str))
+@click.option("--model", "model", default=None, help="Explain this model's predictions only.")
+@click.option("--task", "task", default=None, help="Explain this task's predictions only.")
+@click.option("--ablation", is_flag=True,
+              help="Also refit without each factor and report the rise of the held-out MAE.")
+@click.option("--seeds", type=int, default=3, show_default=True,
+              help="With --ablation: splits of the training data to average over.")
+@click.option("--protocol", type=click.Choice(["random", "cold-model"]), default="random",
+              show_default=True,
+              help="With --ablation: hold out 10%% of the cells, or 10%% of the models entirely.")
+@click.option("--max-evals", type=int, default=None,
+              help="Coalitions of the permutation SHAP estimate (more than "
+                   f"{cpx.EXACT_MAX_FACTORS} factors); default 20 x (2 x factors + 1).")
+@click.option("--plot", "plot", type=click.Path(path_type=str), default=None,
+              help="Also write a bar chart of the importance as PNG.")
+@click.option("--force", is_flag=True, help="Replace --plot if it exists.")
+@click.pass_context
+def explain(ctx, model_dir, model, task, ablation, seeds, protocol, max_evals, plot,
+            force) -> None:
+    """Factor importance of the fitted model in MODEL_DIR.
+
+    Prints the mean absolute SHAP value of each design factor over the
+    predictions (all cells, or those of --model / --task); with both --model
+    and --task, the SHAP value of each factor for that one prediction.
+    """
+    if plot:
+        cpx.check_plot_path(plot, overwrite=force)
+    est = CPPGraph.load(model_dir)
+    verbose = (ctx.obj or {}).get("verbose", 0) > 0
+    result = cpx.shap_values(est, model=model, task=task, max_evals=max_evals, progress=verbose)
+    if model is not None and task is not None:
+        one = result.one(model, task)
+        click.echo(f"{model} on {task}: network prediction {result.prediction.iloc[0]:.4f} "
+                   f"(normalized) = {result.base.iloc[0]:.4f} with every factor removed "
+                   f"+ the SHAP values below ({result.method})")
+        click.echo(_table(one), nl=False)
+        if plot:
+            cpx.importance_plot(one, plot, overwrite=force, title=f"{model} on {task}: SHAP")
+            click.echo(f"wrote {plot}", err=True)
+        if ablation:
+            click.echo("(--ablation is global: run it without --model and --task)", err=True)
+        return
+    shap_table = cpx.global_importance(result)
+    scope = "every cell" if model is None and task is None else f"the cells of {model or task}"
+    click.echo(f"mean |SHAP| over {len(result.values)} predictions ({scope}; {result.method}; "
+               "normalized-score units)")
+    abl = None
+    if ablation:
+        progress = (lambda line: click.echo(line, err=True)) if verbose else None
+        click.echo(f"refitting without each of {len(result.factors)} factors on {seeds} "
+                   f"{protocol} split(s)...", err=True)
+        abl = cpx.ablation_importance(est, seeds=seeds, protocol=protocol, progress=progress)
+        click.echo(f"ablation ({protocol}): held-out normalized MAE with every factor "
+                   f"{abl.attrs['mae_all']:.4f}; delta_mae = MAE without the factor minus that")
+    table = cpx.importance_table(shap_table, abl)
+    click.echo(_table(table), nl=False)
+    if plot:
+        cpx.importance_plot(table, plot, overwrite=force, title=f"factor importance: {model_dir}")
+        click.echo(f"wrote {plot}", err=True)

@@ -1,0 +1,137 @@
+"""``cppgraph neighbours``, ``graph``, ``embeddings`` and ``clusters``: look inside a fitted model."""
+
+from __future__ import annotations
+
+import click
+import pandas as pd
+
+from cppgraph import inspect as cpi
+from cppgraph.data.canonical import check_output_file, read_csv_lines
+from cppgraph.estimator import CPPGraph
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.4f}") + "\n"
+
+
+@click.command("neighbours")
+@click.argument("model_dir", type=click.Path(path_type=str))
+@click.argument("name")
+@click.option("-k", "k", type=int, default=10, show_default=True, help="How many neighbours.")
+@click.option("--by", type=click.Choice(["embedding", "scores"]), default="embedding",
+              show_default=True,
+              help="Cosine similarity of embeddings, or Pearson correlation of observed scores "
+                   "(3 or more in common).")
+@click.option("--task", "is_task", is_flag=True, help="NAME is a task: list similar tasks.")
+@click.option("--new-model", type=click.Path(path_type=str), default=None,
+              help="NAME is a new model, the row of this model_factors.csv-style file.")
+@click.option("--known-scores", type=click.Path(path_type=str), default=None,
+              help="With --new-model: a scores.csv of its known scores.")
+def neighbours(model_dir, name, k, by, is_task, new_model, known_scores) -> None:
+    """The models (or tasks) most similar to NAME in the fitted model in MODEL_DIR.
+
+    The last column names the 3 tasks (models) where the two differ most in
+    predicted normalized score (neighbour minus NAME).
+    """
+    if new_model and is_task:
+        raise click.UsageError("--new-model is for models; drop --task")
+    if known_scores and not new_model:
+        raise click.UsageError("--known-scores needs --new-model")
+    est = CPPGraph.load(model_dir)
+    query, known, files = name, None, None
+    if new_model:
+        factors = read_csv_lines(new_model)
+        if "model" in factors.columns:
+            factors = factors[factors["model"] == name]
+            if factors.empty:
+                raise click.UsageError(f"{new_model} has no row for model {name!r}")
+        known = read_csv_lines(known_scores) if known_scores else None
+        if known is not None and "model" in known.columns:
+            known = known[known["model"] == name]
+        query = factors
+        files = {"model_factors": new_model, "known_scores": known_scores}
+    table = cpi.neighbours(est, query, k, by=by, kind="task" if is_task else "model",
+                           known_scores=known, files=files)
+    click.echo(_table(table), nl=False)
+
+
+@click.command("graph")
+@click.argument("model_dir", type=click.Path(path_type=str))
+@click.option("--knn", type=int, default=5, show_default=True,
+              help="Link each node to its this many most similar others.")
+@click.option("--task", "is_task", is_flag=True, help="A graph of tasks instead of models.")
+@click.option("--out", "out", type=click.Path(path_type=str), required=True,
+              help="File to write: .graphml, .gexf or .json (node-link).")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def graph(model_dir, knn, is_task, out, force) -> None:
+    """Write the embedding-similarity graph of the models (or tasks) in MODEL_DIR.
+
+    Nodes carry their family and factor values and a Louvain community;
+    edges carry the cosine similarity.
+    """
+    cpi.check_graph_path(out, overwrite=force)
+    est = CPPGraph.load(model_dir)
+    g = cpi.similarity_graph(est, kind="task" if is_task else "model", knn=knn)
+    cpi.export_graph(g, out, overwrite=force)
+    communities = len({c for _, c in g.nodes(data="community")})
+    click.echo(f"wrote {g.number_of_nodes()} nodes, {g.number_of_edges()} edges, "
+               f"{communities} communities to {out}", err=True)
+
+
+@click.command("embeddings")
+@click.argument("model_dir", type=click.Path(path_type=str))
+@click.option("--node-type", type=click.Choice(list(cpi.NODE_TYPES)), default="model",
+              show_default=True)
+@click.option("--out", "out", type=click.Path(path_type=str), required=True,
+              help="File to write: .csv, .parquet, .npy (+ .names.txt) or .tsv "
+                   "(TensorBoard projector, + .metadata.tsv).")
+@click.option("--force", is_flag=True, help="Replace existing files.")
+def embeddings(model_dir, node_type, out, force) -> None:
+    """Export the node embeddings of the fitted model in MODEL_DIR."""
+    cpi.check_embedding_path(out, overwrite=force)
+    est = CPPGraph.load(model_dir)
+    frame = cpi.embeddings(est, node_type)
+    written = cpi.export_embeddings(frame, out, overwrite=force)
+    dims = len(cpi.vector_columns(frame))
+    click.echo(f"wrote {len(frame)} {node_type} embeddings ({dims} dimensions) to "
+               f"{', '.join(map(str, written))}", err=True)
+
+
+@click.command("clusters")
+@click.argument("model_dir", type=click.Path(path_type=str))
+@click.option("--k", "k", type=int, default=None, help="Number of clusters.")
+@click.option("--auto", is_flag=True, help="Choose k by silhouette over 2..12 (the default).")
+@click.option("--by", type=click.Choice(["profile", "embedding"]), default="profile",
+              show_default=True,
+              help="Cluster the predicted score profiles (each model's level removed) or the "
+                   "encoder embeddings.")
+@click.option("--control", default=None, metavar="FACTOR[,FACTOR...]",
+              help="With --by profile: model factors whose linear effect is removed first "
+                   "(e.g. finetuned).")
+@click.option("--map", "map_path", type=click.Path(path_type=str), default=None,
+              help="Also draw a 2-D PNG map of what is clustered, coloured by family.")
+@click.option("--method", type=click.Choice(["pca", "tsne"]), default="pca", show_default=True,
+              help="Projection of the map.")
+@click.option("--force", is_flag=True, help="Replace --map if it exists.")
+def clusters(model_dir, k, auto, by, control, map_path, method, force) -> None:
+    """Cluster the models of MODEL_DIR and compare the clusters with the families."""
+    if k is not None and auto:
+        raise click.UsageError("choose --k N or --auto, not both")
+    if map_path:
+        cpi.check_map_path(map_path, overwrite=force)
+    control = [c.strip() for c in control.split(",") if c.strip()] if control else None
+    est = CPPGraph.load(model_dir)
+    result = cpi.clusters(est, k, by=by, control=control)
+    how = "chosen by silhouette" if k is None else "given"
+    what = f"{by}s" + (f" without {', '.join(control)}" if control else "")
+    click.echo(f"clustered: {what}; k = {result.k} ({how}), "
+               f"silhouette {result.silhouette[result.k]:.3f}")
+    click.echo(f"against family ({result.n_scored} models): ARI {result.ari:.3f}, "
+               f"NMI {result.nmi:.3f}")
+    click.echo(_table(result.summary()), nl=False)
+    if len(result.mismatches):
+        click.echo(f"{len(result.mismatches)} models in a cluster of another majority family:")
+        click.echo(_table(result.mismatches), nl=False)
+    if map_path:
+        cpi.embedding_map(est, map_path, method=method, by=by, control=control, overwrite=force)
+        click.echo(f"wrote {map_path}", err=True)

@@ -66,6 +66,8 @@ def main(argv=None) -> None:
     parser.add_argument("data")
     parser.add_argument("--input-format", default="canonical")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--metric-types", default=None, metavar="TYPE[,TYPE...]",
+                        help="helm format: keep only tasks of these metric types (e.g. accuracy)")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="configuration key and the values to try (repeatable)")
     parser.add_argument("--setting", action="append", default=[], metavar="PROTOCOL:SIZE:K",
@@ -78,7 +80,8 @@ def main(argv=None) -> None:
     for item in args.grid:
         key, _, values = item.partition("=")
         grid[key] = [_value(v) for v in values.split(",")]
-    table = tune(read_data(args.data, args.input_format), grid, seeds=range(args.seeds),
+    options = {"metric_types": args.metric_types.split(",")} if args.metric_types else {}
+    table = tune(read_data(args.data, args.input_format, **options), grid, seeds=range(args.seeds),
                  settings=settings)
     keys = list(grid)
     summary = table.pivot_table(index=keys, columns="setting", values="mae_norm", aggfunc="mean")

@@ -196,32 +196,56 @@ class CPPGraph:
         residuals are measured with fold ``f`` out of the graph too, so the
         pair's own score reaches neither the encoder nor the correction.
         """
-        cfg = self.config
-        fold, k = self.fold_, cfg.predict_folds
+        out = self._network_predict(inputs, pairs, edge_of_pair)
+        if not self.config.correct_observed:
+            return out
+        fold, k = self.fold_, self.config.predict_folds
         g = inputs.graph[SCORES]
-        out = torch.empty(pairs.size(1))
         free = edge_of_pair < 0
         pair_fold = fold[edge_of_pair.clamp(min=0)]
         if free.any():
-            out[free] = predict_pairs(self.network_, inputs, pairs[:, free])
-            if cfg.correct_observed:
-                out[free] += self._correction(torch.ones(len(fold), dtype=torch.bool),
-                                              self.residual_, pairs[:, free])
+            out[free] += self._correction(torch.ones(len(fold), dtype=torch.bool),
+                                          self.residual_, pairs[:, free])
         for f in range(k):
             sel = (~free) & (pair_fold == f)
             if not sel.any():
                 continue
             out_f = fold == f
-            out[sel] = predict_pairs(self.network_, inputs, pairs[:, sel], exclude=out_f)
-            if cfg.correct_observed:
-                residual = torch.zeros(len(fold))
-                for h in range(k):
-                    cells = fold == h
-                    if h != f and cells.any():
-                        residual[cells] = g.edge_weight[cells] - predict_pairs(
-                            self.network_, inputs, g.edge_index[:, cells], exclude=out_f | cells)
-                out[sel] += self._correction(~out_f, residual, pairs[:, sel])
+            residual = torch.zeros(len(fold))
+            for h in range(k):
+                cells = fold == h
+                if h != f and cells.any():
+                    residual[cells] = g.edge_weight[cells] - predict_pairs(
+                        self.network_, inputs, g.edge_index[:, cells], exclude=out_f | cells)
+            out[sel] += self._correction(~out_f, residual, pairs[:, sel])
         return out
+
+    def _network_predict(self, inputs: GraphInputs, pairs: torch.Tensor,
+                         edge_of_pair: torch.Tensor) -> torch.Tensor:
+        """The network's predictions of pairs, without corrections; a pair that is
+        a score edge is predicted with its fold out of the graph."""
+        fold = self.fold_
+        out = torch.empty(pairs.size(1))
+        free = edge_of_pair < 0
+        pair_fold = fold[edge_of_pair.clamp(min=0)]
+        if free.any():
+            out[free] = predict_pairs(self.network_, inputs, pairs[:, free])
+        for f in range(self.config.predict_folds):
+            sel = (~free) & (pair_fold == f)
+            if sel.any():
+                out[sel] = predict_pairs(self.network_, inputs, pairs[:, sel], exclude=fold == f)
+        return out
+
+    def _pair_index(self, pairs: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[2, P]`` (model, task) positions of known names, and each pair's score edge (-1: none)."""
+        m = torch.tensor(pairs["model"].map(self._model_index).to_numpy(), dtype=torch.long)
+        t = torch.tensor(pairs["task"].map(self._task_index).to_numpy(), dtype=torch.long)
+        scores = self.data_.scores
+        edge_id = pd.Series(np.arange(len(scores)),
+                            index=pd.MultiIndex.from_frame(scores[["model", "task"]]))
+        key = pd.MultiIndex.from_frame(pairs[["model", "task"]])
+        e = torch.tensor(edge_id.reindex(key).fillna(-1).to_numpy(dtype=np.int64))
+        return torch.stack([m, t]), e
 
     def _correction(self, use: torch.Tensor, residual: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         """The residual correction of ``pairs`` from the ``use``-d training edges."""
@@ -285,15 +309,11 @@ class CPPGraph:
             for name in pd.unique(pairs[col]):
                 if name not in index:
                     raise _unknown(str(name), list(index), what)
-        m = torch.tensor(pairs["model"].map(self._model_index).to_numpy(), dtype=torch.long)
-        t = torch.tensor(pairs["task"].map(self._task_index).to_numpy(), dtype=torch.long)
+        index, e = self._pair_index(pairs)
+        pred = self._fold_predict(self.inputs_, index, e).numpy()
         observed = data.scores.set_index(["model", "task"])["score"]
-        edge_id = pd.Series(np.arange(len(data.scores)),
-                            index=pd.MultiIndex.from_frame(data.scores[["model", "task"]]))
-        key = pd.MultiIndex.from_frame(pairs[["model", "task"]])
-        e = torch.tensor(edge_id.reindex(key).fillna(-1).to_numpy(dtype=np.int64))
-        pred = self._fold_predict(self.inputs_, torch.stack([m, t]), e).numpy()
-        obs = observed.reindex(key).to_numpy(dtype=np.float64)
+        obs = observed.reindex(pd.MultiIndex.from_frame(pairs[["model", "task"]])).to_numpy(
+            dtype=np.float64)
         return self._table(pairs["model"], pairs["task"], pred.astype(np.float64), obs)
 
     def predict_new_models(self, model_factors: pd.DataFrame,

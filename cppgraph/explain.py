@@ -48,7 +48,7 @@ from cppgraph.data.canonical import check_output_file
 from cppgraph.errors import CppGraphError
 from cppgraph.estimator import CPPGraph, _unknown
 from cppgraph.graph import ENTITIES
-from cppgraph.train import GraphInputs, predict_pairs
+from cppgraph.train import GraphInputs
 
 #: Factor counts up to this get exact Shapley values (2**F coalitions); more get
 #: the permutation estimate.
@@ -109,22 +109,6 @@ def _without(inputs: GraphInputs, removed: list[Factor]) -> GraphInputs:
         graph[fwd].edge_index = graph[fwd].edge_index[:, keep]
         graph[rev].edge_index = graph[rev].edge_index[:, ~torch.isin(graph[rev].edge_index[0], nodes)]
     return GraphInputs(graph, head["model"], head["task"])
-
-
-def _network_predict(est: CPPGraph, inputs: GraphInputs, pairs: torch.Tensor,
-                     edge_of_pair: torch.Tensor) -> np.ndarray:
-    """Network predictions of ``pairs``; a pair that is a score edge has its fold out of the graph."""
-    fold = est.fold_
-    out = torch.empty(pairs.size(1))
-    free = edge_of_pair < 0
-    pair_fold = fold[edge_of_pair.clamp(min=0)]
-    if free.any():
-        out[free] = predict_pairs(est.network_, inputs, pairs[:, free])
-    for f in range(est.config.predict_folds):
-        sel = (~free) & (pair_fold == f)
-        if sel.any():
-            out[sel] = predict_pairs(est.network_, inputs, pairs[:, sel], exclude=fold == f)
-    return out.numpy().astype(np.float64)
 
 
 def _pairs(est: CPPGraph, model: str | None, task: str | None) -> pd.DataFrame:
@@ -197,17 +181,12 @@ def shap_values(est: CPPGraph, *, model: str | None = None, task: str | None = N
     facs = factors(est)
     if not facs:
         raise CppGraphError("the model has no design factors to explain")
-    m = torch.tensor(pairs["model"].map(est._model_index).to_numpy(), dtype=torch.long)
-    t = torch.tensor(pairs["task"].map(est._task_index).to_numpy(), dtype=torch.long)
-    edge_id = pd.Series(np.arange(len(est.data_.scores)),
-                        index=pd.MultiIndex.from_frame(est.data_.scores[["model", "task"]]))
-    e = torch.tensor(edge_id.reindex(pd.MultiIndex.from_frame(pairs)).fillna(-1)
-                     .to_numpy(dtype=np.int64))
-    index = torch.stack([m, t])
+    index, e = est._pair_index(pairs)
 
     def predict(coalitions: np.ndarray) -> np.ndarray:
-        return np.stack([_network_predict(est, _without(est.inputs_, [
-            f for f, keep in zip(facs, row) if not keep]), index, e) for row in coalitions > 0.5])
+        return np.stack([est._network_predict(_without(est.inputs_, [
+            f for f, keep in zip(facs, row) if not keep]), index, e).numpy().astype(np.float64)
+            for row in coalitions > 0.5])
 
     n = len(facs)
     background = np.zeros((1, n))

@@ -13,7 +13,6 @@ from cppgraph.cli import cli
 from cppgraph.data import read_data
 from cppgraph.errors import CppGraphError
 from cppgraph.estimator import CPPGraph
-from cppgraph.train import GraphInputs
 
 
 @pytest.fixture(scope="module")
@@ -66,17 +65,13 @@ def test_shap_values_add_up_to_the_prediction(fast_est, one_task):
     assert len(sv.values) == len(fast_est.data_.models)
     np.testing.assert_allclose(sv.base + sv.values.sum(axis=1), sv.prediction, atol=1e-6)
     # the all-removed prediction is the network run on inputs with every factor zeroed
-    pairs = torch.stack([torch.arange(len(fast_est.data_.models)), torch.zeros(len(fast_est.data_.models),
-                                                                          dtype=torch.long)])
-    edge = pd.Series(np.arange(len(fast_est.data_.scores)),
-                     index=pd.MultiIndex.from_frame(fast_est.data_.scores[["model", "task"]]))
-    e = torch.tensor(edge.reindex(pd.MultiIndex.from_frame(sv.values.index.to_frame(index=False)))
-                     .fillna(-1).to_numpy(dtype=np.int64))
-    bare = cpx._network_predict(fast_est, cpx._without(fast_est.inputs_, sv.factors), pairs, e)
-    np.testing.assert_allclose(sv.base.to_numpy(), bare, atol=1e-6)
-    full = cpx._network_predict(fast_est, GraphInputs(fast_est.inputs_.graph, fast_est.inputs_.head_model,
-                                                 fast_est.inputs_.head_task), pairs, e)
-    np.testing.assert_allclose(sv.prediction.to_numpy(), full, atol=1e-6)
+    pairs, e = fast_est._pair_index(sv.values.index.to_frame(index=False))
+    assert pairs[1].eq(0).all() and (e >= 0).sum() == (fast_est.data_.scores["task"]
+                                                       == fast_est.data_.tasks[0]).sum()
+    bare = fast_est._network_predict(cpx._without(fast_est.inputs_, sv.factors), pairs, e)
+    np.testing.assert_allclose(sv.base.to_numpy(), bare.numpy(), atol=1e-6)
+    full = fast_est._network_predict(fast_est.inputs_, pairs, e)
+    np.testing.assert_allclose(sv.prediction.to_numpy(), full.numpy(), atol=1e-6)
 
 
 def test_observed_cells_are_explained_without_their_own_score(fast_est):

@@ -26,7 +26,6 @@ import importlib.util
 import json
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from cppgraph.data.canonical import check_output_file
+from cppgraph.data.canonical import check_output_file, write_files_atomic
 from cppgraph.errors import CppGraphError, DataError
 from cppgraph.estimator import CPPGraph, _unknown
 
@@ -99,34 +98,6 @@ def embeddings(est: CPPGraph, node_type: str = "model") -> pd.DataFrame:
 def vector_columns(frame: pd.DataFrame) -> list[str]:
     """The embedding columns (``e0, e1, ...``) of an embedding frame."""
     return [c for c in frame.columns if _VECTOR.match(str(c))]
-
-
-def _atomic_files(writers: dict[Path, Callable[[Path], None]], overwrite: bool) -> list[Path]:
-    """Write several files all-or-nothing: temporary files beside each, then renames.
-
-    Every target is checked first (:func:`check_output_file`); on any error
-    the temporary files are removed and no target is touched.
-    """
-    targets = [check_output_file(p, overwrite=overwrite) for p in writers]
-    temps: list[str] = []
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        for target, write in zip(targets, writers.values()):
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix,
-                                       dir=target.resolve().parent)
-            os.close(fd)
-            temps.append(tmp)
-            write(Path(tmp))
-            os.chmod(tmp, 0o666 & ~umask)
-        for tmp, target in zip(temps, targets):
-            os.replace(tmp, target)
-    except OSError as err:
-        raise DataError(f"cannot write: {err.strerror or err}", file=targets[0]) from err
-    finally:
-        for tmp in temps:
-            Path(tmp).unlink(missing_ok=True)
-    return targets
 
 
 def _sibling(path: Path, suffix: str) -> Path:
@@ -219,7 +190,7 @@ def export_embeddings(frame: pd.DataFrame, path: str | os.PathLike, *,
     else:
         writers = {path: lambda p: np.savetxt(p, vectors, fmt="%.17g", delimiter="\t"),
                    targets[1]: lambda p: _metadata_tsv(frame, p)}
-    return _atomic_files(writers, overwrite)
+    return write_files_atomic(writers, overwrite=overwrite)
 
 
 # ---------------------------------------------------------------- neighbours
@@ -479,7 +450,7 @@ def export_graph(graph: nx.Graph, path: str | os.PathLike, *, overwrite: bool = 
     else:
         text = json.dumps(_node_link(graph), indent=1, allow_nan=False) + "\n"
         write = lambda p: p.write_text(text, encoding="utf-8")  # noqa: E731
-    return _atomic_files({path: write}, overwrite)[0]
+    return write_files_atomic({path: write}, overwrite=overwrite)[0]
 
 
 # ------------------------------------------------------------------ clusters

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -14,30 +13,21 @@ import matplotlib.pyplot as plt  # noqa: E402  (backend first)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cppgraph.errors import DataError  # noqa: E402
+from cppgraph.data.canonical import write_files_atomic  # noqa: E402
 
 
 def save_figure(fig, path: str | os.PathLike, *, dpi: int = 120) -> None:
-    """Write ``fig`` as PNG to ``path`` atomically (a temporary file, then a rename).
+    """Write ``fig`` as PNG to ``path`` atomically, replacing it (callers check first).
 
     Raises :class:`~cppgraph.errors.DataError` naming ``path`` when it cannot
-    be written; nothing is left behind.
+    be written; nothing is left behind. The figure is closed.
     """
-    path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    except OSError as err:
-        raise DataError(f"cannot write: {err.strerror or err}", file=path) from err
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except OSError as err:
-        raise DataError(f"cannot write: {err.strerror or err}", file=path) from err
+        write_files_atomic({Path(path): lambda p: fig.savefig(p, format="png", dpi=dpi,
+                                                             bbox_inches="tight")},
+                           overwrite=True)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def parity(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: str | os.PathLike, *,

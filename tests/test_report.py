@@ -67,3 +67,18 @@ def test_plots_write_png(tmp_path):
     with pytest.raises(ValueError, match="no panels"):
         plots.parity({}, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_failed_figure_write_leaves_nothing(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from cppgraph.errors import DataError
+
+    def broken(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", broken)
+    with pytest.raises(DataError, match="No space left") as err:
+        plots.parity({"one": ([0.1, 0.5], [0.2, 0.4])}, tmp_path / "p.png")
+    assert "p.png" in str(err.value)
+    assert list(tmp_path.iterdir()) == []

@@ -250,24 +250,43 @@ def check_output_file(path: str | os.PathLike, *, overwrite: bool = False) -> Pa
     return target
 
 
+def write_files_atomic(writers: dict, *, overwrite: bool = False) -> list[Path]:
+    """Write several files all-or-nothing: temporary files beside each, then renames.
+
+    ``writers`` maps each target path to a function that writes a given
+    (temporary) path. Every target is checked first
+    (:func:`check_output_file`); on any error the temporary files are removed
+    and no target is touched. Files get the usual permissions (umask).
+    """
+    targets = [check_output_file(p, overwrite=overwrite) for p in writers]
+    temps: list[str] = []
+    umask = os.umask(0)
+    os.umask(umask)
+    current = targets[0]
+    try:
+        for target, write in zip(targets, writers.values()):
+            current = target
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix,
+                                       dir=target.resolve().parent)
+            os.close(fd)
+            temps.append(tmp)
+            write(Path(tmp))
+            os.chmod(tmp, 0o666 & ~umask)
+        for tmp, target in zip(temps, targets):
+            current = target
+            os.replace(tmp, target)
+    except OSError as err:
+        raise DataError(f"cannot write: {err.strerror or err}", file=current) from err
+    finally:
+        for tmp in temps:
+            Path(tmp).unlink(missing_ok=True)
+    return targets
+
+
 def write_text_atomic(path: str | os.PathLike, text: str, *, overwrite: bool = False) -> Path:
     """Write ``text`` to ``path`` through a temporary file renamed into place.
 
     An existing file is only replaced with ``overwrite=True``.
     """
-    target = check_output_file(path, overwrite=overwrite)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.resolve().parent)
-    except OSError as err:
-        raise DataError(f"cannot write here: {err.strerror or err}", file=target) from err
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    write = lambda p: p.write_text(text, encoding="utf-8")  # noqa: E731
+    return write_files_atomic({Path(path): write}, overwrite=overwrite)[0]

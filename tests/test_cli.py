@@ -310,6 +310,20 @@ def test_console_script_bad_folder(tmp_path):
     assert "scores.csv" in lines[0] and "line 3" in lines[0] and "'abc'" in lines[0]
 
 
+def test_closed_output_pipe_ends_quietly(tmp_path, tiny):
+    """``cppgraph ... | head`` where head has already gone: no error message, no traceback."""
+    script = Path(sys.executable).parent / "cppgraph"
+    if not script.exists():
+        pytest.skip(f"console script {script} not installed")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    proc = subprocess.Popen([str(script), "data", "check", str(tiny)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # the reader is gone before the command writes anything
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert err.decode() == ""
+
+
 # ------------------------------------------------------------ shared data
 def test_check_shared_cpp_llm(shared_data):
     result = invoke("data", "check", "--format", "cpp-llm", shared_data / "cpp_llm", "--json")

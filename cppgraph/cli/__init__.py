@@ -2,11 +2,13 @@
 
 Library errors (:class:`~cppgraph.errors.CppGraphError`) become a one-line
 ``error: ...`` message and exit code 1; ``--debug`` shows the full traceback.
+Output piped into a reader that stops early (``| head``) ends quietly.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 
@@ -29,6 +31,9 @@ class _Group(click.Group):
                 raise
             click.echo(f"error: {err}", err=True)
             ctx.exit(1)
+        except BrokenPipeError:
+            _silence_stdout()
+            ctx.exit(1)
         except OSError as err:
             if (ctx.obj or {}).get("debug"):
                 raise
@@ -41,6 +46,16 @@ class _Group(click.Group):
             click.echo(f"internal error: {type(err).__name__}: {err} "
                        "(run with --debug for the traceback)", err=True)
             ctx.exit(1)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's last flush
+    into a closed pipe raises nothing (the recipe of Python's ``signal`` docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (e.g. captured)
+        pass
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

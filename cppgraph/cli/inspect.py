@@ -11,7 +11,16 @@ from cppgraph.estimator import CPPGraph
 
 
 def _table(frame: pd.DataFrame) -> str:
-    return frame.to_string(index=False, float_format=lambda v: f"{v:.4f}") + "\n"
+    """Plain-text table; text columns (names, member lists) aligned left."""
+    frame = frame.copy()
+    for col in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[col]):
+            values = frame[col].map(str)
+            width = max([len(str(col))] + list(values.str.len()))
+            frame[col] = values.str.ljust(width)
+            frame = frame.rename(columns={col: str(col).ljust(width)})
+    text = frame.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
 
 
 @click.command("neighbours")

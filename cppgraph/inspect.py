@@ -530,17 +530,38 @@ def _by_size(labels: np.ndarray) -> np.ndarray:
     return np.array([rank[int(v)] for v in labels], dtype=int)
 
 
+def _network_wide(est: CPPGraph) -> pd.DataFrame:
+    """Models x tasks: the network's prediction of every cell, without the residual
+    corrections (a score cell is predicted with its fold out of the graph)."""
+    models, tasks = est.data_.models, est.data_.tasks
+    pairs = pd.DataFrame({"model": np.repeat(models, len(tasks)),
+                          "task": np.tile(tasks, len(models))})
+    index, edge = est._pair_index(pairs)
+    pred = est._network_predict(est.inputs_, index, edge).double().numpy()
+    return pd.DataFrame(pred.reshape(len(models), len(tasks)), index=pd.Index(models, name="model"),
+                        columns=pd.Index(tasks, name="task"))
+
+
 def profiles(est: CPPGraph, control: list[str] | None = None) -> pd.DataFrame:
     """Each model's predicted score profile over the tasks, its overall level removed.
 
-    The predicted normalized scores of :meth:`CPPGraph.predict` (an observed
-    cell predicted without its own score), as logits where the scale is
-    bounded (clipped to ``[0.01, 0.99]`` first), minus each model's mean over
-    the tasks: what is left is what the model does better or worse than its
-    own level. With ``control``, the least-squares linear effect of those
-    model factors (their inputs to the scoring head: standardized numeric
-    value and missing flag, one column per categorical value) is removed too,
-    so that, say, fine-tuned models do not group by being fine-tuned.
+    The profile is built from the network's predictions, not from
+    :meth:`CPPGraph.predict`: the residual corrections that ``predict`` adds
+    carry each model's own deviations and the noise of its observed cells,
+    which blur the shared structure of a family. An observed cell is
+    predicted with its fold out of the graph, as everywhere. Steps:
+
+    1. the scoring head's output on the logit scale where it is bounded
+       (the logit of the sigmoid output, clipped to ``[1e-6, 1 - 1e-6]``);
+    2. minus each model's mean over the tasks: what is left is what the
+       model does better or worse than its own level;
+    3. with ``control``, minus the least-squares linear effect of those model
+       factors (their inputs to the scoring head: standardized numeric value
+       and missing flag, one column per categorical value), so that, say,
+       fine-tuned models do not group by being fine-tuned;
+    4. each task scaled to unit standard deviation over the models, so that
+       every task counts alike in the distances (a task whose scores spread
+       widely would otherwise dominate).
 
     Returns
     -------
@@ -549,10 +570,10 @@ def profiles(est: CPPGraph, control: list[str] | None = None) -> pd.DataFrame:
     """
     from cppgraph.explain import factors
     est._check_fitted()
-    wide = _predicted(est, "model")
-    x = wide.to_numpy(dtype=np.float64)
+    wide = _network_wide(est)
+    x = wide.to_numpy()
     if est.network_.head.bounded:
-        x = np.clip(x, 0.01, 0.99)
+        x = np.clip(x, 1e-6, 1 - 1e-6)
         x = np.log(x / (1 - x))
     x = x - x.mean(axis=1, keepdims=True)
     if control:
@@ -564,6 +585,8 @@ def profiles(est: CPPGraph, control: list[str] | None = None) -> pd.DataFrame:
         design = np.column_stack([np.ones(len(x)), est.inputs_.head_model[:, cols].double().numpy()])
         coef = np.linalg.lstsq(design, x, rcond=None)[0]
         x = x - design @ coef
+    spread = x.std(axis=0)
+    x = x / np.where(spread > 1e-12, spread, 1.0)
     return pd.DataFrame(x, index=wide.index, columns=wide.columns)
 
 

@@ -60,6 +60,13 @@ class Config:
         cell, and the predicted cell, out of the graph.
     observed_shrinkage : float
         The shrinkage of that correction (positive).
+    observed_regression : float or "auto"
+        Training models: weight in [0, 1] of a ridge regression of each task
+        on the model's most correlated known tasks
+        (:func:`cppgraph.train.benchmark_regression`), mixed into the
+        corrected predictions; a cell in fold ``f`` is regressed with fold
+        ``f`` out. 0 turns it off; ``"auto"`` chooses the weight on the
+        validation cells of training (``CPPGraph.observed_weight_``).
     known_regression : float
         Cold start of new models: weight in [0, 1] of a ridge regression of
         each task on the model's known tasks (over the training models,
@@ -95,6 +102,7 @@ class Config:
     known_shrinkage: float = 2.0
     correct_observed: bool = True
     observed_shrinkage: float = 0.5
+    observed_regression: float | str = "auto"
     known_regression: float = 0.5
     task_prior: str = "factors"
     predict_folds: int = 5
@@ -111,6 +119,10 @@ class Config:
         need(self.encoder in ("lightgcn", "sage"), "encoder", "'lightgcn' or 'sage'")
         need(isinstance(self.known_regression, (int, float)) and 0 <= self.known_regression <= 1,
              "known_regression", "in [0, 1]")
+        need(self.observed_regression == "auto" or (
+            isinstance(self.observed_regression, (int, float))
+            and not isinstance(self.observed_regression, bool)
+            and 0 <= self.observed_regression <= 1), "observed_regression", "'auto' or in [0, 1]")
         need(self.task_prior in ("factors", "unit"), "task_prior", "'factors' or 'unit'")
         need(self.normalization in NORMALIZATIONS, "normalization", f"one of {list(NORMALIZATIONS)}")
         for name in ("hidden", "num_layers", "head_hidden", "epochs", "patience", "score_levels",

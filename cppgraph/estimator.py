@@ -33,8 +33,9 @@ from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.graph import SCORES, FactorEncoder, add_nodes, build_graph
 from cppgraph.nn import ScoreHead, make_encoder
 from cppgraph.normalize import Normalizer, make_normalizer, new_task_prior
-from cppgraph.train import (GraphInputs, Network, fit_network, known_score_regression,
-                            predict_pairs, residual_correction, residual_similarity)
+from cppgraph.train import (GraphInputs, Network, benchmark_regression, fit_network,
+                            known_score_regression, predict_pairs, residual_correction,
+                            residual_similarity)
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class CPPGraph:
             supervision_fraction=cfg.supervision_fraction, generator=generator, callback=callback)
         self.best_epoch_ = int(min(self.log_, key=lambda e: e["val_loss"])["epoch"])
         self._prepare_correction()
+        self.observed_weight_ = self._choose_observed_weight(val)
         self.fit_seconds_ = time.perf_counter() - start
         self.val_mae_ = self._validation_mae(val)
         return self
@@ -197,8 +199,18 @@ class CPPGraph:
         pair's own score reaches neither the encoder nor the correction.
         """
         out = self._network_predict(inputs, pairs, edge_of_pair)
-        if not self.config.correct_observed:
-            return out
+        if self.config.correct_observed:
+            out = self._correct_observed(inputs, pairs, edge_of_pair, out)
+        w = self.observed_weight_
+        if w > 0:
+            reg = self._observed_regression(pairs, edge_of_pair)
+            ok = torch.isfinite(reg)
+            out[ok] = (1 - w) * out[ok] + w * reg[ok]
+        return out
+
+    def _correct_observed(self, inputs: GraphInputs, pairs: torch.Tensor, edge_of_pair: torch.Tensor,
+                          out: torch.Tensor) -> torch.Tensor:
+        """``out`` moved by the residual correction (see :meth:`_fold_predict`)."""
         fold, k = self.fold_, self.config.predict_folds
         g = inputs.graph[SCORES]
         free = edge_of_pair < 0
@@ -219,6 +231,70 @@ class CPPGraph:
                         self.network_, inputs, g.edge_index[:, cells], exclude=out_f | cells)
             out[sel] += self._correction(~out_f, residual, pairs[:, sel])
         return out
+
+    def _observed_regression(self, pairs: torch.Tensor, edge_of_pair: torch.Tensor) -> torch.Tensor:
+        """:func:`~cppgraph.train.benchmark_regression` of pairs on the training scores.
+
+        A pair that is no score edge is regressed on every training score; a
+        pair in fold ``f`` on the scores outside fold ``f``, so that its own
+        score is neither a feature nor a training value. NaN where no
+        regression applies.
+        """
+        g = self.inputs_.graph[SCORES]
+        fold = self.fold_
+        free = edge_of_pair < 0
+        pair_fold = fold[edge_of_pair.clamp(min=0)]
+        groups = [(free, torch.ones(len(fold), dtype=torch.bool))]
+        groups += [((~free) & (pair_fold == f), fold != f) for f in range(self.config.predict_folds)]
+        out = torch.full((pairs.size(1),), float("nan"))
+        for sel, use in groups:
+            if sel.any():
+                scores, known = self._residual_matrix(use, g.edge_weight)
+                reg = benchmark_regression(scores.double().numpy(), known.numpy(),
+                                           pairs[0, sel].numpy(), pairs[1, sel].numpy())
+                out[sel] = torch.from_numpy(reg).float()
+        return out
+
+    def _choose_observed_weight(self, val: torch.Tensor) -> float:
+        """The weight of the observed-score regression (``config.observed_regression``).
+
+        A number is taken as given. ``"auto"`` chooses it on the validation
+        cells of training (``val``: never in the graph while the network
+        learned, so predicted much as unseen cells are): each is predicted
+        with every validation cell out of the graph, of the residual
+        correction and of the regression, and the weight in
+        ``0, 0.1, ..., 1`` with the lowest MAE over the cells the regression
+        reaches wins (ties: the smaller weight; 0 without validation cells).
+        """
+        setting = self.config.observed_regression
+        if setting != "auto":
+            return float(setting)
+        g = self.inputs_.graph[SCORES]
+        out = torch.zeros(g.num_edges, dtype=torch.bool)
+        out[val] = True
+        if not out.any():
+            return 0.0
+        pairs = g.edge_index[:, out]
+        scores, known = self._residual_matrix(~out, g.edge_weight)
+        reg = torch.from_numpy(benchmark_regression(scores.double().numpy(), known.numpy(),
+                                                    pairs[0].numpy(), pairs[1].numpy()))
+        ok = torch.isfinite(reg)
+        if not ok.any():
+            return 0.0
+        base = predict_pairs(self.network_, self.inputs_, pairs, exclude=out).double()
+        if self.config.correct_observed:
+            residual = torch.zeros(g.num_edges)
+            for h in range(self.config.predict_folds):
+                cells = (self.fold_ == h) & ~out
+                if cells.any():
+                    residual[cells] = g.edge_weight[cells] - predict_pairs(
+                        self.network_, self.inputs_, g.edge_index[:, cells], exclude=out | cells)
+            base = base + self._correction(~out, residual, pairs).double()
+        y = g.edge_weight[out].double()
+        base, reg, y = base[ok], reg[ok], y[ok]
+        grid = np.round(np.linspace(0.0, 1.0, 11), 2)
+        mae = [float(((1 - w) * base + w * reg - y).abs().mean()) for w in grid]
+        return float(grid[int(np.argmin(mae))])
 
     def _network_predict(self, inputs: GraphInputs, pairs: torch.Tensor,
                          edge_of_pair: torch.Tensor) -> torch.Tensor:
@@ -707,6 +783,7 @@ class CPPGraph:
             "best_epoch": self.best_epoch_,
             "fit_seconds": self.fit_seconds_,
             "val_mae": self.val_mae_,
+            "observed_weight": self.observed_weight_,
         }
         with atomic_folder(path, overwrite=overwrite) as tmp:
             torch.save(self.network_.state_dict(), tmp / WEIGHTS_FILE)
@@ -744,6 +821,7 @@ class CPPGraph:
             est.network_.load_state_dict(state)
             est.network_.eval()
             est._prepare_correction()
+            est.observed_weight_ = float(meta.get("observed_weight", 0.0))
         except CppGraphError:
             raise
         except (KeyError, RuntimeError, OSError, ValueError, pickle.UnpicklingError) as err:

@@ -222,3 +222,65 @@ def known_score_regression(scores: np.ndarray, known: np.ndarray, new_scores: np
             mean, x_mean, coef = centered_ridge(scores[np.ix_(rows, cols)], scores[rows, c], ridge)
             out[i, c] = mean + (new_scores[i, cols] - x_mean) @ coef
     return out
+
+
+def column_correlations(y: np.ndarray, known: np.ndarray, min_rows: int) -> np.ndarray:
+    """Pearson correlation of every pair of columns over co-known rows (NaN if too few)."""
+    n = y.shape[1]
+    out = np.full((n, n), np.nan)
+    for a in range(n):
+        for c in range(a, n):
+            both = known[:, a] & known[:, c]
+            if both.sum() >= min_rows and np.ptp(y[both, a]) > 0 and np.ptp(y[both, c]) > 0:
+                out[a, c] = out[c, a] = np.corrcoef(y[both, a], y[both, c])[0, 1]
+    return out
+
+
+def benchmark_regression(y: np.ndarray, known: np.ndarray, rows: np.ndarray, cols: np.ndarray, *,
+                         n_features: int = 3, alpha: float = 0.1, min_rows: int = 5) -> np.ndarray:
+    """Predict cells ``(rows[i], cols[i])`` of ``y`` from the same row's known cells.
+
+    For a cell (m, t): among the columns row m knows, take the ``n_features``
+    most correlated with t (:func:`column_correlations`, over rows knowing
+    both, at least ``min_rows``), fit a ridge regression with intercept
+    (penalty ``alpha``) of t on them over the rows knowing all of them and t,
+    and apply it to row m. With too few such rows the least correlated
+    feature is dropped and the fit tried again; a cell left without any fit
+    is NaN. The cells to predict must be unknown, so that none is its own
+    training value.
+
+    Parameters
+    ----------
+    y, known : ndarray ``[R, C]``
+        Values (anything where unknown) and their mask.
+    rows, cols : ndarray of int
+        The cells to predict.
+
+    Returns
+    -------
+    ndarray of float64, one value per cell
+    """
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    if known[rows, cols].any():
+        raise ValueError("benchmark_regression predicts unknown cells only")
+    out = np.full(len(rows), np.nan)
+    corr = column_correlations(y, known, min_rows)
+    cols_all = np.arange(y.shape[1])
+    cache = {}
+    for i, (m, t) in enumerate(zip(rows, cols)):
+        have = np.flatnonzero(known[m] & (cols_all != t) & np.isfinite(corr[t]))
+        feats = tuple(int(f) for f in sorted(have[np.argsort(-np.abs(corr[t, have]))[:n_features]]))
+        while feats:
+            if (t, feats) not in cache:
+                fit_rows = known[:, t] & known[:, list(feats)].all(axis=1)
+                cache[(t, feats)] = None
+                if fit_rows.sum() >= min_rows:
+                    cache[(t, feats)] = centered_ridge(y[np.ix_(fit_rows, feats)], y[fit_rows, t],
+                                                       alpha)
+            fit = cache[(t, feats)]
+            if fit is not None:
+                mean, x_mean, coef = fit
+                out[i] = mean + (y[m, list(feats)] - x_mean) @ coef
+                break
+            feats = feats[:-1]
+    return out

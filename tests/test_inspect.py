@@ -339,9 +339,9 @@ def test_clustering_recovers_demo_families(demo):
 
 def test_profiles(fast_est, demo):
     # The profiles come from the network alone: an engine without the residual
-    # corrections predicts exactly what they are built from.
+    # corrections and the observed-score regression predicts exactly what they are built from.
     bare = CPPGraph(random_state=0, epochs=80, patience=80, correct_known=False,
-                    correct_observed=False).fit(demo)
+                    correct_observed=False, observed_regression=0).fit(demo)
     raw = bare.predict().set_index(["model", "task"])["predicted_normalized"]
     wide = raw.unstack("task").reindex(index=demo.models, columns=demo.tasks).to_numpy()
     logit = np.log(wide / (1 - wide))

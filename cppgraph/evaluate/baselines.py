@@ -12,7 +12,7 @@ import numpy as np
 
 from cppgraph.evaluate.base import MatrixMethod
 from cppgraph.evaluate.problem import Problem
-from cppgraph.train import centered_ridge
+from cppgraph.train import benchmark_regression, centered_ridge
 
 
 def _column_means(y: np.ndarray) -> np.ndarray:
@@ -210,43 +210,12 @@ class BenchmarkRidge(MatrixMethod):
         y, back = self._space(y0)
         mu, b = _additive(y0)
         out = mu[problem.cols] + b[problem.rows]
-        corr = _pairwise_corr(y, known, self.min_rows)
-        cache = {}
-        for i, (m, t) in enumerate(zip(problem.rows, problem.cols)):
-            have = np.flatnonzero(known[m] & (np.arange(y.shape[1]) != t) & np.isfinite(corr[t]))
-            if len(have) == 0:
-                continue
-            feats = tuple(sorted(have[np.argsort(-np.abs(corr[t, have]))[: self.n_features]]))
-            while feats:
-                if (t, feats) not in cache:
-                    cache[(t, feats)] = _ridge(y, known, t, list(feats), self.alpha, self.min_rows)
-                coef = cache[(t, feats)]
-                if coef is not None:
-                    out[i] = float(back(coef[0] + y[m, list(feats)] @ coef[1:]))
-                    break
-                feats = feats[:-1]
+        reg = benchmark_regression(np.where(known, y, 0.0), known, problem.rows, problem.cols,
+                                   n_features=self.n_features, alpha=self.alpha,
+                                   min_rows=self.min_rows)
+        ok = np.isfinite(reg)
+        out[ok] = back(reg[ok])
         return out
-
-
-def _pairwise_corr(y: np.ndarray, known: np.ndarray, min_rows: int) -> np.ndarray:
-    """Pearson correlation of every pair of task columns over co-observed rows (NaN if too few)."""
-    n = y.shape[1]
-    out = np.full((n, n), np.nan)
-    for a in range(n):
-        for c in range(a, n):
-            both = known[:, a] & known[:, c]
-            if both.sum() >= min_rows and np.ptp(y[both, a]) > 0 and np.ptp(y[both, c]) > 0:
-                out[a, c] = out[c, a] = np.corrcoef(y[both, a], y[both, c])[0, 1]
-    return out
-
-
-def _ridge(y, known, target, feats, alpha, min_rows):
-    """``[intercept, coefs...]`` of a ridge fit of column ``target`` on ``feats`` (None if too few rows)."""
-    rows = known[:, target] & known[:, feats].all(axis=1)
-    if rows.sum() < min_rows:
-        return None
-    tm, xm, coef = centered_ridge(y[np.ix_(rows, feats)], y[rows, target], alpha)
-    return np.concatenate([[tm - xm @ coef], coef])
 
 
 class ScalingLaw(MatrixMethod):

@@ -196,7 +196,9 @@ class CPPGraph:
         With ``correct_observed``, each prediction then moves by the correction of
         the model's other training residuals; for a pair in fold ``f``, those
         residuals are measured with fold ``f`` out of the graph too, so the
-        pair's own score reaches neither the encoder nor the correction.
+        pair's own score reaches neither the encoder nor the correction. Last,
+        the benchmark regression (:meth:`_observed_regression`, fold ``f``
+        out as well) is mixed in with weight ``observed_weight_``.
         """
         out = self._network_predict(inputs, pairs, edge_of_pair)
         if self.config.correct_observed:

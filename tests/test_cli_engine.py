@@ -44,6 +44,7 @@ def test_fit_output_lines(tmp_path, demo_dir):
     assert "epoch   10" in result.stderr and "val MSE" in result.stderr
     assert "SYNTHETIC" in result.stderr
     assert "best epoch" in result.stdout and "validation MAE" in result.stdout
+    assert "benchmark-regression weight" in result.stdout
 
 
 def test_predict_one_cell_one_model_all(model_dir, demo_dir):

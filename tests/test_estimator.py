@@ -12,7 +12,7 @@ from cppgraph.data import read_canonical
 from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.estimator import CPPGraph
 from cppgraph.graph import SCORES
-from cppgraph.train import known_score_regression
+from cppgraph.train import benchmark_regression, known_score_regression
 
 FAST = dict(epochs=80, patience=80)
 
@@ -77,6 +77,42 @@ def test_observed_cell_does_not_see_its_own_score(fitted, demo):
         fitted.inputs_.graph["task", "rev_scores", "model"].edge_weight.copy_(saved)
     assert after == before
     assert changed != fitted.predict(probe)["predicted"].iloc[0]
+
+
+def test_observed_regression_does_not_see_the_cells_own_score(demo):
+    """With the observed-score regression mixed in, an observed cell still never sees
+    its own score; the regression does move the predictions (the check can fail)."""
+    est = CPPGraph(random_state=0, observed_regression=0.5, **FAST).fit(demo)
+    assert est.observed_weight_ == 0.5
+    cells = demo.scores[["model", "task"]].iloc[:40]
+    index, edge = est._pair_index(cells)
+    reg = est._observed_regression(index, edge)
+    i = int(torch.nonzero(torch.isfinite(reg))[0])  # a cell the regression reaches
+    cell = cells.iloc[[i]]
+    before = est.predict(cell)["predicted"].iloc[0]
+    weights = est.inputs_.graph[SCORES].edge_weight
+    saved = weights.clone()
+    try:
+        weights[i] = 1.0 - weights[i]  # edge i is that cell
+        est.inputs_.graph["task", "rev_scores", "model"].edge_weight[i] = weights[i]
+        after = est.predict(cell)["predicted"].iloc[0]
+    finally:
+        weights.copy_(saved)
+        est.inputs_.graph["task", "rev_scores", "model"].edge_weight.copy_(saved)
+    assert after == before
+    est.observed_weight_ = 0.0
+    assert est.predict(cell)["predicted"].iloc[0] != before
+
+
+def test_observed_regression_setting(demo, tmp_path):
+    auto = CPPGraph(random_state=0, **FAST).fit(demo)
+    assert auto.config.observed_regression == "auto"
+    assert auto.observed_weight_ in np.round(np.linspace(0, 1, 11), 2)
+    loaded = CPPGraph.load(auto.save(tmp_path / "m"))
+    assert loaded.observed_weight_ == auto.observed_weight_
+    for bad in (1.5, -0.1, "yes", True):
+        with pytest.raises(CppGraphError, match="observed_regression must be 'auto' or in"):
+            Config(observed_regression=bad)
 
 
 def test_cold_start_zero_and_k_known(demo):
@@ -286,3 +322,24 @@ def test_known_score_regression_by_hand():
     # The ridge penalty pulls the slope towards 0, the prediction towards the column mean 0.6.
     shrunk = known_score_regression(scores, np.ones_like(known), new, new_known, ridge=1.0)
     assert 0.6 < shrunk[0, 1] < 1.0
+
+
+def test_benchmark_regression_by_hand():
+    # Column 1 = 2 * column 0 + 0.1; column 2 anti-correlated with column 0; column 3 noise.
+    x = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.45])
+    y = np.stack([x, 2 * x + 0.1, 1 - x + 0.01 * np.arange(7) % 2,
+                  [0.3, 0.9, 0.1, 0.5, 0.7, 0.2, 0.4]], axis=1)
+    known = np.ones(y.shape, dtype=bool)
+    known[6, 1] = False  # predict (6, 1): row 6 knows columns 0, 2 and 3
+    out = benchmark_regression(y, known, np.array([6]), np.array([1]), n_features=1, alpha=0.0)
+    np.testing.assert_allclose(out, [2 * 0.45 + 0.1])  # column 0, the most correlated, alone
+    # Too few rows know both the target and the feature: the cell gets no prediction.
+    sparse = known.copy()
+    sparse[2:6, 1] = False
+    assert np.isnan(benchmark_regression(y, sparse, np.array([6]), np.array([1]), n_features=1))
+    # A row knowing no other column: no prediction either.
+    lonely = known.copy()
+    lonely[6, [0, 2, 3]] = False
+    assert np.isnan(benchmark_regression(y, lonely, np.array([6]), np.array([1])))
+    with pytest.raises(ValueError, match="unknown cells only"):
+        benchmark_regression(y, known, np.array([0]), np.array([1]))

@@ -44,7 +44,8 @@ def fit(data_dir, out, config_file, seed, encoder, force, every) -> None:
     mae = est.val_mae_
     click.echo(f"saved {out}: {len(est.log_)} epochs in {est.fit_seconds_:.1f}s, best epoch "
                f"{est.best_epoch_}, validation MAE {mae['raw']:.4g} raw units "
-               f"({mae['normalized']:.4f} normalized, {mae['cells']} cells)")
+               f"({mae['normalized']:.4f} normalized, {mae['cells']} cells), "
+               f"benchmark-regression weight {est.observed_weight_:g}")
 
 
 def _render(table: pd.DataFrame, fmt: str) -> str:

@@ -102,7 +102,7 @@ class Config:
     known_shrinkage: float = 2.0
     correct_observed: bool = True
     observed_shrinkage: float = 0.5
-    observed_regression: float | str = "auto"
+    observed_regression: float | str = 0.0
     known_regression: float = 0.5
     task_prior: str = "factors"
     predict_folds: int = 5

@@ -105,8 +105,8 @@ def test_observed_regression_does_not_see_the_cells_own_score(demo):
 
 
 def test_observed_regression_setting(demo, tmp_path):
-    auto = CPPGraph(random_state=0, **FAST).fit(demo)
-    assert auto.config.observed_regression == "auto"
+    assert CPPGraph().config.observed_regression == 0.0  # off by default
+    auto = CPPGraph(random_state=0, observed_regression="auto", **FAST).fit(demo)
     assert auto.observed_weight_ in np.round(np.linspace(0, 1, 11), 2)
     loaded = CPPGraph.load(auto.save(tmp_path / "m"))
     assert loaded.observed_weight_ == auto.observed_weight_

@@ -171,14 +171,21 @@ class CPPGraph:
         n, k = g.num_edges, self.config.predict_folds
         gen = torch.Generator().manual_seed(self.config.random_state + 1)
         self.fold_ = torch.randperm(n, generator=gen) % k
-        pred = torch.empty(n)
-        for f in range(k):
-            sel = self.fold_ == f
-            if sel.any():
-                pred[sel] = predict_pairs(self.network_, self.inputs_, g.edge_index[:, sel], exclude=sel)
-        self.residual_ = g.edge_weight - pred
+        self.residual_ = self._residuals(self.inputs_, torch.zeros(n, dtype=torch.bool))
         z, known = self._residual_matrix(torch.ones(n, dtype=torch.bool), self.residual_)
         self.task_weights_ = residual_similarity(z, known)
+
+    def _residuals(self, inputs: GraphInputs, out: torch.Tensor) -> torch.Tensor:
+        """Residuals of the training cells not in ``out`` (0 on ``out``): score minus
+        prediction, each cell predicted with its fold and ``out`` out of the graph."""
+        g = inputs.graph[SCORES]
+        residual = torch.zeros(g.num_edges)
+        for h in range(self.config.predict_folds):
+            cells = (self.fold_ == h) & ~out
+            if cells.any():
+                residual[cells] = g.edge_weight[cells] - predict_pairs(
+                    self.network_, inputs, g.edge_index[:, cells], exclude=out | cells)
+        return residual
 
     def _residual_matrix(self, use: torch.Tensor, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Dense ``[models, tasks]`` values (residuals or scores) of the ``use``-d edges, and their mask."""
@@ -214,7 +221,6 @@ class CPPGraph:
                           out: torch.Tensor) -> torch.Tensor:
         """``out`` moved by the residual correction (see :meth:`_fold_predict`)."""
         fold, k = self.fold_, self.config.predict_folds
-        g = inputs.graph[SCORES]
         free = edge_of_pair < 0
         pair_fold = fold[edge_of_pair.clamp(min=0)]
         if free.any():
@@ -225,13 +231,7 @@ class CPPGraph:
             if not sel.any():
                 continue
             out_f = fold == f
-            residual = torch.zeros(len(fold))
-            for h in range(k):
-                cells = fold == h
-                if h != f and cells.any():
-                    residual[cells] = g.edge_weight[cells] - predict_pairs(
-                        self.network_, inputs, g.edge_index[:, cells], exclude=out_f | cells)
-            out[sel] += self._correction(~out_f, residual, pairs[:, sel])
+            out[sel] += self._correction(~out_f, self._residuals(inputs, out_f), pairs[:, sel])
         return out
 
     def _observed_regression(self, pairs: torch.Tensor, edge_of_pair: torch.Tensor) -> torch.Tensor:
@@ -285,12 +285,7 @@ class CPPGraph:
             return 0.0
         base = predict_pairs(self.network_, self.inputs_, pairs, exclude=out).double()
         if self.config.correct_observed:
-            residual = torch.zeros(g.num_edges)
-            for h in range(self.config.predict_folds):
-                cells = (self.fold_ == h) & ~out
-                if cells.any():
-                    residual[cells] = g.edge_weight[cells] - predict_pairs(
-                        self.network_, self.inputs_, g.edge_index[:, cells], exclude=out | cells)
+            residual = self._residuals(self.inputs_, out)
             base = base + self._correction(~out, residual, pairs).double()
         y = g.edge_weight[out].double()
         base, reg, y = base[ok], reg[ok], y[ok]

@@ -63,10 +63,12 @@ class Config:
     observed_regression : float or "auto"
         Training models: weight in [0, 1] of a ridge regression of each task
         on the model's most correlated known tasks
-        (:func:`cppgraph.train.benchmark_regression`), mixed into the
-        corrected predictions; a cell in fold ``f`` is regressed with fold
-        ``f`` out. 0 turns it off; ``"auto"`` chooses the weight on the
-        validation cells of training (``CPPGraph.observed_weight_``).
+        (:func:`cppgraph.train.benchmark_regression`, in logit space on the
+        bounded scales), mixed into the corrected predictions (in logit space
+        there too); a cell in fold ``f`` is regressed with fold ``f`` out.
+        0 turns it off; ``"auto"`` chooses the weight on the validation cells
+        of training (``CPPGraph.observed_weight_``), which favours the network,
+        early-stopped on those very cells.
     known_regression : float
         Cold start of new models: weight in [0, 1] of a ridge regression of
         each task on the model's known tasks (over the training models,
@@ -102,7 +104,7 @@ class Config:
     known_shrinkage: float = 2.0
     correct_observed: bool = True
     observed_shrinkage: float = 0.5
-    observed_regression: float | str = 0.0
+    observed_regression: float | str = 0.25
     known_regression: float = 0.5
     task_prior: str = "factors"
     predict_folds: int = 5

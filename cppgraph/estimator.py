@@ -153,8 +153,13 @@ class CPPGraph:
         encoder = make_encoder(cfg.encoder, **common)
         head = ScoreHead(cfg.hidden, self.inputs_.head_model.size(1), self.inputs_.head_task.size(1),
                          mlp_hidden=cfg.head_hidden, dropout=cfg.dropout,
-                         bounded=cfg.normalization in ("minmax", "paper"))
+                         bounded=self._bounded)
         return Network(encoder, head)
+
+    @property
+    def _bounded(self) -> bool:
+        """Whether the normalized scale is [0, 1] (minmax, paper)."""
+        return self.config.normalization in ("minmax", "paper")
 
     def _check_fitted(self):
         if not hasattr(self, "network_"):
@@ -214,8 +219,20 @@ class CPPGraph:
         if w > 0:
             reg = self._observed_regression(pairs, edge_of_pair)
             ok = torch.isfinite(reg)
-            out[ok] = (1 - w) * out[ok] + w * reg[ok]
+            out[ok] = self._blend(out[ok], reg[ok], w)
         return out
+
+    def _blend(self, base: torch.Tensor, reg: torch.Tensor, w: float) -> torch.Tensor:
+        """``(1 - w) * base + w * reg``; in logit space where the scale is bounded.
+
+        There, both are first clipped to [1e-6, 1 - 1e-6] only, so that near the
+        floor the blend acts on ratios and a prediction near 0 stays near 0.
+        """
+        if not self._bounded:
+            return (1 - w) * base + w * reg
+        z_base = torch.logit(base, eps=1e-6)
+        z_reg = torch.logit(reg.to(base.dtype), eps=1e-6)
+        return torch.sigmoid((1 - w) * z_base + w * z_reg)
 
     def _correct_observed(self, inputs: GraphInputs, pairs: torch.Tensor, edge_of_pair: torch.Tensor,
                           out: torch.Tensor) -> torch.Tensor:
@@ -251,11 +268,17 @@ class CPPGraph:
         out = torch.full((pairs.size(1),), float("nan"))
         for sel, use in groups:
             if sel.any():
-                scores, known = self._residual_matrix(use, g.edge_weight)
-                reg = benchmark_regression(scores.double().numpy(), known.numpy(),
-                                           pairs[0, sel].numpy(), pairs[1, sel].numpy())
-                out[sel] = torch.from_numpy(reg).float()
+                out[sel] = self._regress(use, pairs[:, sel]).float()
         return out
+
+    def _regress(self, use: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """:func:`~cppgraph.train.benchmark_regression` of pairs on the ``use``-d training
+        scores; in logit space where the normalized scale is bounded (minmax, paper),
+        so that a regression never leaves [0, 1]."""
+        scores, known = self._residual_matrix(use, self.inputs_.graph[SCORES].edge_weight)
+        reg = benchmark_regression(scores.double().numpy(), known.numpy(), pairs[0].numpy(),
+                                   pairs[1].numpy(), logit=self._bounded)
+        return torch.from_numpy(reg)
 
     def _choose_observed_weight(self, val: torch.Tensor) -> float:
         """The weight of the observed-score regression (``config.observed_regression``).
@@ -277,9 +300,7 @@ class CPPGraph:
         if not out.any():
             return 0.0
         pairs = g.edge_index[:, out]
-        scores, known = self._residual_matrix(~out, g.edge_weight)
-        reg = torch.from_numpy(benchmark_regression(scores.double().numpy(), known.numpy(),
-                                                    pairs[0].numpy(), pairs[1].numpy()))
+        reg = self._regress(~out, pairs)
         ok = torch.isfinite(reg)
         if not ok.any():
             return 0.0
@@ -290,7 +311,7 @@ class CPPGraph:
         y = g.edge_weight[out].double()
         base, reg, y = base[ok], reg[ok], y[ok]
         grid = np.round(np.linspace(0.0, 1.0, 11), 2)
-        mae = [float(((1 - w) * base + w * reg - y).abs().mean()) for w in grid]
+        mae = [float((self._blend(base, reg, w) - y).abs().mean()) for w in grid]
         return float(grid[int(np.argmin(mae))])
 
     def _network_predict(self, inputs: GraphInputs, pairs: torch.Tensor,

@@ -224,6 +224,10 @@ def known_score_regression(scores: np.ndarray, known: np.ndarray, new_scores: np
     return out
 
 
+#: Clip of [0, 1] values before their logit in :func:`benchmark_regression`.
+LOGIT_EPS = 0.01
+
+
 def column_correlations(y: np.ndarray, known: np.ndarray, min_rows: int) -> np.ndarray:
     """Pearson correlation of every pair of columns over co-known rows (NaN if too few)."""
     n = y.shape[1]
@@ -237,7 +241,8 @@ def column_correlations(y: np.ndarray, known: np.ndarray, min_rows: int) -> np.n
 
 
 def benchmark_regression(y: np.ndarray, known: np.ndarray, rows: np.ndarray, cols: np.ndarray, *,
-                         n_features: int = 3, alpha: float = 0.1, min_rows: int = 5) -> np.ndarray:
+                         n_features: int = 3, alpha: float = 0.1, min_rows: int = 5,
+                         logit: bool = False) -> np.ndarray:
     """Predict cells ``(rows[i], cols[i])`` of ``y`` from the same row's known cells.
 
     For a cell (m, t): among the columns row m knows, take the ``n_features``
@@ -248,6 +253,10 @@ def benchmark_regression(y: np.ndarray, known: np.ndarray, rows: np.ndarray, col
     feature is dropped and the fit tried again; a cell left without any fit
     is NaN. The cells to predict must be unknown, so that none is its own
     training value.
+
+    With ``logit``, values in [0, 1] are regressed in logit space (clipped to
+    [``LOGIT_EPS``, 1 - ``LOGIT_EPS``] first) and the predictions mapped back, so that they stay
+    inside (0, 1) and flatten near the floor and the ceiling.
 
     Parameters
     ----------
@@ -263,6 +272,11 @@ def benchmark_regression(y: np.ndarray, known: np.ndarray, rows: np.ndarray, col
     rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
     if known[rows, cols].any():
         raise ValueError("benchmark_regression predicts unknown cells only")
+    if logit:
+        p = np.clip(np.where(known, y, 0.5), LOGIT_EPS, 1 - LOGIT_EPS)
+        out = benchmark_regression(np.log(p / (1 - p)), known, rows, cols, n_features=n_features,
+                                   alpha=alpha, min_rows=min_rows)
+        return 1.0 / (1.0 + np.exp(-out))
     out = np.full(len(rows), np.nan)
     corr = column_correlations(y, known, min_rows)
     cols_all = np.arange(y.shape[1])

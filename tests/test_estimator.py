@@ -105,7 +105,7 @@ def test_observed_regression_does_not_see_the_cells_own_score(demo):
 
 
 def test_observed_regression_setting(demo, tmp_path):
-    assert CPPGraph().config.observed_regression == 0.0  # off by default
+    assert CPPGraph().config.observed_regression == 0.25
     auto = CPPGraph(random_state=0, observed_regression="auto", **FAST).fit(demo)
     assert auto.observed_weight_ in np.round(np.linspace(0, 1, 11), 2)
     loaded = CPPGraph.load(auto.save(tmp_path / "m"))
@@ -343,3 +343,17 @@ def test_benchmark_regression_by_hand():
     assert np.isnan(benchmark_regression(y, lonely, np.array([6]), np.array([1])))
     with pytest.raises(ValueError, match="unknown cells only"):
         benchmark_regression(y, known, np.array([0]), np.array([1]))
+
+
+def test_benchmark_regression_in_logit_space():
+    # Column 1 is exactly logit-linear in column 0; row 6 lies beyond the others.
+    x = np.array([0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.95])
+    logit = np.log(x / (1 - x))
+    y = np.stack([x, 1 / (1 + np.exp(-(1.5 * logit + 0.2)))], axis=1)
+    known = np.ones(y.shape, dtype=bool)
+    known[6, 1] = False
+    out = benchmark_regression(y, known, np.array([6]), np.array([1]), n_features=1, alpha=0.0,
+                               logit=True)
+    np.testing.assert_allclose(out, y[6, 1:])
+    # Regressed linearly, the same cell leaves [0, 1].
+    assert benchmark_regression(y, known, np.array([6]), np.array([1]), n_features=1, alpha=0.0) > 1

@@ -198,23 +198,16 @@ class BenchmarkRidge(MatrixMethod):
         self.n_features, self.alpha, self.min_rows, self.logit = n_features, alpha, min_rows, logit
         self.name = "benchmark-ridge-logit" if logit else "benchmark-ridge"
 
-    def _space(self, y):
-        if not self.logit:
-            return y, lambda v: v
-        p = np.clip(y, 0.01, 0.99)
-        return np.log(p / (1 - p)), lambda v: 1.0 / (1.0 + np.exp(-v))
-
     def complete(self, problem: Problem) -> np.ndarray:
         y0 = problem.y
         known = ~np.isnan(y0)
-        y, back = self._space(y0)
         mu, b = _additive(y0)
         out = mu[problem.cols] + b[problem.rows]
-        reg = benchmark_regression(np.where(known, y, 0.0), known, problem.rows, problem.cols,
+        reg = benchmark_regression(np.where(known, y0, 0.0), known, problem.rows, problem.cols,
                                    n_features=self.n_features, alpha=self.alpha,
-                                   min_rows=self.min_rows)
+                                   min_rows=self.min_rows, logit=self.logit)
         ok = np.isfinite(reg)
-        out[ok] = back(reg[ok])
+        out[ok] = reg[ok]
         return out
 
 

@@ -4,7 +4,8 @@ For each outer seed, the protocol's split is made as in ``cppgraph evaluate``;
 its *training* part is split again the same way (inner seed ``1000 + seed``),
 and each candidate configuration is fitted on the inner training part and
 scored on the inner validation cells. The outer test cells are never read.
-Prints the mean normalized MAE per candidate and protocol (lower is better).
+Prints the mean normalized MAE (or ``--metric``, on ``--unit``) per candidate
+and protocol (lower is better).
 
 Example::
 
@@ -12,6 +13,8 @@ Example::
         --grid encoder=lightgcn,sage --grid known_shrinkage=0.5,1,2
     python tools/tune.py ../shared/data/cpp_llm --input-format cpp-llm \\
         --setting cold-task:0.1:0 --setting cold-task:0.1:2 --grid task_prior=factors,unit
+    python tools/tune.py ../shared/data/cpp_llm --input-format cpp-llm --setting random:0.05:0 \
+        --unit paper --metric mse_norm --grid observed_regression=0,0.25
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import pandas as pd
 
 from cppgraph.data import read_data
 from cppgraph.evaluate.methods import CPPGraphMethod
-from cppgraph.evaluate.runner import score_split, unit_normalizer
+from cppgraph.evaluate.runner import UNITS, score_split, unit_normalizer
 from cppgraph.evaluate.splits import make_split
 
 #: (protocol, test size, known) settings tuned over by default.
@@ -43,21 +46,23 @@ def candidates(grid: dict) -> list[dict]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
-def tune(data, grid: dict, *, seeds, settings=SETTINGS, progress=print) -> pd.DataFrame:
-    """One row per (candidate, setting, outer seed): the inner validation ``mae_norm``."""
+def tune(data, grid: dict, *, seeds, settings=SETTINGS, unit: str = "minmax", metric: str = "mae_norm",
+         progress=print) -> pd.DataFrame:
+    """One row per (candidate, setting, outer seed): the inner validation ``metric``,
+    on the ``unit`` scale fitted on the outer training part."""
     rows = []
     for protocol, size, known in settings:
         for seed in seeds:
             outer = make_split(data, protocol, seed, test_size=size, known=known)
             inner_data = outer.train
             inner = make_split(inner_data, protocol, 1000 + seed, test_size=size, known=known)
-            unit = unit_normalizer(inner_data)
+            norm = unit_normalizer(inner_data, unit)
             for cand in candidates(grid):
                 method = CPPGraphMethod("candidate", **cand)
-                metrics, _ = score_split(inner, method, unit=unit, seed=seed)
+                metrics, _ = score_split(inner, method, unit=norm, seed=seed)
                 rows.append({**cand, "setting": f"{protocol} {size:g} k={known}", "seed": seed,
-                             "mae_norm": metrics["mae_norm"]})
-                progress(f"{rows[-1]['setting']:<22} seed {seed} {cand}: {metrics['mae_norm']:.4f}")
+                             metric: metrics[metric]})
+                progress(f"{rows[-1]['setting']:<22} seed {seed} {cand}: {metrics[metric]:.4f}")
     return pd.DataFrame(rows)
 
 
@@ -73,6 +78,9 @@ def main(argv=None) -> None:
     parser.add_argument("--setting", action="append", default=[], metavar="PROTOCOL:SIZE:K",
                         help="protocol, test size and known scores to tune on (repeatable; "
                              "default: random 0.05 and 0.2, cold-model 0.1 with k 0 and 2)")
+    parser.add_argument("--unit", choices=UNITS, default="minmax",
+                        help="scale of the metric (paper: the paper's per-model normalization)")
+    parser.add_argument("--metric", default="mae_norm", help="metric to compare (e.g. mse_norm)")
     args = parser.parse_args(argv)
     settings = tuple((p, float(size), int(k)) for p, size, k in
                      (item.split(":") for item in args.setting)) or SETTINGS
@@ -82,9 +90,9 @@ def main(argv=None) -> None:
         grid[key] = [_value(v) for v in values.split(",")]
     options = {"metric_types": args.metric_types.split(",")} if args.metric_types else {}
     table = tune(read_data(args.data, args.input_format, **options), grid, seeds=range(args.seeds),
-                 settings=settings)
+                 settings=settings, unit=args.unit, metric=args.metric)
     keys = list(grid)
-    summary = table.pivot_table(index=keys, columns="setting", values="mae_norm", aggfunc="mean")
+    summary = table.pivot_table(index=keys, columns="setting", values=args.metric, aggfunc="mean")
     summary["mean"] = summary.mean(axis=1)
     print(summary.sort_values("mean").round(4).to_string())
 

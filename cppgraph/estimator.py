@@ -259,7 +259,6 @@ class CPPGraph:
         score is neither a feature nor a training value. NaN where no
         regression applies.
         """
-        g = self.inputs_.graph[SCORES]
         fold = self.fold_
         free = edge_of_pair < 0
         pair_fold = fold[edge_of_pair.clamp(min=0)]

@@ -255,8 +255,9 @@ def benchmark_regression(y: np.ndarray, known: np.ndarray, rows: np.ndarray, col
     training value.
 
     With ``logit``, values in [0, 1] are regressed in logit space (clipped to
-    [``LOGIT_EPS``, 1 - ``LOGIT_EPS``] first) and the predictions mapped back, so that they stay
-    inside (0, 1) and flatten near the floor and the ceiling.
+    [``LOGIT_EPS``, 1 - ``LOGIT_EPS``] first) and the predictions mapped
+    back, so that they stay inside (0, 1) and flatten near the floor and the
+    ceiling.
 
     Parameters
     ----------

@@ -13,7 +13,7 @@ Example::
         --grid encoder=lightgcn,sage --grid known_shrinkage=0.5,1,2
     python tools/tune.py ../shared/data/cpp_llm --input-format cpp-llm \\
         --setting cold-task:0.1:0 --setting cold-task:0.1:2 --grid task_prior=factors,unit
-    python tools/tune.py ../shared/data/cpp_llm --input-format cpp-llm --setting random:0.05:0 \
+    python tools/tune.py ../shared/data/cpp_llm --input-format cpp-llm --setting random:0.05:0 \\
         --unit paper --metric mse_norm --grid observed_regression=0,0.25
 """
 
@@ -46,8 +46,8 @@ def candidates(grid: dict) -> list[dict]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
-def tune(data, grid: dict, *, seeds, settings=SETTINGS, unit: str = "minmax", metric: str = "mae_norm",
-         progress=print) -> pd.DataFrame:
+def tune(data, grid: dict, *, seeds, settings=SETTINGS, unit: str = "minmax",
+         metric: str = "mae_norm", progress=print) -> pd.DataFrame:
     """One row per (candidate, setting, outer seed): the inner validation ``metric``,
     on the ``unit`` scale fitted on the outer training part."""
     rows = []
@@ -80,7 +80,8 @@ def main(argv=None) -> None:
                              "default: random 0.05 and 0.2, cold-model 0.1 with k 0 and 2)")
     parser.add_argument("--unit", choices=UNITS, default="minmax",
                         help="scale of the metric (paper: the paper's per-model normalization)")
-    parser.add_argument("--metric", default="mae_norm", help="metric to compare (e.g. mse_norm)")
+    parser.add_argument("--metric", choices=("mae_norm", "mse_norm", "mae_raw", "rmse_raw"),
+                        default="mae_norm", help="error metric to compare")
     args = parser.parse_args(argv)
     settings = tuple((p, float(size), int(k)) for p, size, k in
                      (item.split(":") for item in args.setting)) or SETTINGS

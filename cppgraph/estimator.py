@@ -33,7 +33,7 @@ from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.graph import SCORES, FactorEncoder, add_nodes, build_graph
 from cppgraph.nn import ScoreHead, make_encoder
 from cppgraph.normalize import Normalizer, make_normalizer, new_task_prior
-from cppgraph.train import (GraphInputs, Network, benchmark_regression, fit_network,
+from cppgraph.train import (MIX_EPS, GraphInputs, Network, benchmark_regression, fit_network,
                             known_score_regression, predict_pairs, residual_correction,
                             residual_similarity)
 
@@ -223,15 +223,12 @@ class CPPGraph:
         return out
 
     def _blend(self, base: torch.Tensor, reg: torch.Tensor, w: float) -> torch.Tensor:
-        """``(1 - w) * base + w * reg``; in logit space where the scale is bounded.
-
-        There, both are first clipped to [1e-6, 1 - 1e-6] only, so that near the
-        floor the blend acts on ratios and a prediction near 0 stays near 0.
-        """
+        """``(1 - w) * base + w * reg``; in logit space where the scale is bounded,
+        both clipped to [``MIX_EPS``, 1 - ``MIX_EPS``] first."""
         if not self._bounded:
             return (1 - w) * base + w * reg
-        z_base = torch.logit(base, eps=1e-6)
-        z_reg = torch.logit(reg.to(base.dtype), eps=1e-6)
+        z_base = torch.logit(base, eps=MIX_EPS)
+        z_reg = torch.logit(reg.to(base.dtype), eps=MIX_EPS)
         return torch.sigmoid((1 - w) * z_base + w * z_reg)
 
     def _correct_observed(self, inputs: GraphInputs, pairs: torch.Tensor, edge_of_pair: torch.Tensor,

@@ -226,6 +226,9 @@ def known_score_regression(scores: np.ndarray, known: np.ndarray, new_scores: np
 
 #: Clip of [0, 1] values before their logit in :func:`benchmark_regression`.
 LOGIT_EPS = 0.01
+#: Clip before the logit when predictions on a [0, 1] scale are mixed: small, so
+#: that near the floor a mix acts on ratios and a prediction near 0 stays near 0.
+MIX_EPS = 1e-6
 
 
 def column_correlations(y: np.ndarray, known: np.ndarray, min_rows: int) -> np.ndarray:

@@ -79,6 +79,13 @@ class Config:
         median range of the same-unit training tasks that share the most
         categorical factor values with it; ``"unit"``, of all same-unit tasks
         (:func:`cppgraph.normalize.new_task_prior`).
+    task_scale_noise : float
+        How far a new task's known scores may stray from its raw scale, as a
+        share of that scale, when they refit the prior offset and range
+        together (:func:`cppgraph.normalize.refit_task_scale`, a Bayesian
+        linear regression whose prior spread is that of the same-unit training
+        tasks). Larger trusts the prior more; 0 refits the offset alone, to
+        the mean residual of the known scores.
     predict_folds : int
         Observed cells are predicted in this many folds, each with its own
         cells removed from the graph.
@@ -107,6 +114,7 @@ class Config:
     observed_regression: float | str = 0.25
     known_regression: float = 0.5
     task_prior: str = "factors"
+    task_scale_noise: float = 0.4
     predict_folds: int = 5
     random_state: int = 0
 
@@ -142,6 +150,9 @@ class Config:
         need(isinstance(self.random_state, int), "random_state", "an integer")
         need(isinstance(self.correct_known, bool), "correct_known", "true or false")
         need(isinstance(self.correct_observed, bool), "correct_observed", "true or false")
+        need(isinstance(self.task_scale_noise, (int, float)) and not isinstance(
+            self.task_scale_noise, bool) and self.task_scale_noise >= 0, "task_scale_noise",
+            "a non-negative number")
         for name in ("known_shrinkage", "observed_shrinkage"):
             need(isinstance(getattr(self, name), (int, float)) and getattr(self, name) > 0, name,
                  "a positive number")

@@ -32,7 +32,8 @@ from cppgraph.data.dataset import CollabData, parse_numbers, parse_task_info, su
 from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.graph import SCORES, FactorEncoder, add_nodes, build_graph
 from cppgraph.nn import ScoreHead, make_encoder
-from cppgraph.normalize import Normalizer, make_normalizer, new_task_prior
+from cppgraph.normalize import (Normalizer, make_normalizer, new_task_prior, refit_task_scale,
+                                task_scale_covariance)
 from cppgraph.train import (MIX_EPS, GraphInputs, Network, benchmark_regression, fit_network,
                             known_score_regression, predict_pairs, residual_correction,
                             residual_similarity)
@@ -466,8 +467,11 @@ class CPPGraph:
         direction, among them those sharing the most categorical factor
         values with it under ``task_prior="factors"``
         (:func:`cppgraph.normalize.new_task_prior`); its known
-        scores then refit the offset (and, where no training task shares the
-        unit, the scale too, from 2 or more scores). Without either,
+        scores then refit offset and scale, weighed against that prior by the
+        spread of the same-unit training tasks' scales and
+        ``task_scale_noise`` (:func:`cppgraph.normalize.refit_task_scale`).
+        Where no training task shares the unit, offset and scale are fitted
+        from 2 or more known scores alone. Without either,
         ``predicted`` is NaN and a warning says so. ``logit`` takes the
         declared range; ``paper`` per model needs nothing.
         """
@@ -557,13 +561,25 @@ class CPPGraph:
                                             **shared)
         return norm.extended(names, shift, scale, sign)
 
-    @staticmethod
-    def _fit_new_task_scale(norm: Normalizer, known: pd.DataFrame, base: np.ndarray) -> Normalizer:
-        """Fit new tasks' raw offset (and scale, where no training task shares the unit).
+    def _new_task_scale_cov(self, names: list, info: pd.DataFrame) -> dict:
+        """New task -> prior covariance of its raw shift and scale (:func:`task_scale_covariance`),
+        under the per-task normalizations whose new-task scale comes from :func:`new_task_prior`."""
+        norm = self.normalizer_
+        if norm.by == "model" or norm.name == "logit":
+            return {}
+        cov = task_scale_covariance(norm, self.data_.task_info, info.reindex(names))
+        return {t: c for t, c in zip(names, cov) if np.isfinite(c).all()}
+
+    def _fit_new_task_scale(self, norm: Normalizer, known: pd.DataFrame, base: np.ndarray,
+                            cov: dict) -> Normalizer:
+        """Fit new tasks' raw offset and scale to their known scores.
 
         ``raw = shift + sign * scale * y`` on the known cells, ``y`` being the
-        prediction made without any known score; a task keeps a NaN offset
-        (no raw predictions) when its known scores cannot fix it.
+        prediction made without any known score. A task with a prior scale is
+        refitted from it (:func:`cppgraph.normalize.refit_task_scale`, the
+        prior covariance ``cov[task]`` and ``task_scale_noise``); one without
+        (no training task shares its unit) gets a least-squares fit from 2 or
+        more scores, or keeps a NaN offset (no raw predictions).
         """
         shift, scale = norm.shift_.copy(), norm.scale_.copy()
         for task, cells in known.assign(y=base).groupby("task"):
@@ -577,7 +593,8 @@ class CPPGraph:
                     continue
                 scale[i], shift[i] = slope, intercept
             else:
-                shift[i] = float(np.mean(raw - scale[i] * y))
+                shift[i], scale[i] = refit_task_scale(shift[i], scale[i], raw, y, cov.get(task),
+                                                      self.config.task_scale_noise)
         return norm.with_params(shift, scale)
 
     def _category_labels(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -593,11 +610,13 @@ class CPPGraph:
         ffile, sfile = files.get(f"{kind}_factors"), files.get("known_scores")
         names, table = self._parse_new_entities(kind, factors, ffile)
         known = self._parse_known(kind, known, names, sfile)
+        scale_cov = {}
         if kind == "model":
             norm, info = self.normalizer_, self.data_.task_info
         else:
             new_info = parse_task_info(task_info, names, files.get("task_info"))
             norm = self._new_task_normalizer(names, new_info, table)
+            scale_cov = self._new_task_scale_cov(names, new_info)
             info = pd.concat([self.data_.task_info, new_info.reindex(names)])
         pos = {n: i for i, n in enumerate(names)}
         n_old = len(self.data_.models) if kind == "model" else len(self.data_.tasks)
@@ -611,7 +630,7 @@ class CPPGraph:
         other_ids = known["task" if kind == "model" else "model"].map(other_index)
         cells = new_ids * n_other + other_ids.to_numpy(dtype=np.int64)  # positions in pairs
         ctx = {"kind": kind, "names": names, "n_old": n_old, "pairs": pairs, "cells": cells,
-               "norm": norm,
+               "norm": norm, "scale_cov": scale_cov,
                "x": torch.from_numpy(self.factors_.numeric_features(kind, table)),
                "fe": torch.from_numpy(self.factors_.factor_edges(kind, table)),
                "head": self._head_inputs(kind, table)}
@@ -661,7 +680,7 @@ class CPPGraph:
         sub = known[use]
         norm = ctx["norm"]
         if not prior_only and kind == "task" and norm is not self.normalizer_:
-            norm = self._fit_new_task_scale(norm, sub, ctx["prior"][cells])
+            norm = self._fit_new_task_scale(norm, sub, ctx["prior"][cells], ctx["scale_cov"])
         y = norm.transform(sub["task"], sub["score"].to_numpy(), models=sub["model"].to_numpy())
         usable = np.isfinite(y)  # a new task of unknown raw scale cannot use its scores
         y, cells = y[usable], cells[usable]

@@ -273,6 +273,28 @@ class PaperNormalizer(Normalizer):
         return self._set(wide.index, lo.to_numpy(), (hi - lo).to_numpy(), np.ones(len(wide)))
 
 
+def _train_scales(norm: Normalizer, train_info: pd.DataFrame) -> pd.DataFrame:
+    """``shift, scale, sign, unit`` of each training task (indexed by task)."""
+    pos = norm.positions(train_info.index)
+    return pd.DataFrame({"shift": norm.shift_[pos], "scale": norm.scale_[pos],
+                         "sign": norm.sign_[pos], "unit": train_info["unit"].to_numpy()},
+                        index=train_info.index)
+
+
+def _signs(new_info: pd.DataFrame) -> np.ndarray:
+    hib = new_info["higher_is_better"]
+    if hib.isna().any():
+        raise DataError(f"new task(s) {list(hib.index[hib.isna()])[:5]} have no direction "
+                        "(higher_is_better)")
+    return np.where(hib.astype(bool), 1.0, -1.0)
+
+
+def _same_unit(train: pd.DataFrame, unit, sign: float) -> pd.DataFrame:
+    """The training tasks of this unit (a missing unit matches a missing unit) and direction."""
+    same_unit = train["unit"].isna() if pd.isna(unit) else train["unit"] == unit
+    return train[same_unit & (train["sign"] == sign)]
+
+
 def new_task_prior(norm: Normalizer, train_info: pd.DataFrame, new_info: pd.DataFrame,
                    train_factors: pd.DataFrame | None = None,
                    new_factors: pd.DataFrame | None = None):
@@ -290,21 +312,13 @@ def new_task_prior(norm: Normalizer, train_info: pd.DataFrame, new_info: pd.Data
     -------
     (shift, scale, sign) : three float arrays in the order of ``new_info``'s index.
     """
-    hib = new_info["higher_is_better"]
-    if hib.isna().any():
-        raise DataError(f"new task(s) {list(hib.index[hib.isna()])[:5]} have no direction "
-                        "(higher_is_better)")
-    sign = np.where(hib.astype(bool), 1.0, -1.0)
-    pos = norm.positions(train_info.index)
-    train = pd.DataFrame({"shift": norm.shift_[pos], "scale": norm.scale_[pos],
-                          "sign": norm.sign_[pos], "unit": train_info["unit"].to_numpy()},
-                         index=train_info.index)
+    sign = _signs(new_info)
+    train = _train_scales(norm, train_info)
     if train_factors is not None and new_factors is not None:
         train_factors = train_factors.reindex(train_info.index)
-    shift, scale = np.full(len(hib), np.nan), np.full(len(hib), np.nan)
+    shift, scale = np.full(len(sign), np.nan), np.full(len(sign), np.nan)
     for i, (name, unit) in enumerate(new_info["unit"].items()):
-        same_unit = train["unit"].isna() if pd.isna(unit) else train["unit"] == unit
-        same = train[same_unit & (train["sign"] == sign[i])]
+        same = _same_unit(train, unit, sign[i])
         if new_factors is not None and train_factors is not None and len(same):
             values = new_factors.loc[name]
             shared = sum((train_factors.loc[same.index, col] == value).to_numpy(dtype=int)
@@ -314,6 +328,55 @@ def new_task_prior(norm: Normalizer, train_info: pd.DataFrame, new_info: pd.Data
         if len(same):
             shift[i], scale[i] = same["shift"].median(), same["scale"].median()
     return shift, scale, sign
+
+
+def task_scale_covariance(norm: Normalizer, train_info: pd.DataFrame,
+                          new_info: pd.DataFrame, min_tasks: int = 3) -> np.ndarray:
+    """Spread of the raw scale among the training tasks like each new task.
+
+    The covariance of ``(shift, scale)`` over the training tasks with the
+    same unit and direction as the new task (all of them, whatever their
+    factors): how far a task's raw offset and range may lie from the prior of
+    :func:`new_task_prior`, and how the two vary together.
+
+    Returns
+    -------
+    ndarray of shape ``(len(new_info), 2, 2)``; NaN for a new task with fewer
+    than ``min_tasks`` such training tasks.
+    """
+    sign = _signs(new_info)
+    train = _train_scales(norm, train_info)
+    cov = np.full((len(sign), 2, 2), np.nan)
+    for i, unit in enumerate(new_info["unit"]):
+        same = _same_unit(train, unit, sign[i])[["shift", "scale"]].dropna()
+        if len(same) >= min_tasks:
+            cov[i] = np.cov(same.to_numpy(dtype=np.float64), rowvar=False)
+    return cov
+
+
+def refit_task_scale(shift: float, scale: float, raw: np.ndarray, y: np.ndarray,
+                     cov: np.ndarray | None = None, noise: float = 0.0) -> tuple[float, float]:
+    """A new task's raw ``shift`` and ``scale`` refitted to its known scores.
+
+    ``raw ~ shift + scale * y`` on the known cells (``y``: their predictions
+    made without any known score, in the direction of the task). Without a
+    prior covariance, or with ``noise`` 0, only the offset moves (to the mean
+    residual). Otherwise both move to the posterior mean of a Bayesian linear
+    regression: prior ``N((shift, scale), cov)`` (:func:`task_scale_covariance`),
+    residual spread ``noise * scale`` in raw units. Few known scores then move
+    the scale where they are far from the prior's fit, and the offset less
+    than their mean residual. A refit that would make the scale non-positive
+    falls back to the offset alone.
+    """
+    resid = np.asarray(raw, np.float64) - shift - scale * np.asarray(y, np.float64)
+    if cov is None or noise <= 0 or not np.isfinite(cov).all():
+        return shift + float(resid.mean()), scale
+    x = np.stack([np.ones_like(resid), np.asarray(y, np.float64)], axis=1)
+    gram = x @ cov @ x.T + (noise * scale) ** 2 * np.eye(len(resid))
+    d_shift, d_scale = cov @ x.T @ np.linalg.solve(gram, resid)
+    if scale + d_scale <= 0:
+        return shift + float(resid.mean()), scale
+    return shift + float(d_shift), scale + float(d_scale)
 
 
 _CLASSES = {"minmax": MinMaxNormalizer, "zscore": ZScoreNormalizer, "logit": LogitNormalizer,

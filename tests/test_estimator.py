@@ -207,6 +207,36 @@ def test_cold_start_new_tasks(demo):
         est.predict_new_tasks(factors, known.head(1).assign(model="nobody"))
 
 
+def test_new_task_known_scores_refit_offset_and_scale(demo):
+    # The known scores of a new % task refit its prior raw offset and range together,
+    # weighed by the spread of the other % tasks; task_scale_noise 0 moves the offset alone.
+    from cppgraph.normalize import refit_task_scale
+    held = ["syn-arithmetic"]
+    est = CPPGraph(random_state=0, **FAST).fit(demo.subset(tasks=[t for t in demo.tasks if t not in held]))
+    info = demo.task_info.loc[held]
+    norm = est._new_task_normalizer(held, info, demo.task_factors.loc[held])
+    cov = est._new_task_scale_cov(held, info)
+    assert cov[held[0]].shape == (2, 2) and np.linalg.eigvalsh(cov[held[0]]).min() >= 0
+    i = int(norm.positions(held)[0])
+    prior = norm.shift_[i], norm.scale_[i]
+    # Two known scores on a range 20 points narrower than the prior's, starting 20 higher.
+    y = np.array([0.1, 0.9])
+    known = pd.DataFrame({"model": est.data_.models[:2], "task": held[0],
+                          "score": prior[0] + 20 + (prior[1] - 20) * y})
+    fitted = est._fit_new_task_scale(norm, known, y, cov)
+    expect = refit_task_scale(*prior, known["score"].to_numpy(), y, cov[held[0]],
+                              est.config.task_scale_noise)
+    assert (fitted.shift_[i], fitted.scale_[i]) == pytest.approx(expect)
+    # Both move toward the scores' range, part of the way.
+    assert prior[0] < fitted.shift_[i] < prior[0] + 20
+    assert prior[1] - 20 < fitted.scale_[i] < prior[1]
+    est.config = Config(**{**est.config.to_dict(), "task_scale_noise": 0.0})
+    offset = est._fit_new_task_scale(norm, known, y, cov)
+    assert offset.scale_[i] == prior[1]
+    assert offset.shift_[i] == pytest.approx(np.mean(known["score"] - prior[1] * y))
+    assert np.delete(offset.shift_, i).tolist() == np.delete(norm.shift_, i).tolist()
+
+
 def test_save_load_round_trip(fitted, tmp_path):
     fitted.save(tmp_path / "model")
     loaded = CPPGraph.load(tmp_path / "model")

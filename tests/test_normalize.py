@@ -10,7 +10,8 @@ import pytest
 
 from cppgraph.data import CollabData, read_cpp_llm
 from cppgraph.errors import DataError
-from cppgraph.normalize import NORMALIZATIONS, Normalizer, make_normalizer, new_task_prior
+from cppgraph.normalize import (NORMALIZATIONS, Normalizer, make_normalizer, new_task_prior,
+                                refit_task_scale, task_scale_covariance)
 
 
 def tiny(higher_is_better=(True, False)):
@@ -170,3 +171,50 @@ def test_new_task_prior_prefers_tasks_sharing_factors():
     none_f = pd.DataFrame({"fmt": ["other"], "fam": ["zz"]}, index=["x"])
     shift, scale, _ = new_task_prior(norm, data.task_info, new.loc[["x"]], train_f, none_f)
     np.testing.assert_allclose([shift[0], scale[0]], [0.0, 10.0])
+
+
+def test_task_scale_covariance_by_hand():
+    # % tasks a (0-100), b (0-10), c (50-60), d (20-60); points task e; lower-is-better f in %.
+    scores = pd.DataFrame({"model": ["m1", "m2"] * 6, "task": list("aabbccddeeff"),
+                           "score": [0.0, 100.0, 0.0, 10.0, 50.0, 60.0, 20.0, 60.0,
+                                     1.0, 2.0, 3.0, 9.0]})
+    info = pd.DataFrame({"task": list("abcdef"), "higher_is_better": [True] * 5 + [False],
+                         "unit": ["%"] * 4 + ["points", "%"]})
+    data = CollabData.from_frames(scores, task_info=info)
+    norm = make_normalizer("minmax").fit(data)
+    new = pd.DataFrame({"higher_is_better": [True, True, False], "unit": ["%", "points", "%"]},
+                       index=["x", "y", "z"])
+    cov = task_scale_covariance(norm, data.task_info, new)
+    # x: shifts (0, 0, 50, 20), scales (100, 10, 10, 40) of a-d; e and f differ in unit or direction.
+    shifts, scales = np.array([0.0, 0.0, 50.0, 20.0]), np.array([100.0, 10.0, 10.0, 40.0])
+    d_sh, d_sc = shifts - shifts.mean(), scales - scales.mean()
+    expect = np.array([[d_sh @ d_sh, d_sh @ d_sc], [d_sh @ d_sc, d_sc @ d_sc]]) / 3
+    np.testing.assert_allclose(cov[0], expect)
+    assert expect[0, 1] < 0  # wide tasks start low here
+    assert np.isnan(cov[1]).all() and np.isnan(cov[2]).all()  # one task each: fewer than 3
+    assert np.isnan(task_scale_covariance(norm, data.task_info, new, min_tasks=5)[0]).all()
+
+
+def test_refit_task_scale_by_hand():
+    # Prior shift 0, scale 10; one known score of 20 where the prior predicts 10 (y = 1).
+    raw, y = np.array([20.0]), np.array([1.0])
+    # Without a covariance, or with noise 0, the offset alone takes the mean residual.
+    assert refit_task_scale(0.0, 10.0, raw, y) == (10.0, 10.0)
+    assert refit_task_scale(0.0, 10.0, raw, y, np.diag([4.0, 16.0]), 0.0) == (10.0, 10.0)
+    # Posterior mean: residual 10, gram x P x' + (0.1 * 10)^2 = 4 + 16 + 1 = 21,
+    # update P x' * 10 / 21 = (40 / 21, 160 / 21): mostly into the scale, its prior spread larger.
+    shift, scale = refit_task_scale(0.0, 10.0, raw, y, np.diag([4.0, 16.0]), 0.1)
+    assert (shift, scale) == pytest.approx((40 / 21, 10 + 160 / 21))
+    # A large noise keeps the prior; a negative covariance moves the offset down, scale up.
+    assert refit_task_scale(0.0, 10.0, raw, y, np.diag([4.0, 16.0]), 100.0) == pytest.approx(
+        (0.0, 10.0), abs=1e-3)
+    shift, scale = refit_task_scale(0.0, 10.0, raw, y, np.array([[4.0, -6.0], [-6.0, 16.0]]), 0.1)
+    # P x' = (-2, 10); gram 4 - 12 + 16 + 1 = 9
+    assert (shift, scale) == pytest.approx((-20 / 9, 10 + 100 / 9))
+    # Two scores at y = 0 and 1 with no noise fix both exactly.
+    shift, scale = refit_task_scale(0.0, 10.0, np.array([5.0, 35.0]), np.array([0.0, 1.0]),
+                                    np.diag([4.0, 16.0]), 1e-6)
+    assert (shift, scale) == pytest.approx((5.0, 30.0), abs=1e-4)
+    # A refit that would turn the scale non-positive moves the offset alone.
+    assert refit_task_scale(0.0, 10.0, np.array([-100.0]), y, np.diag([1.0, 100.0]),
+                            0.01) == (-110.0, 10.0)

@@ -841,7 +841,9 @@ class CPPGraph:
             raise CppGraphError(f"{folder}: model format {meta.get('format_version')!r} is not "
                                 f"supported (expected {FORMAT_VERSION}); refit the model")
         try:
-            est = cls(Config.from_dict(meta["config"], source=str(folder / META_FILE)))
+            # Saved before new tasks' known scores refitted the scale: the offset alone.
+            config = {"task_scale_noise": 0.0, **meta["config"]}
+            est = cls(Config.from_dict(config, source=str(folder / META_FILE)))
             data = read_canonical(folder / DATA_DIR)
             if _fingerprint(data) != meta["data_fingerprint"]:
                 raise CppGraphError(f"{folder / DATA_DIR}: training data was modified after saving")

@@ -282,6 +282,7 @@ def _train_scales(norm: Normalizer, train_info: pd.DataFrame) -> pd.DataFrame:
 
 
 def _signs(new_info: pd.DataFrame) -> np.ndarray:
+    """+1 for each higher-is-better new task, -1 for each lower-is-better one."""
     hib = new_info["higher_is_better"]
     if hib.isna().any():
         raise DataError(f"new task(s) {list(hib.index[hib.isna()])[:5]} have no direction "
@@ -363,10 +364,11 @@ def refit_task_scale(shift: float, scale: float, raw: np.ndarray, y: np.ndarray,
     prior covariance, or with ``noise`` 0, only the offset moves (to the mean
     residual). Otherwise both move to the posterior mean of a Bayesian linear
     regression: prior ``N((shift, scale), cov)`` (:func:`task_scale_covariance`),
-    residual spread ``noise * scale`` in raw units. Few known scores then move
-    the scale where they are far from the prior's fit, and the offset less
-    than their mean residual. A refit that would make the scale non-positive
-    falls back to the offset alone.
+    residual spread ``noise * scale`` in raw units. A few known scores thus
+    move offset and range part of the way, along the directions in which the
+    training tasks' scales differ, instead of shifting every prediction by
+    their mean residual. A refit that would make the scale non-positive falls
+    back to the offset alone.
     """
     resid = np.asarray(raw, np.float64) - shift - scale * np.asarray(y, np.float64)
     if cov is None or noise <= 0 or not np.isfinite(cov).all():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -243,6 +245,13 @@ def test_save_load_round_trip(fitted, tmp_path):
     pd.testing.assert_frame_equal(fitted.predict(), loaded.predict())
     with pytest.raises(DataError, match="not empty"):
         fitted.save(tmp_path / "model")
+    assert loaded.config.task_scale_noise == fitted.config.task_scale_noise == 0.4
+    # A model saved before task_scale_noise existed keeps refitting a new task's offset alone.
+    meta_path = tmp_path / "model" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["task_scale_noise"]
+    meta_path.write_text(json.dumps(meta))
+    assert CPPGraph.load(tmp_path / "model").config.task_scale_noise == 0.0
 
 
 def test_load_errors(fitted, tmp_path):

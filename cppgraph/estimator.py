@@ -532,8 +532,15 @@ class CPPGraph:
         return known.drop(columns=["_line"], errors="ignore").reset_index(drop=True)
 
     def _new_task_normalizer(self, names: list, info: pd.DataFrame,
-                             factors: pd.DataFrame) -> Normalizer:
-        """The normalizer extended with prior parameters for new tasks (:func:`new_task_prior`)."""
+                             factors: pd.DataFrame) -> tuple[Normalizer, dict]:
+        """The normalizer extended with prior parameters for new tasks, and the prior
+        covariance of each new task's raw shift and scale where it has one.
+
+        Under the per-task normalizations (``minmax``, ``zscore``) the
+        parameters come from :func:`new_task_prior` and the covariances from
+        :func:`task_scale_covariance`; ``logit`` takes the declared ranges and
+        ``paper`` needs nothing (no covariances).
+        """
         norm = self.normalizer_
         hib = info["higher_is_better"].reindex(names)
         if norm.by == "model":
@@ -541,7 +548,7 @@ class CPPGraph:
             if lower:
                 raise DataError(f"the paper normalization is defined for higher-is-better scores; "
                                 f"new lower-is-better task(s): {lower[:5]}")
-            return norm
+            return norm, {}
         if norm.name == "logit":
             if hib.isna().any():
                 raise DataError(f"new task(s) {list(hib.index[hib.isna()])[:5]} have no direction "
@@ -552,23 +559,16 @@ class CPPGraph:
             if no_range:
                 raise DataError(f"the logit normalization needs the declared range (min_score, "
                                 f"max_score) of each new task; missing for {no_range[:5]}")
-            return norm.extended(names, np.where(sign > 0, lo, hi), (hi - lo).to_numpy(), sign)
+            return norm.extended(names, np.where(sign > 0, lo, hi), (hi - lo).to_numpy(), sign), {}
         shared = {}
         if self.config.task_prior == "factors":
             shared = dict(train_factors=self._category_labels(self.data_.task_factors),
                           new_factors=self._category_labels(factors.reindex(names)))
         shift, scale, sign = new_task_prior(norm, self.data_.task_info, info.reindex(names),
                                             **shared)
-        return norm.extended(names, shift, scale, sign)
-
-    def _new_task_scale_cov(self, names: list, info: pd.DataFrame) -> dict:
-        """New task -> prior covariance of its raw shift and scale (:func:`task_scale_covariance`),
-        under the per-task normalizations whose new-task scale comes from :func:`new_task_prior`."""
-        norm = self.normalizer_
-        if norm.by == "model" or norm.name == "logit":
-            return {}
         cov = task_scale_covariance(norm, self.data_.task_info, info.reindex(names))
-        return {t: c for t, c in zip(names, cov) if np.isfinite(c).all()}
+        return (norm.extended(names, shift, scale, sign),
+                {t: c for t, c in zip(names, cov) if np.isfinite(c).all()})
 
     def _fit_new_task_scale(self, norm: Normalizer, known: pd.DataFrame, base: np.ndarray,
                             cov: dict) -> Normalizer:
@@ -615,8 +615,7 @@ class CPPGraph:
             norm, info = self.normalizer_, self.data_.task_info
         else:
             new_info = parse_task_info(task_info, names, files.get("task_info"))
-            norm = self._new_task_normalizer(names, new_info, table)
-            scale_cov = self._new_task_scale_cov(names, new_info)
+            norm, scale_cov = self._new_task_normalizer(names, new_info, table)
             info = pd.concat([self.data_.task_info, new_info.reindex(names)])
         pos = {n: i for i, n in enumerate(names)}
         n_old = len(self.data_.models) if kind == "model" else len(self.data_.tasks)

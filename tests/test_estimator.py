@@ -14,6 +14,7 @@ from cppgraph.data import read_canonical
 from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.estimator import CPPGraph
 from cppgraph.graph import SCORES
+from cppgraph.normalize import refit_task_scale
 from cppgraph.train import benchmark_regression, known_score_regression
 
 FAST = dict(epochs=80, patience=80)
@@ -212,12 +213,10 @@ def test_cold_start_new_tasks(demo):
 def test_new_task_known_scores_refit_offset_and_scale(demo):
     # The known scores of a new % task refit its prior raw offset and range together,
     # weighed by the spread of the other % tasks; task_scale_noise 0 moves the offset alone.
-    from cppgraph.normalize import refit_task_scale
     held = ["syn-arithmetic"]
     est = CPPGraph(random_state=0, **FAST).fit(demo.subset(tasks=[t for t in demo.tasks if t not in held]))
     info = demo.task_info.loc[held]
-    norm = est._new_task_normalizer(held, info, demo.task_factors.loc[held])
-    cov = est._new_task_scale_cov(held, info)
+    norm, cov = est._new_task_normalizer(held, info, demo.task_factors.loc[held])
     assert cov[held[0]].shape == (2, 2) and np.linalg.eigvalsh(cov[held[0]]).min() >= 0
     i = int(norm.positions(held)[0])
     prior = norm.shift_[i], norm.scale_[i]
@@ -297,7 +296,7 @@ def test_new_task_prior_by_factors(demo):
         est = CPPGraph(random_state=0, task_prior=prior, **FAST).fit(train)
         pred = est.predict_new_tasks(factors, task_info=info)
         got[prior] = pred.set_index("model")["predicted"]
-        norm = est._new_task_normalizer(held, info.set_index("task"), factors.set_index("task"))
+        norm, _ = est._new_task_normalizer(held, info.set_index("task"), factors.set_index("task"))
         got[prior + "_range"] = (norm.shift_[-1], norm.scale_[-1])
     mc = train.scores[train.scores["task"] == "syn-trivia-mc"]["score"]
     assert got["factors_range"] == pytest.approx((mc.min(), mc.max() - mc.min()))

@@ -564,9 +564,9 @@ class CPPGraph:
         if self.config.task_prior == "factors":
             shared = dict(train_factors=self._category_labels(self.data_.task_factors),
                           new_factors=self._category_labels(factors.reindex(names)))
-        shift, scale, sign = new_task_prior(norm, self.data_.task_info, info.reindex(names),
-                                            **shared)
-        cov = task_scale_covariance(norm, self.data_.task_info, info.reindex(names))
+        new_info = info.reindex(names)
+        shift, scale, sign = new_task_prior(norm, self.data_.task_info, new_info, **shared)
+        cov = task_scale_covariance(norm, self.data_.task_info, new_info)
         return (norm.extended(names, shift, scale, sign),
                 {t: c for t, c in zip(names, cov) if np.isfinite(c).all()})
 

@@ -5,7 +5,8 @@ its *training* part is split again the same way (inner seed ``1000 + seed``),
 and each candidate configuration is fitted on the inner training part and
 scored on the inner validation cells. The outer test cells are never read.
 Prints the mean normalized MAE (or ``--metric``, on ``--unit``) per candidate
-and protocol (lower is better).
+and protocol (lower is better); each ``--also UNIT:METRIC`` adds a table of
+that metric, taken from the same predictions.
 
 Example::
 
@@ -14,7 +15,7 @@ Example::
     python tools/tune.py ../shared/data/cpp_llm --input-format cpp-llm \\
         --setting cold-task:0.1:0 --setting cold-task:0.1:2 --grid task_prior=factors,unit
     python tools/tune.py ../shared/data/cpp_llm --input-format cpp-llm --setting random:0.05:0 \\
-        --unit paper --metric mse_norm --grid observed_regression=0,0.25
+        --unit paper --metric mse_norm --also minmax:mae_norm --grid observed_regression=0,0.25
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ import argparse
 import itertools
 import json
 
+import numpy as np
 import pandas as pd
 
 from cppgraph.data import read_data
 from cppgraph.evaluate.methods import CPPGraphMethod
+from cppgraph.evaluate.metrics import error_metrics
 from cppgraph.evaluate.runner import UNITS, score_split, unit_normalizer
 from cppgraph.evaluate.splits import make_split
 
@@ -46,10 +49,26 @@ def candidates(grid: dict) -> list[dict]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
+def _extra_metric(cells: pd.DataFrame, norm, metric: str) -> float:
+    """``metric`` of the predicted ``cells`` on the scale of ``norm`` (raw for ``*_raw``); cells
+    without a prediction on that scale are left out, as in ``score_split``."""
+    true, pred = cells["score"].to_numpy(dtype=float), cells["predicted"].to_numpy(dtype=float)
+    if metric.endswith("_norm"):
+        true = norm.transform(cells["task"], true, models=cells["model"])
+        pred = norm.transform(cells["task"], pred, models=cells["model"])
+    has = np.isfinite(pred)
+    if not has.any():
+        return float("nan")
+    err = error_metrics(true[has], pred[has])
+    return {"mae_norm": err["mae"], "mse_norm": err["mse"], "mae_raw": err["mae"],
+            "rmse_raw": err["mse"] ** 0.5}[metric]
+
+
 def tune(data, grid: dict, *, seeds, settings=SETTINGS, unit: str = "minmax",
-         metric: str = "mae_norm", progress=print) -> pd.DataFrame:
+         metric: str = "mae_norm", also=(), progress=print) -> pd.DataFrame:
     """One row per (candidate, setting, outer seed): the inner validation ``metric``,
-    on the ``unit`` scale fitted on the outer training part."""
+    on the ``unit`` scale fitted on the outer training part, and a column
+    ``"UNIT:METRIC"`` for each such pair in ``also``."""
     rows = []
     for protocol, size, known in settings:
         for seed in seeds:
@@ -57,11 +76,14 @@ def tune(data, grid: dict, *, seeds, settings=SETTINGS, unit: str = "minmax",
             inner_data = outer.train
             inner = make_split(inner_data, protocol, 1000 + seed, test_size=size, known=known)
             norm = unit_normalizer(inner_data, unit)
+            extra = {pair: unit_normalizer(inner_data, pair.split(":")[0]) for pair in also}
             for cand in candidates(grid):
                 method = CPPGraphMethod("candidate", **cand)
-                metrics, _ = score_split(inner, method, unit=norm, seed=seed)
+                metrics, cells = score_split(inner, method, unit=norm, seed=seed)
                 rows.append({**cand, "setting": f"{protocol} {size:g} k={known}", "seed": seed,
-                             metric: metrics[metric]})
+                             metric: metrics[metric],
+                             **{pair: _extra_metric(cells, n, pair.split(":")[1])
+                                for pair, n in extra.items()}})
                 progress(f"{rows[-1]['setting']:<22} seed {seed} {cand}: {metrics[metric]:.4f}")
     return pd.DataFrame(rows)
 
@@ -82,7 +104,15 @@ def main(argv=None) -> None:
                         help="scale of the metric (paper: the paper's per-model normalization)")
     parser.add_argument("--metric", choices=("mae_norm", "mse_norm", "mae_raw", "rmse_raw"),
                         default="mae_norm", help="error metric to compare")
+    parser.add_argument("--also", action="append", default=[], metavar="UNIT:METRIC",
+                        help="also report this metric on this unit, from the same predictions "
+                             "(repeatable; e.g. minmax:mae_norm)")
     args = parser.parse_args(argv)
+    for pair in args.also:
+        unit, _, metric = pair.partition(":")
+        if unit not in UNITS or metric not in ("mae_norm", "mse_norm", "mae_raw", "rmse_raw"):
+            parser.error(f"--also takes UNIT:METRIC with UNIT in {UNITS} and METRIC one of "
+                         f"mae_norm, mse_norm, mae_raw, rmse_raw; got {pair!r}")
     settings = tuple((p, float(size), int(k)) for p, size, k in
                      (item.split(":") for item in args.setting)) or SETTINGS
     grid = {}
@@ -91,11 +121,15 @@ def main(argv=None) -> None:
         grid[key] = [_value(v) for v in values.split(",")]
     options = {"metric_types": args.metric_types.split(",")} if args.metric_types else {}
     table = tune(read_data(args.data, args.input_format, **options), grid, seeds=range(args.seeds),
-                 settings=settings, unit=args.unit, metric=args.metric)
+                 settings=settings, unit=args.unit, metric=args.metric, also=args.also)
     keys = list(grid)
-    summary = table.pivot_table(index=keys, columns="setting", values=args.metric, aggfunc="mean")
-    summary["mean"] = summary.mean(axis=1)
-    print(summary.sort_values("mean").round(4).to_string())
+    order = None
+    for column in [args.metric, *args.also]:
+        summary = table.pivot_table(index=keys, columns="setting", values=column, aggfunc="mean")
+        summary["mean"] = summary.mean(axis=1)
+        order = summary.sort_values("mean").index if order is None else order
+        label = f"{args.unit}:{args.metric}" if column == args.metric else column
+        print(f"\n{label} (mean over seeds)\n{summary.reindex(order).round(4).to_string()}")
 
 
 if __name__ == "__main__":

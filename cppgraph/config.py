@@ -73,7 +73,8 @@ class Config:
         Cold start of new models: weight in [0, 1] of a ridge regression of
         each task on the model's known tasks (over the training models,
         :func:`cppgraph.train.known_score_regression`), mixed into the
-        corrected predictions; 0 turns it off.
+        corrected predictions (both in logit space on the bounded scales);
+        new tasks likewise, transposed; 0 turns it off.
     task_prior : str
         Raw scale of a new task before its known scores: ``"factors"``, the
         median range of the same-unit training tasks that share the most

@@ -107,6 +107,7 @@ class CPPGraph:
         self.best_epoch_ = int(min(self.log_, key=lambda e: e["val_loss"])["epoch"])
         self._prepare_correction()
         self.observed_weight_ = self._choose_observed_weight(val)
+        self.known_logit_ = self._bounded
         self.fit_seconds_ = time.perf_counter() - start
         self.val_mae_ = self._validation_mae(val)
         return self
@@ -716,7 +717,9 @@ class CPPGraph:
         scores (a new model's tasks regressed on its known tasks across the
         training models; a new task's models on its known models across the
         training tasks); weight ``known_regression``; cells it cannot
-        predict keep ``pred``.
+        predict keep ``pred``. Where the normalized scale is bounded, the
+        regression and the mix are in logit space (``known_logit_``), as for
+        the observed-score regression (:meth:`_blend`).
         """
         g = self.inputs_.graph[SCORES]
         scores, known = self._residual_matrix(torch.ones(g.num_edges, dtype=torch.bool), g.edge_weight)
@@ -726,11 +729,15 @@ class CPPGraph:
         n_other = scores.shape[1]
         new_scores, new_known = np.zeros((n_new, n_other)), np.zeros((n_new, n_other), dtype=bool)
         new_scores.flat[cells], new_known.flat[cells] = y, True
-        reg = known_score_regression(scores, known, new_scores, new_known).reshape(-1)
+        logit = self.known_logit_
+        reg = known_score_regression(scores, known, new_scores, new_known, logit=logit).reshape(-1)
         ok = np.isfinite(reg)
         w = self.config.known_regression
         out = pred.copy()
-        out[ok] = (1 - w) * pred[ok] + w * reg[ok]
+        if logit:
+            out[ok] = self._blend(torch.from_numpy(pred[ok]), torch.from_numpy(reg[ok]), w).numpy()
+        else:
+            out[ok] = (1 - w) * pred[ok] + w * reg[ok]
         return out
 
     # -------------------------------------------------------- embeddings
@@ -816,6 +823,7 @@ class CPPGraph:
             "fit_seconds": self.fit_seconds_,
             "val_mae": self.val_mae_,
             "observed_weight": self.observed_weight_,
+            "known_regression_logit": self.known_logit_,
         }
         with atomic_folder(path, overwrite=overwrite) as tmp:
             torch.save(self.network_.state_dict(), tmp / WEIGHTS_FILE)
@@ -856,6 +864,8 @@ class CPPGraph:
             est.network_.eval()
             est._prepare_correction()
             est.observed_weight_ = float(meta.get("observed_weight", 0.0))
+            # Saved before the known-score regression moved to logit space: linear, as then.
+            est.known_logit_ = bool(meta.get("known_regression_logit", False))
         except CppGraphError:
             raise
         except (KeyError, RuntimeError, OSError, ValueError, pickle.UnpicklingError) as err:

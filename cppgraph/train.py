@@ -189,7 +189,7 @@ def centered_ridge(x: np.ndarray, t: np.ndarray, alpha: float) -> tuple[float, n
 
 def known_score_regression(scores: np.ndarray, known: np.ndarray, new_scores: np.ndarray,
                            new_known: np.ndarray, *, ridge: float = 0.1,
-                           min_rows: int = 5) -> np.ndarray:
+                           min_rows: int = 5, logit: bool = False) -> np.ndarray:
     """Predict each new row's cells by ridge regression on its known cells.
 
     For new row ``i`` with known columns ``K`` and each column ``c``, a ridge
@@ -197,6 +197,10 @@ def known_score_regression(scores: np.ndarray, known: np.ndarray, new_scores: np
     ``K`` is fitted over the training rows that know all of them, and
     applied to row ``i``'s known values. Cells with fewer than ``min_rows``
     such training rows, and rows with no known cell, are NaN.
+
+    With ``logit``, values in [0, 1] are regressed in logit space (clipped to
+    [``LOGIT_EPS``, 1 - ``LOGIT_EPS``] first) and the predictions mapped back,
+    as in :func:`benchmark_regression`.
 
     Parameters
     ----------
@@ -209,6 +213,10 @@ def known_score_regression(scores: np.ndarray, known: np.ndarray, new_scores: np
     -------
     ndarray ``[N, C]`` of float64
     """
+    if logit:
+        z, new_z = _logit(np.where(known, scores, 0.5)), _logit(np.where(new_known, new_scores, 0.5))
+        return _sigmoid(known_score_regression(z, known, new_z, new_known, ridge=ridge,
+                                               min_rows=min_rows))
     out = np.full(new_scores.shape, np.nan)
     for i in range(new_scores.shape[0]):
         cols = np.flatnonzero(new_known[i])
@@ -224,11 +232,21 @@ def known_score_regression(scores: np.ndarray, known: np.ndarray, new_scores: np
     return out
 
 
-#: Clip of [0, 1] values before their logit in :func:`benchmark_regression`.
+#: Clip of [0, 1] values before their logit in :func:`benchmark_regression` and
+#: :func:`known_score_regression`.
 LOGIT_EPS = 0.01
 #: Clip before the logit when predictions on a [0, 1] scale are mixed: small, so
 #: that near the floor a mix acts on ratios and a prediction near 0 stays near 0.
 MIX_EPS = 1e-6
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, LOGIT_EPS, 1 - LOGIT_EPS)
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def column_correlations(y: np.ndarray, known: np.ndarray, min_rows: int) -> np.ndarray:
@@ -277,10 +295,9 @@ def benchmark_regression(y: np.ndarray, known: np.ndarray, rows: np.ndarray, col
     if known[rows, cols].any():
         raise ValueError("benchmark_regression predicts unknown cells only")
     if logit:
-        p = np.clip(np.where(known, y, 0.5), LOGIT_EPS, 1 - LOGIT_EPS)
-        out = benchmark_regression(np.log(p / (1 - p)), known, rows, cols, n_features=n_features,
-                                   alpha=alpha, min_rows=min_rows)
-        return 1.0 / (1.0 + np.exp(-out))
+        out = benchmark_regression(_logit(np.where(known, y, 0.5)), known, rows, cols,
+                                   n_features=n_features, alpha=alpha, min_rows=min_rows)
+        return _sigmoid(out)
     out = np.full(len(rows), np.nan)
     corr = column_correlations(y, known, min_rows)
     cols_all = np.arange(y.shape[1])

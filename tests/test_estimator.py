@@ -362,6 +362,46 @@ def test_known_score_regression_by_hand():
     assert 0.6 < shrunk[0, 1] < 1.0
 
 
+def test_known_score_regression_in_logit_space_by_hand():
+    # logit(column 1) = logit(column 0) + 1 on the training rows: exact in logit space only.
+    z = np.linspace(-2.0, 2.0, 6)
+    scores = np.stack([1 / (1 + np.exp(-z)), 1 / (1 + np.exp(-(z + 1)))], axis=1)
+    known = np.ones(scores.shape, dtype=bool)
+    new = np.array([[1 / (1 + np.exp(-0.5)), 0.0]])
+    new_known = np.array([[True, False]])
+    out = known_score_regression(scores, known, new, new_known, ridge=0.0, logit=True)
+    np.testing.assert_allclose(out[0], [new[0, 0], 1 / (1 + np.exp(-1.5))])
+    linear = known_score_regression(scores, known, new, new_known, ridge=0.0)
+    assert abs(linear[0, 1] - out[0, 1]) > 1e-3
+    # Values at the bounds are clipped before the logit: predictions stay inside (0, 1).
+    ones = known_score_regression(np.ones((6, 2)) * [1.0, 0.5] + [[0, 0.1 * i] for i in range(6)],
+                                  known, np.array([[1.0, 0.0]]), new_known, logit=True)
+    assert 0 < ones[0, 1] < 1
+
+
+def test_known_regression_mix(demo, tmp_path):
+    """New fits mix the known-score regression in logit space; a model saved before that
+    mixes linearly, as it did then."""
+    held = demo.models[:2]
+    est = CPPGraph(random_state=0, **FAST).fit(demo.subset(models=demo.models[2:]))
+    assert est.known_logit_
+    factors = demo.model_factors.loc[held].reset_index()
+    known = demo.scores[demo.scores["model"].isin(held)].groupby("model").head(3)
+    logit = est.predict_new_models(factors, known)
+    est.save(tmp_path / "model")
+    meta_path = tmp_path / "model" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["known_regression_logit"] is True
+    pd.testing.assert_frame_equal(CPPGraph.load(tmp_path / "model").predict_new_models(factors, known),
+                                  logit)
+    del meta["known_regression_logit"]
+    meta_path.write_text(json.dumps(meta))
+    old = CPPGraph.load(tmp_path / "model")
+    assert not old.known_logit_
+    linear = old.predict_new_models(factors, known)
+    assert (linear["predicted"] - logit["predicted"]).abs().max() > 1e-3
+
+
 def test_benchmark_regression_by_hand():
     # Column 1 = 2 * column 0 + 0.1; column 2 anti-correlated with column 0; column 3 noise.
     x = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.45])

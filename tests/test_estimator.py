@@ -373,10 +373,12 @@ def test_known_score_regression_in_logit_space_by_hand():
     np.testing.assert_allclose(out[0], [new[0, 0], 1 / (1 + np.exp(-1.5))])
     linear = known_score_regression(scores, known, new, new_known, ridge=0.0)
     assert abs(linear[0, 1] - out[0, 1]) > 1e-3
-    # Values at the bounds are clipped before the logit: predictions stay inside (0, 1).
-    ones = known_score_regression(np.ones((6, 2)) * [1.0, 0.5] + [[0, 0.1 * i] for i in range(6)],
-                                  known, np.array([[1.0, 0.0]]), new_known, logit=True)
-    assert 0 < ones[0, 1] < 1
+    # Values at the bounds are clipped to [0.01, 0.99] before the logit: a known 1.0 on a
+    # column equal to the predicted one gives 0.99, not 1.
+    x = np.linspace(0.0, 1.0, 6)
+    top = known_score_regression(np.stack([x, x], axis=1), known, np.array([[1.0, 0.0]]),
+                                 new_known, ridge=0.0, logit=True)
+    assert top[0, 1] == pytest.approx(0.99)
 
 
 def test_known_regression_mix(demo, tmp_path):

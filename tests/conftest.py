@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CPPGRAPH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 DEMO = ROOT / "data" / "demo"
+
+
+def load_tool(name: str):
+    """``tools/<name>.py`` as a module, registered in ``sys.modules`` (dataclasses need it)."""
+    key = f"cppgraph_tools_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, ROOT / "tools" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
 
 
 @pytest.fixture(scope="session")

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pandas as pd
 import pytest
-from conftest import DEMO, ROOT
+from conftest import DEMO, load_tool
 
 from cppgraph.data import read_data
 from cppgraph.evaluate import paper
-
-
-def load_benchmark():
-    """``tools/benchmark.py`` as a module (registered, as its dataclasses need)."""
-    name = "cppgraph_tools_benchmark"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / "benchmark.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +58,7 @@ def fake_long(names, methods, value):
 
 
 def test_paper_tables_count_wins():
-    bench = load_benchmark()
+    bench = load_tool("benchmark")
     better = list(paper.TABLE4)[:7]
 
     def t4(known, name, method):
@@ -88,7 +74,7 @@ def test_paper_tables_count_wins():
 
 
 def test_benchmark_report_on_demo(tmp_path):
-    bench = load_benchmark()
+    bench = load_tool("benchmark")
     datasets = {"demo": bench.Dataset(str(DEMO), "canonical", "Demo (synthetic)")}
     settings = [bench.Setting("demo", "random", 0.1, seeds=2, methods=("task-mean", "cppgraph")),
                 bench.Setting("demo", "cold-model", 0.1, 2, seeds=2,

@@ -409,9 +409,7 @@ def notes() -> list[str]:
             "BIG-bench hard T2 and `cold-task` k=2 a little further (BIG-bench hard T2 0.0099 "
             "before both, 0.0086 now; `cold-task` k=2 0.1725), but BIG-bench hard T2 stays "
             "above the paper's 0.00725 while its T0 is 0.0068: on 2 of the 5 seeds the two "
-            "drawn known scores raise the error above T0. Averaging several seeds' networks or "
-            "estimators lowers neither cell below the paper's (`docs/ENGINE.md`, \"Averaging "
-            "several networks\").", ""]
+            "drawn known scores raise the error above T0.", ""]
 
 
 def main(argv=None) -> None:

@@ -92,6 +92,10 @@ class Config:
         cells removed from the graph.
     random_state : int
         Seeds torch, numpy and every split.
+    n_jobs : int
+        CPU threads of torch and the BLAS libraries while the estimator
+        computes (:func:`cppgraph.threads.limit_threads`); 0 or less: one per
+        core. The default, 1, stays fast on a machine shared with other work.
     """
 
     encoder: str = "sage"
@@ -118,6 +122,7 @@ class Config:
     task_scale_noise: float = 0.4
     predict_folds: int = 5
     random_state: int = 0
+    n_jobs: int = 1
 
     def __post_init__(self):
         self.validate()
@@ -149,6 +154,8 @@ class Config:
             need(isinstance(getattr(self, name), (int, float)) and getattr(self, name) >= 0, name,
                  "a non-negative number")
         need(isinstance(self.random_state, int), "random_state", "an integer")
+        need(isinstance(self.n_jobs, int) and not isinstance(self.n_jobs, bool), "n_jobs",
+             "an integer (0 or less: one thread per core)")
         need(isinstance(self.correct_known, bool), "correct_known", "true or false")
         need(isinstance(self.correct_observed, bool), "correct_observed", "true or false")
         need(isinstance(self.task_scale_noise, (int, float)) and not isinstance(

@@ -11,6 +11,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -34,6 +35,7 @@ from cppgraph.graph import SCORES, FactorEncoder, add_nodes, build_graph
 from cppgraph.nn import ScoreHead, make_encoder
 from cppgraph.normalize import (Normalizer, make_normalizer, new_task_prior, refit_task_scale,
                                 task_scale_covariance)
+from cppgraph.threads import limit_threads
 from cppgraph.train import (MIX_EPS, GraphInputs, Network, benchmark_regression, fit_network,
                             known_score_regression, predict_pairs, residual_correction,
                             residual_similarity)
@@ -53,6 +55,15 @@ def _fingerprint(data: CollabData) -> str:
     h.update(data.model_factors.to_csv().encode())
     h.update(data.task_factors.to_csv().encode())
     return h.hexdigest()[:16]
+
+
+def _threaded(method):
+    """Run an estimator method with ``config.n_jobs`` threads."""
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        with limit_threads(self.config.n_jobs):
+            return method(self, *args, **kwargs)
+    return wrapped
 
 
 def _unknown(name: str, known, what: str) -> DataError:
@@ -87,6 +98,7 @@ class CPPGraph:
         self.config = dataclasses.replace(base, **overrides) if overrides else base
 
     # ---------------------------------------------------------------- fit
+    @_threaded
     def fit(self, data: CollabData, *, callback: Callable[[dict], None] | None = None) -> "CPPGraph":
         """Learn from every observed score of ``data``; returns ``self``."""
         cfg = self.config
@@ -374,6 +386,7 @@ class CPPGraph:
                              "predicted_normalized": pred_norm, "observed": observed_raw,
                              "observed_normalized": obs_norm, "is_observed": has})
 
+    @_threaded
     def predict(self, pairs: pd.DataFrame | None = None) -> pd.DataFrame:
         """Predict cells of the training matrix.
 
@@ -408,6 +421,7 @@ class CPPGraph:
             dtype=np.float64)
         return self._table(pairs["model"], pairs["task"], pred.astype(np.float64), obs)
 
+    @_threaded
     def predict_new_models(self, model_factors: pd.DataFrame,
                            known_scores: pd.DataFrame | None = None, *,
                            files: dict | None = None) -> pd.DataFrame:
@@ -440,6 +454,7 @@ class CPPGraph:
                                 "of a new model; fit with another normalization for cold start")
         return self._predict_new("model", model_factors, known_scores, files=files or {})
 
+    @_threaded
     def predict_new_tasks(self, task_factors: pd.DataFrame,
                           known_scores: pd.DataFrame | None = None, *,
                           task_info: pd.DataFrame | None = None,
@@ -741,6 +756,7 @@ class CPPGraph:
         return out
 
     # -------------------------------------------------------- embeddings
+    @_threaded
     def node_embeddings(self) -> dict[str, np.ndarray]:
         """The encoder's final node embeddings on the full training graph.
 
@@ -766,6 +782,7 @@ class CPPGraph:
             encoder.train(was_training)
         return {kind: h[kind].numpy().astype(np.float64) for kind in ("model", "task", "factor")}
 
+    @_threaded
     def new_model_embeddings(self, model_factors: pd.DataFrame,
                              known_scores: pd.DataFrame | None = None, *,
                              files: dict | None = None) -> np.ndarray:
@@ -833,9 +850,16 @@ class CPPGraph:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "CPPGraph":
-        """Load a model folder written by :meth:`save` (no pickle: ``weights_only=True``)."""
-        folder = Path(path)
+    def load(cls, path: str | os.PathLike, *, n_jobs: int | None = None) -> "CPPGraph":
+        """Load a model folder written by :meth:`save` (no pickle: ``weights_only=True``).
+
+        ``n_jobs`` replaces the saved thread count (``config.n_jobs``).
+        """
+        with limit_threads(n_jobs):
+            return cls._load(Path(path), n_jobs)
+
+    @classmethod
+    def _load(cls, folder: Path, n_jobs: int | None) -> "CPPGraph":
         if not folder.is_dir():
             raise CppGraphError(f"{folder}: model folder not found")
         try:
@@ -850,6 +874,8 @@ class CPPGraph:
         try:
             # Saved before new tasks' known scores refitted the scale: the offset alone.
             config = {"task_scale_noise": 0.0, **meta["config"]}
+            if n_jobs is not None:
+                config["n_jobs"] = n_jobs
             est = cls(Config.from_dict(config, source=str(folder / META_FILE)))
             data = read_canonical(folder / DATA_DIR)
             if _fingerprint(data) != meta["data_fingerprint"]:

@@ -34,6 +34,7 @@ from cppgraph.evaluate import paper
 from cppgraph.evaluate.methods import make_methods
 from cppgraph.evaluate.report import DEFAULT, compare_default, headline, markdown, summary_table
 from cppgraph.evaluate.runner import evaluate
+from cppgraph.threads import DEFAULT_THREADS, limit_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,7 +124,8 @@ def _progress(line: str) -> None:
     _log("  " + line)
 
 
-def run_settings(settings, datasets: dict, data_root: Path, out_dir: Path) -> list[dict]:
+def run_settings(settings, datasets: dict, data_root: Path, out_dir: Path, *,
+                 threads: int | None = None) -> list[dict]:
     """Evaluate each setting; per-seed scores to ``out_dir``; one result dict per setting."""
     results, cache = [], {}
     for s in settings:
@@ -132,7 +134,7 @@ def run_settings(settings, datasets: dict, data_root: Path, out_dir: Path) -> li
             cache[s.data] = read_data(data_root / d.path, d.format, **d.options)
         _log(f"== {s.data}: {s.label}")
         start = time.perf_counter()
-        ev = evaluate(cache[s.data], s.protocol, make_methods(list(s.methods)),
+        ev = evaluate(cache[s.data], s.protocol, make_methods(list(s.methods), n_jobs=threads),
                       seeds=range(s.seeds), test_size=s.size, known=s.known, progress=_progress)
         name = f"{s.data}-{s.label.replace(' ', '-')}"
         ev.scores.to_csv(out_dir / f"{name}.csv", index=False)
@@ -142,7 +144,7 @@ def run_settings(settings, datasets: dict, data_root: Path, out_dir: Path) -> li
     return results
 
 
-def run_paper(data_root: Path, out_dir: Path, seeds: int = 5) -> dict:
+def run_paper(data_root: Path, out_dir: Path, seeds: int = 5, *, threads: int | None = None) -> dict:
     """The paper's set-ups in its unit: ``{"table1", "helm-pilot": summary, "table4", "table5":
     long frame of (known, name, method, metric, mean, std)}``."""
     cpp = read_data(data_root / DATASETS["cpp"].path, "cpp-llm")
@@ -151,7 +153,7 @@ def run_paper(data_root: Path, out_dir: Path, seeds: int = 5) -> dict:
     for key, data, splits in (("table1", cpp, lambda s: paper.table1_split(cpp, s)),
                               ("helm-pilot", helm, lambda s: paper.helm_pilot_split(helm, s))):
         _log(f"== paper: {key}")
-        ev = evaluate(data, key, make_methods(["all"]), seeds=range(seeds), unit="paper",
+        ev = evaluate(data, key, make_methods(["all"], n_jobs=threads), seeds=range(seeds), unit="paper",
                       splits=splits, progress=_progress)
         ev.scores.to_csv(out_dir / f"paper-{key}.csv", index=False)
         out[key] = ev.summary()
@@ -161,7 +163,7 @@ def run_paper(data_root: Path, out_dir: Path, seeds: int = 5) -> dict:
         for known in (0, 2):
             for name in names:
                 _log(f"== paper: {key} {name} k={known}")
-                ev = evaluate(cpp, key, make_methods(list(PAPER_4_5)), seeds=range(seeds),
+                ev = evaluate(cpp, key, make_methods(list(PAPER_4_5), n_jobs=threads), seeds=range(seeds),
                               unit="paper", splits=make(cpp, name, known))
                 frames.append(ev.summary().assign(known=known, name=name))
                 scores.append(ev.scores.assign(known=known, name=name))
@@ -419,15 +421,23 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="+", choices=GROUPS, default=None,
                         help="run only these groups (data sets, or 'paper' for the paper's set-ups)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "RESULTS.md"))
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help="CPU threads of every method (0: one per core)")
     args = parser.parse_args(argv)
+    with limit_threads(args.threads) as threads:
+        run(args, threads)
+
+
+def run(args, threads: int) -> None:
     groups = set(args.only or GROUPS)
     out = Path(args.out)
     res_dir, fig_dir = out.parent / "results", out.parent / "figures"
     res_dir.mkdir(parents=True, exist_ok=True)
     fig_dir.mkdir(parents=True, exist_ok=True)
     data_root = Path(args.data)
-    results = run_settings([s for s in SETTINGS if s.data in groups], DATASETS, data_root, res_dir)
-    paper_results = run_paper(data_root, res_dir) if "paper" in groups else None
+    results = run_settings([s for s in SETTINGS if s.data in groups], DATASETS, data_root, res_dir,
+                           threads=threads)
+    paper_results = run_paper(data_root, res_dir, threads=threads) if "paper" in groups else None
     paths = figures(results, fig_dir, DATASETS)
     command = "python tools/benchmark.py" + (f" --only {' '.join(args.only)}" if args.only else "")
     out.write_text(report(results, paper_results, paths, DATASETS, out.parent, command),

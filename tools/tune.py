@@ -32,6 +32,7 @@ from cppgraph.evaluate.methods import CPPGraphMethod
 from cppgraph.evaluate.metrics import error_metrics
 from cppgraph.evaluate.runner import UNITS, score_split, unit_normalizer
 from cppgraph.evaluate.splits import make_split
+from cppgraph.threads import DEFAULT_THREADS, limit_threads
 
 #: (protocol, test size, known) settings tuned over by default.
 SETTINGS = (("random", 0.05, 0), ("random", 0.2, 0), ("cold-model", 0.1, 0), ("cold-model", 0.1, 2))
@@ -65,7 +66,7 @@ def _extra_metric(cells: pd.DataFrame, norm, metric: str) -> float:
 
 
 def tune(data, grid: dict, *, seeds, settings=SETTINGS, unit: str = "minmax",
-         metric: str = "mae_norm", also=(), progress=print) -> pd.DataFrame:
+         metric: str = "mae_norm", also=(), progress=print, threads: int = 1) -> pd.DataFrame:
     """One row per (candidate, setting, outer seed): the inner validation ``metric``,
     on the ``unit`` scale fitted on the outer training part, and a column
     ``"UNIT:METRIC"`` for each such pair in ``also``."""
@@ -78,7 +79,7 @@ def tune(data, grid: dict, *, seeds, settings=SETTINGS, unit: str = "minmax",
             norm = unit_normalizer(inner_data, unit)
             extra = {pair: unit_normalizer(inner_data, pair.split(":")[0]) for pair in also}
             for cand in candidates(grid):
-                method = CPPGraphMethod("candidate", **cand)
+                method = CPPGraphMethod("candidate", **{"n_jobs": threads, **cand})
                 metrics, cells = score_split(inner, method, unit=norm, seed=seed)
                 rows.append({**cand, "setting": f"{protocol} {size:g} k={known}", "seed": seed,
                              metric: metrics[metric],
@@ -107,7 +108,14 @@ def main(argv=None) -> None:
     parser.add_argument("--also", action="append", default=[], metavar="UNIT:METRIC",
                         help="also report this metric on this unit, from the same predictions "
                              "(repeatable; e.g. minmax:mae_norm)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help="CPU threads (0: one per core)")
     args = parser.parse_args(argv)
+    with limit_threads(args.threads) as threads:
+        run(parser, args, threads)
+
+
+def run(parser, args, threads: int) -> None:
     for pair in args.also:
         unit, _, metric = pair.partition(":")
         if unit not in UNITS or metric not in ("mae_norm", "mse_norm", "mae_raw", "rmse_raw"):
@@ -121,7 +129,8 @@ def main(argv=None) -> None:
         grid[key] = [_value(v) for v in values.split(",")]
     options = {"metric_types": args.metric_types.split(",")} if args.metric_types else {}
     table = tune(read_data(args.data, args.input_format, **options), grid, seeds=range(args.seeds),
-                 settings=settings, unit=args.unit, metric=args.metric, also=args.also)
+                 settings=settings, unit=args.unit, metric=args.metric, also=args.also,
+                 threads=threads)
     keys = list(grid)
     order = None
     for column in [args.metric, *args.also]:

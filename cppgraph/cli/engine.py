@@ -7,6 +7,7 @@ import json
 import click
 import pandas as pd
 
+from cppgraph.cli.options import threads_option
 from cppgraph.config import Config
 from cppgraph.data import read_canonical
 from cppgraph.data.canonical import check_output_folder, read_csv_lines, write_text_atomic
@@ -25,11 +26,13 @@ from cppgraph.estimator import CPPGraph
 @click.option("--force", is_flag=True, help="Replace --out, with all it holds, if it is not empty.")
 @click.option("--every", type=int, default=10, show_default=True,
               help="Print progress every this many epochs.")
-def fit(data_dir, out, config_file, seed, encoder, force, every) -> None:
+@threads_option
+def fit(data_dir, out, config_file, seed, encoder, force, every, threads) -> None:
     """Fit the engine on the canonical data folder DATA_DIR and save it to --out."""
     check_output_folder(out, overwrite=force)
     config = Config.from_file(config_file) if config_file else Config()
     overrides = {k: v for k, v in (("random_state", seed), ("encoder", encoder)) if v is not None}
+    overrides["n_jobs"] = threads
     data = read_canonical(data_dir)
     tag = " [SYNTHETIC data]" if data.meta.get("synthetic") else ""
     click.echo(f"fitting {config.encoder if encoder is None else encoder} on {data!r}{tag}", err=True)
@@ -79,8 +82,9 @@ def _render(table: pd.DataFrame, fmt: str) -> str:
 @click.option("--out", "out", type=click.Path(path_type=str), default=None,
               help="Write to this file instead of stdout.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@threads_option
 def predict(model_dir, model_name, task_name, all_cells, new_models, new_tasks, task_info,
-            known_scores, fmt, out, force) -> None:
+            known_scores, fmt, out, force, threads) -> None:
     """Predict scores with the fitted model in MODEL_DIR.
 
     Each row has the prediction in raw units and normalized, and, for an
@@ -95,7 +99,7 @@ def predict(model_dir, model_name, task_name, all_cells, new_models, new_tasks, 
         raise click.UsageError("--known-scores needs --new-models or --new-tasks")
     if task_info and not new_tasks:
         raise click.UsageError("--task-info needs --new-tasks")
-    est = CPPGraph.load(model_dir)
+    est = CPPGraph.load(model_dir, n_jobs=threads)
     data = est.data_
     known = read_csv_lines(known_scores) if known_scores else None
     if new_models:

@@ -6,6 +6,7 @@ import click
 
 from cppgraph import explain as cpx
 from cppgraph.cli.inspect import _table
+from cppgraph.cli.options import threads_option
 from cppgraph.estimator import CPPGraph
 
 
@@ -26,9 +27,10 @@ from cppgraph.estimator import CPPGraph
 @click.option("--plot", "plot", type=click.Path(path_type=str), default=None,
               help="Also write a bar chart of the importance as PNG.")
 @click.option("--force", is_flag=True, help="Replace --plot if it exists.")
+@threads_option
 @click.pass_context
 def explain(ctx, model_dir, model, task, ablation, seeds, protocol, max_evals, plot,
-            force) -> None:
+            force, threads) -> None:
     """Factor importance of the fitted model in MODEL_DIR.
 
     Prints the mean absolute SHAP value of each design factor over the
@@ -37,7 +39,7 @@ def explain(ctx, model_dir, model, task, ablation, seeds, protocol, max_evals, p
     """
     if plot:
         cpx.check_plot_path(plot, overwrite=force)
-    est = CPPGraph.load(model_dir)
+    est = CPPGraph.load(model_dir, n_jobs=threads)
     verbose = (ctx.obj or {}).get("verbose", 0) > 0
     result = cpx.shap_values(est, model=model, task=task, max_evals=max_evals, progress=verbose)
     if model is not None and task is not None:

@@ -6,6 +6,7 @@ import click
 import pandas as pd
 
 from cppgraph import inspect as cpi
+from cppgraph.cli.options import threads_option
 from cppgraph.data.canonical import check_output_file, read_csv_lines
 from cppgraph.estimator import CPPGraph
 
@@ -36,7 +37,8 @@ def _table(frame: pd.DataFrame) -> str:
               help="NAME is a new model, the row of this model_factors.csv-style file.")
 @click.option("--known-scores", type=click.Path(path_type=str), default=None,
               help="With --new-model: a scores.csv of its known scores.")
-def neighbours(model_dir, name, k, by, is_task, new_model, known_scores) -> None:
+@threads_option
+def neighbours(model_dir, name, k, by, is_task, new_model, known_scores, threads) -> None:
     """The models (or tasks) most similar to NAME in the fitted model in MODEL_DIR.
 
     The last column names the 3 tasks (models) where the two differ most in
@@ -46,7 +48,7 @@ def neighbours(model_dir, name, k, by, is_task, new_model, known_scores) -> None
         raise click.UsageError("--new-model is for models; drop --task")
     if known_scores and not new_model:
         raise click.UsageError("--known-scores needs --new-model")
-    est = CPPGraph.load(model_dir)
+    est = CPPGraph.load(model_dir, n_jobs=threads)
     query, known, files = name, None, None
     if new_model:
         factors = read_csv_lines(new_model)
@@ -72,14 +74,15 @@ def neighbours(model_dir, name, k, by, is_task, new_model, known_scores) -> None
 @click.option("--out", "out", type=click.Path(path_type=str), required=True,
               help="File to write: .graphml, .gexf or .json (node-link).")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
-def graph(model_dir, knn, is_task, out, force) -> None:
+@threads_option
+def graph(model_dir, knn, is_task, out, force, threads) -> None:
     """Write the embedding-similarity graph of the models (or tasks) in MODEL_DIR.
 
     Nodes carry their family and factor values and a Louvain community;
     edges carry the cosine similarity.
     """
     cpi.check_graph_path(out, overwrite=force)
-    est = CPPGraph.load(model_dir)
+    est = CPPGraph.load(model_dir, n_jobs=threads)
     g = cpi.similarity_graph(est, kind="task" if is_task else "model", knn=knn)
     cpi.export_graph(g, out, overwrite=force)
     communities = len({c for _, c in g.nodes(data="community")})
@@ -95,10 +98,11 @@ def graph(model_dir, knn, is_task, out, force) -> None:
               help="File to write: .csv, .parquet, .npy (+ .names.txt) or .tsv "
                    "(TensorBoard projector, + .metadata.tsv).")
 @click.option("--force", is_flag=True, help="Replace existing files.")
-def embeddings(model_dir, node_type, out, force) -> None:
+@threads_option
+def embeddings(model_dir, node_type, out, force, threads) -> None:
     """Export the node embeddings of the fitted model in MODEL_DIR."""
     cpi.check_embedding_path(out, overwrite=force)
-    est = CPPGraph.load(model_dir)
+    est = CPPGraph.load(model_dir, n_jobs=threads)
     frame = cpi.embeddings(est, node_type)
     written = cpi.export_embeddings(frame, out, overwrite=force)
     dims = len(cpi.vector_columns(frame))
@@ -122,14 +126,15 @@ def embeddings(model_dir, node_type, out, force) -> None:
 @click.option("--method", type=click.Choice(["pca", "tsne"]), default="pca", show_default=True,
               help="Projection of the map.")
 @click.option("--force", is_flag=True, help="Replace --map if it exists.")
-def clusters(model_dir, k, auto, by, control, map_path, method, force) -> None:
+@threads_option
+def clusters(model_dir, k, auto, by, control, map_path, method, force, threads) -> None:
     """Cluster the models of MODEL_DIR and compare the clusters with the families."""
     if k is not None and auto:
         raise click.UsageError("choose --k N or --auto, not both")
     if map_path:
         cpi.check_map_path(map_path, overwrite=force)
     control = [c.strip() for c in control.split(",") if c.strip()] if control else None
-    est = CPPGraph.load(model_dir)
+    est = CPPGraph.load(model_dir, n_jobs=threads)
     result = cpi.clusters(est, k, by=by, control=control)
     how = "chosen by silhouette" if k is None else "given"
     what = f"{by}s" + (f" without {', '.join(control)}" if control else "")

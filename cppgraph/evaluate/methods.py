@@ -91,8 +91,11 @@ METHODS: dict[str, Callable[[], Method]] = {
 }
 
 
-def make_methods(names) -> list[Method]:
-    """Methods by name; ``"all"`` stands for every method of :data:`METHODS`."""
+def make_methods(names, *, n_jobs: int | None = None) -> list[Method]:
+    """Methods by name; ``"all"`` stands for every method of :data:`METHODS`.
+
+    ``n_jobs`` sets the engine's threads (``Config.n_jobs``) in the cppgraph methods.
+    """
     names = [n for name in names for n in (METHODS if name == "all" else [name])]
     out, seen = [], set()
     for name in names:
@@ -102,5 +105,7 @@ def make_methods(names) -> list[Method]:
             seen.add(name)
             method = METHODS[name]()
             method.name = name
+            if n_jobs is not None and isinstance(method, CPPGraphMethod):
+                method.overrides = {**method.overrides, "n_jobs": n_jobs}
             out.append(method)
     return out

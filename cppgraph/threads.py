@@ -1,0 +1,48 @@
+"""How many CPU threads the computations use.
+
+Torch and numpy's BLAS default to one thread per core. On a machine shared
+with other busy processes those threads wait for each other at every
+operation and a run gets many times slower; the work cppgraph does is small
+per operation, so one thread is the default everywhere (``n_jobs`` of the
+estimator, ``--threads`` of the command line). ``docs/SCALE.md`` has the
+measurements.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+from cppgraph.errors import CppGraphError
+
+#: Threads used when none are asked for.
+DEFAULT_THREADS = 1
+
+
+def resolve_threads(n: int | None) -> int:
+    """The thread count for ``n``: ``None`` is :data:`DEFAULT_THREADS`, ``0`` or less
+    is one per available core."""
+    if n is None:
+        return DEFAULT_THREADS
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise CppGraphError(f"the number of threads must be an integer; got {n!r}")
+    if n <= 0:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return n
+
+
+@contextmanager
+def limit_threads(n: int | None):
+    """Run the block with torch and the BLAS libraries on ``n`` threads (see
+    :func:`resolve_threads`); the previous settings come back afterwards."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    count = resolve_threads(n)
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        with threadpool_limits(limits=count):
+            yield count
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,63 @@
+"""Thread limits of torch and the BLAS libraries."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from click.testing import CliRunner
+from threadpoolctl import threadpool_info
+
+from cppgraph.cli import cli
+from cppgraph.config import Config
+from cppgraph.errors import CppGraphError
+from cppgraph.threads import DEFAULT_THREADS, limit_threads, resolve_threads
+
+
+def _blas_threads() -> set[int]:
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+def test_limit_threads_sets_and_restores():
+    before = torch.get_num_threads()
+    with limit_threads(1) as n:
+        assert n == 1
+        assert torch.get_num_threads() == 1
+        assert _blas_threads() <= {1}
+    assert torch.get_num_threads() == before
+
+
+def test_resolve_threads():
+    assert resolve_threads(None) == DEFAULT_THREADS == 1
+    assert resolve_threads(3) == 3
+    assert resolve_threads(0) >= 1  # one per available core
+    with pytest.raises(CppGraphError, match="integer"):
+        resolve_threads(1.5)
+
+
+def test_config_n_jobs_must_be_an_integer():
+    assert Config().n_jobs == 1
+    with pytest.raises(CppGraphError, match="n_jobs"):
+        Config(n_jobs="two")
+
+
+def test_estimator_runs_with_its_n_jobs(fast_est, monkeypatch):
+    seen = []
+    real = torch.Tensor.__matmul__
+
+    def spy(a, b):
+        seen.append(torch.get_num_threads())
+        return real(a, b)
+
+    monkeypatch.setattr(torch.Tensor, "__matmul__", spy)
+    fast_est.predict(fast_est.data_.scores[["model", "task"]].head(3))
+    assert seen and set(seen) == {fast_est.config.n_jobs}
+
+
+def test_cli_threads_option(fast_model_dir):
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["predict", str(fast_model_dir), "--model", "syn-aurora-9.9b",
+                             "--format", "csv", "--threads", "2"])
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.count("\n") == 21  # header + 20 tasks
+    bad = runner.invoke(cli, ["predict", str(fast_model_dir), "--all", "--threads", "x"])
+    assert bad.exit_code == 2 and "--threads" in bad.output

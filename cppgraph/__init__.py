@@ -6,7 +6,7 @@ sparse matrix of published scores and the design factors of models and tasks.
 
 import logging
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 

@@ -19,7 +19,7 @@ class Config:
     Attributes
     ----------
     encoder : {"lightgcn", "sage"}
-        Graph encoder.
+        Graph encoder (:mod:`cppgraph.nn.encoders`).
     hidden : int
         Embedding size.
     num_layers : int
@@ -29,52 +29,39 @@ class Config:
     head_hidden : int
         Width of the scoring head's hidden layer.
     lr, weight_decay : float
-        Adam settings.
+        Adam settings (the ID vectors are not decayed).
     epochs, patience : int
-        Maximum epochs; stop after ``patience`` epochs without a better
-        validation loss (the best epoch's weights are kept).
+        Maximum epochs (of ``predict_folds`` steps); stop after ``patience``
+        epochs without a better validation loss (the best epoch's weights
+        are kept).
     val_fraction : float
-        Share of the training cells held out (never in the graph during
-        training) for early stopping.
+        Share of the training cells held out (never in the graph, never a
+        target) for early stopping; at most 20,000 cells.
     supervision_fraction : float
-        Each epoch, this share of the remaining training cells is supervised
-        and removed from the message-passing graph (no target leakage).
-    score_levels : int
-        ``sage``: number of rating-level relations (score quantile bins).
+        Each step, this share of the usable training cells is supervised and
+        removed from the message-passing graph (no target leakage) ...
+    batch_size : int
+        ... but at most this many cells.
+    id_dropout : float
+        Each step, this share of the models lose their ID vectors and all
+        but 0-5 of their score edges (cold-node episodes), so that the
+        network learns to embed new models from factors and known scores.
     score_floor : float
         ``lightgcn``: added to a normalized score to weigh its edge.
     normalization : str
         One of :data:`cppgraph.normalize.NORMALIZATIONS`.
-    correct_known : bool
-        Cold start: move a new model's (or task's) predictions by the
-        shrunk mean residual of its known scores
-        (:func:`cppgraph.train.residual_correction`, equal weights).
-    known_shrinkage : float
-        The shrinkage of that correction: pseudo-scores of residual 0 added
-        to the known ones (positive).
-    correct_observed : bool
-        Training models: move each prediction by the shrunk mean residual of
-        the model's other training scores, each weighted by the similarity of
-        its task to the predicted one (:func:`cppgraph.train.residual_similarity`
-        of the training residuals). Every residual is measured with its own
-        cell, and the predicted cell, out of the graph.
-    observed_shrinkage : float
-        The shrinkage of that correction (positive).
     observed_regression : float or "auto"
         Training models: weight in [0, 1] of a ridge regression of each task
-        on the model's most correlated known tasks
-        (:func:`cppgraph.train.benchmark_regression`, in logit space on the
-        bounded scales), mixed into the corrected predictions (in logit space
-        there too); a cell in fold ``f`` is regressed with fold ``f`` out.
-        0 turns it off; ``"auto"`` chooses the weight on the validation cells
-        of training (``CPPGraph.observed_weight_``), which favours the network,
-        early-stopped on those very cells.
+        on the model's most correlated known tasks, mixed into the network's
+        predictions (:class:`cppgraph.stages.BenchmarkMix`); 0 turns it off;
+        ``"auto"`` chooses the weight on the validation cells.
+    known_shrinkage : float
+        New models and tasks: their predictions move by the mean residual of
+        their known scores, shrunk by this many pseudo-residuals of 0
+        (:class:`cppgraph.stages.KnownScoreCorrection`); 0 turns it off.
     known_regression : float
-        Cold start of new models: weight in [0, 1] of a ridge regression of
-        each task on the model's known tasks (over the training models,
-        :func:`cppgraph.train.known_score_regression`), mixed into the
-        corrected predictions (both in logit space on the bounded scales);
-        new tasks likewise, transposed; 0 turns it off.
+        New models and tasks: weight in [0, 1] of a ridge regression on their
+        known scores (:class:`cppgraph.stages.KnownScoreMix`); 0 turns it off.
     task_prior : str
         Raw scale of a new task before its known scores: ``"factors"``, the
         median range of the same-unit training tasks that share the most
@@ -83,13 +70,12 @@ class Config:
     task_scale_noise : float
         How far a new task's known scores may stray from its raw scale, as a
         share of that scale, when they refit the prior offset and range
-        together (:func:`cppgraph.normalize.refit_task_scale`, a Bayesian
-        linear regression whose prior spread is that of the same-unit training
-        tasks). Larger trusts the prior more; 0 refits the offset alone, to
-        the mean residual of the known scores.
+        together (:func:`cppgraph.normalize.refit_task_scale`). Larger trusts
+        the prior more; 0 refits the offset alone.
     predict_folds : int
-        Observed cells are predicted in this many folds, each with its own
-        cells removed from the graph.
+        Folds of the training cells, and cross-fitted ID tables: a training
+        cell is predicted by the table that never saw it, with its fold out
+        of the graph.
     random_state : int
         Seeds torch, numpy and every split.
     n_jobs : int
@@ -109,15 +95,13 @@ class Config:
     patience: int = 40
     val_fraction: float = 0.1
     supervision_fraction: float = 0.3
-    score_levels: int = 4
+    batch_size: int = 65536
+    id_dropout: float = 0.2
     score_floor: float = 0.1
     normalization: str = "minmax"
-    correct_known: bool = True
-    known_shrinkage: float = 2.0
-    correct_observed: bool = True
-    observed_shrinkage: float = 0.5
     observed_regression: float | str = 0.25
-    known_regression: float = 0.5
+    known_shrinkage: float = 2.0
+    known_regression: float = 0.25
     task_prior: str = "factors"
     task_scale_noise: float = 0.4
     predict_folds: int = 5
@@ -141,29 +125,27 @@ class Config:
             and 0 <= self.observed_regression <= 1), "observed_regression", "'auto' or in [0, 1]")
         need(self.task_prior in ("factors", "unit"), "task_prior", "'factors' or 'unit'")
         need(self.normalization in NORMALIZATIONS, "normalization", f"one of {list(NORMALIZATIONS)}")
-        for name in ("hidden", "num_layers", "head_hidden", "epochs", "patience", "score_levels",
+        for name in ("hidden", "num_layers", "head_hidden", "epochs", "patience", "batch_size",
                      "predict_folds"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name,
                  "a positive integer")
         need(self.predict_folds >= 2, "predict_folds", "at least 2")
-        for name in ("dropout", "val_fraction", "supervision_fraction"):
+        for name in ("dropout", "val_fraction", "supervision_fraction", "id_dropout"):
             need(isinstance(getattr(self, name), (int, float)) and 0 <= getattr(self, name) < 1,
                  name, "in [0, 1)")
         need(0 < self.supervision_fraction, "supervision_fraction", "above 0")
         for name in ("lr", "weight_decay", "score_floor"):
             need(isinstance(getattr(self, name), (int, float)) and getattr(self, name) >= 0, name,
                  "a non-negative number")
+        need(isinstance(self.known_shrinkage, (int, float)) and not isinstance(
+            self.known_shrinkage, bool) and self.known_shrinkage >= 0, "known_shrinkage",
+            "a non-negative number (0: off)")
         need(isinstance(self.random_state, int), "random_state", "an integer")
         need(isinstance(self.n_jobs, int) and not isinstance(self.n_jobs, bool), "n_jobs",
              "an integer (0 or less: one thread per core)")
-        need(isinstance(self.correct_known, bool), "correct_known", "true or false")
-        need(isinstance(self.correct_observed, bool), "correct_observed", "true or false")
         need(isinstance(self.task_scale_noise, (int, float)) and not isinstance(
             self.task_scale_noise, bool) and self.task_scale_noise >= 0, "task_scale_noise",
             "a non-negative number")
-        for name in ("known_shrinkage", "observed_shrinkage"):
-            need(isinstance(getattr(self, name), (int, float)) and getattr(self, name) > 0, name,
-                 "a positive number")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

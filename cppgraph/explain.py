@@ -46,9 +46,10 @@ import torch
 from cppgraph.data import CollabData
 from cppgraph.data.canonical import check_output_file
 from cppgraph.errors import CppGraphError
-from cppgraph.estimator import CPPGraph, _unknown
+from cppgraph.coldstart import unknown_name as _unknown
+from cppgraph.estimator import CPPGraph
 from cppgraph.graph import ENTITIES
-from cppgraph.train import GraphInputs
+from cppgraph.nn.sparse import GraphTensors, Relation
 
 #: Factor counts up to this get exact Shapley values (2**F coalitions); more get
 #: the permutation estimate.
@@ -62,7 +63,6 @@ class Factor:
     entity: str          # "model" or "task"
     name: str
     x_cols: np.ndarray   # columns of the graph's node features (value, missing flag)
-    head_cols: np.ndarray  # columns of the head's factor inputs
     nodes: np.ndarray    # its factor-value nodes
 
     @property
@@ -82,33 +82,33 @@ def factors(est: CPPGraph) -> list[Factor]:
         for name in enc.kinds_[entity]:
             x_cols = np.array([i for i, c in enumerate(numeric) if c in (name, f"{name}_missing")],
                               dtype=np.int64)
-            own = [j for j, c in enumerate(columns) if c.split("=", 1)[0] == name]
-            head_cols = np.concatenate([x_cols, len(numeric) + np.array(own, dtype=np.int64)])
-            if len(head_cols):
-                out.append(Factor(entity, name, x_cols, head_cols,
-                                  np.array([node_id[columns[j]] for j in own], dtype=np.int64)))
+            nodes = np.array([node_id[c] for c in columns if c.split("=", 1)[0] == name],
+                             dtype=np.int64)
+            if len(x_cols) or len(nodes):
+                out.append(Factor(entity, name, x_cols, nodes))
     return out
 
 
-def _without(inputs: GraphInputs, removed: list[Factor]) -> GraphInputs:
-    """``inputs`` with the ``removed`` factors zeroed for every model and task."""
-    graph = copy.copy(inputs.graph)  # new stores, shared tensors
-    head = {"model": inputs.head_model, "task": inputs.head_task}
+def _without(graph: GraphTensors, removed: list[Factor]) -> GraphTensors:
+    """``graph`` with the ``removed`` factors zeroed for every model and task: numeric
+    inputs at the training mean (0), and no edges to their factor-value nodes (which
+    also removes them from the head's factor inputs)."""
+    out = copy.copy(graph)
+    out.relations = dict(graph.relations)
     for entity in ENTITIES:
         mine = [f for f in removed if f.entity == entity]
         if not mine:
             continue
-        x, h = graph[entity].x.clone(), head[entity].clone()
-        nodes = torch.from_numpy(np.concatenate([f.nodes for f in mine]))
+        x = getattr(graph, f"{entity}_x").clone()
         for f in mine:
             x[:, torch.from_numpy(f.x_cols)] = 0.0
-            h[:, torch.from_numpy(f.head_cols)] = 0.0
-        graph[entity].x, head[entity] = x, h
-        fwd, rev = (entity, "has_factor", "factor"), ("factor", "rev_has_factor", entity)
-        keep = ~torch.isin(graph[fwd].edge_index[1], nodes)
-        graph[fwd].edge_index = graph[fwd].edge_index[:, keep]
-        graph[rev].edge_index = graph[rev].edge_index[:, ~torch.isin(graph[rev].edge_index[0], nodes)]
-    return GraphInputs(graph, head["model"], head["task"])
+        setattr(out, f"{entity}_x", x)
+        nodes = torch.from_numpy(np.concatenate([f.nodes for f in mine]))
+        for name, side in ((f"factor->{entity}", "src"), (f"{entity}->factor", "dst")):
+            r = graph.relations[name]
+            keep = ~torch.isin(getattr(r, side), nodes)
+            out.relations[name] = Relation(r.src[keep], r.dst[keep], r.num_src, r.num_dst)
+    return out
 
 
 def _pairs(est: CPPGraph, model: str | None, task: str | None) -> pd.DataFrame:
@@ -181,12 +181,11 @@ def shap_values(est: CPPGraph, *, model: str | None = None, task: str | None = N
     facs = factors(est)
     if not facs:
         raise CppGraphError("the model has no design factors to explain")
-    index, e = est._pair_index(pairs)
+    rows, cols, edge = est._cells(pairs)
 
     def predict(coalitions: np.ndarray) -> np.ndarray:
-        return np.stack([est._network_predict(_without(est.inputs_, [
-            f for f, keep in zip(facs, row) if not keep]), index, e).numpy().astype(np.float64)
-            for row in coalitions > 0.5])
+        return np.stack([est._network_predict(rows, cols, edge, graph=_without(est.graph_, [
+            f for f, keep in zip(facs, row) if not keep])) for row in coalitions > 0.5])
 
     n = len(facs)
     background = np.zeros((1, n))

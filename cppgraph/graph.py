@@ -36,6 +36,7 @@ from torch_geometric.utils import to_networkx as pyg_to_networkx
 
 from cppgraph.data.dataset import CollabData
 from cppgraph.errors import DataError, DataWarning
+from cppgraph.nn.sparse import GraphTensors
 
 ENTITIES = ("model", "task")
 SCORES = ("model", "scores", "task")
@@ -272,18 +273,15 @@ def build_graph(data: CollabData, encoder: FactorEncoder, *, score_edges: pd.Dat
     return ToUndirected()(g)
 
 
-def with_score_edges(graph: HeteroData, keep: torch.Tensor) -> HeteroData:
-    """A shallow copy of ``graph`` whose score edges (both directions) are ``keep``'s.
-
-    ``keep`` is a boolean mask or an index over the ``scores`` edges; every
-    other store is shared, not copied.
-    """
-    out = copy.copy(graph)  # new stores, shared tensors
-    ei = graph[SCORES].edge_index[:, keep]
-    w = graph[SCORES].edge_weight[keep]
-    out[SCORES].edge_index, out[SCORES].edge_weight = ei, w
-    out[REV_SCORES].edge_index, out[REV_SCORES].edge_weight = ei.flip(0), w
-    return out
+def compile_graph(graph: HeteroData) -> GraphTensors:
+    """The tensors the network computes on (:class:`~cppgraph.nn.sparse.GraphTensors`)."""
+    scores = graph[SCORES]
+    return GraphTensors.build(
+        num_models=graph["model"].num_nodes, num_tasks=graph["task"].num_nodes,
+        num_factors=graph["factor"].num_nodes, score_model=scores.edge_index[0],
+        score_task=scores.edge_index[1], score=scores.edge_weight,
+        model_factor=graph[MODEL_FACTOR].edge_index, task_factor=graph[TASK_FACTOR].edge_index,
+        model_x=graph["model"].x, task_x=graph["task"].x)
 
 
 def add_nodes(graph: HeteroData, kind: str, x: torch.Tensor, factor_edges: torch.Tensor,

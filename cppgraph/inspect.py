@@ -37,7 +37,8 @@ import pandas as pd
 
 from cppgraph.data.canonical import check_output_file, write_files_atomic
 from cppgraph.errors import CppGraphError, DataError
-from cppgraph.estimator import CPPGraph, _unknown
+from cppgraph.coldstart import unknown_name as _unknown
+from cppgraph.estimator import CPPGraph
 
 NODE_TYPES = ("model", "task", "factor")
 KINDS = ("model", "task")
@@ -536,8 +537,7 @@ def _network_wide(est: CPPGraph) -> pd.DataFrame:
     models, tasks = est.data_.models, est.data_.tasks
     pairs = pd.DataFrame({"model": np.repeat(models, len(tasks)),
                           "task": np.tile(tasks, len(models))})
-    index, edge = est._pair_index(pairs)
-    pred = est._network_predict(est.inputs_, index, edge).double().numpy()
+    pred = est._network_predict(*est._cells(pairs))
     return pd.DataFrame(pred.reshape(len(models), len(tasks)), index=pd.Index(models, name="model"),
                         columns=pd.Index(tasks, name="task"))
 
@@ -581,8 +581,12 @@ def profiles(est: CPPGraph, control: list[str] | None = None) -> pd.DataFrame:
         for name in control:
             if name not in known:
                 raise _unknown(name, list(known), "model factor")
-        cols = np.concatenate([known[name].head_cols for name in control])
-        design = np.column_stack([np.ones(len(x)), est.inputs_.head_model[:, cols].double().numpy()])
+        enc, frame = est.factors_, est.data_.model_factors
+        numeric, multi = enc.numeric_features("model", frame), enc.factor_matrix("model", frame)
+        names = [c.split("=", 1)[0] for c in enc.factor_columns("model")]
+        design = np.column_stack(
+            [np.ones(len(x))] + [numeric[:, known[name].x_cols] for name in control]
+            + [multi[:, [j for j, n in enumerate(names) if n == name]] for name in control])
         coef = np.linalg.lstsq(design, x, rcond=None)[0]
         x = x - design @ coef
     spread = x.std(axis=0)

@@ -1,9 +1,27 @@
-"""Full-batch training of an encoder and a scoring head, without target leakage.
+"""Training of an encoder and a scoring head without target leakage, and leak-free prediction.
 
-Each epoch the training cells are split at random into message-passing cells
-(edges of the graph) and supervised cells (removed from the graph, their
-scores predicted); a validation share of the cells is never in the graph
-during training and decides early stopping.
+Folds
+    The score edges are split once: a validation share (never in the graph
+    while the network learns, never a target; it decides early stopping)
+    and ``K`` folds of the rest. The encoder has ``K`` cross-fitted ID
+    tables: table ``k`` is trained only on cells outside fold ``k``, with
+    fold ``k`` out of the graph.
+Steps
+    Each step takes one table ``k``; a share of the cells outside fold ``k``
+    (at most ``batch_size``) is supervised and left out of the graph, so no
+    cell's score is an input of its own prediction. A share of the models
+    (``id_dropout``) lose their ID vectors for the step and keep between 0
+    and :data:`COLD_EDGES` of their message edges: these cold-node episodes
+    teach the network to embed a model from its factors and a few score
+    edges, as it must for a new model. (Tasks keep their IDs: a model
+    without one reads its scores through the tasks' vectors. A new task is
+    still embedded from its factors and known scores.)
+Prediction
+    A cell outside the training scores: the mean ID table, every score edge
+    in the graph. A training cell of fold ``k``: table ``k`` with fold ``k``
+    out of the graph (its score reached neither the graph nor the ID
+    vectors); a validation cell: the mean table, with the validation cells
+    out of the graph.
 """
 
 from __future__ import annotations
@@ -14,23 +32,17 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import HeteroData
 
-from cppgraph.graph import SCORES, with_score_edges
+from cppgraph.nn.sparse import GraphTensors, GraphView
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class GraphInputs:
-    """What the networks see: the graph and each entity's factor inputs for the head."""
-
-    graph: HeteroData      # every known score edge, normalized score as edge_weight
-    head_model: Tensor     # [n_models, k] numeric features + multi-hot factor nodes
-    head_task: Tensor      # [n_tasks, k]
+#: A model in a cold-node episode keeps between 0 and this many of its score edges, as a
+#: new model comes with a few known scores.
+COLD_EDGES = 5
+#: At most this many validation cells: enough to stop early on large data.
+MAX_VALIDATION = 20_000
 
 
 class Network(nn.Module):
@@ -40,51 +52,80 @@ class Network(nn.Module):
         super().__init__()
         self.encoder, self.head = encoder, head
 
-    def forward(self, graph: HeteroData, pairs: Tensor, head_model: Tensor, head_task: Tensor) -> Tensor:
-        h = self.encoder(graph)
-        m, t = pairs
-        return self.head(h["model"][m], h["task"][t], head_model[m], head_task[t])
+    def forward(self, g: GraphTensors, view: GraphView, pairs: Tensor) -> Tensor:
+        return self.head(self.head.node_terms(g, self.encoder(g, view)), pairs)
+
+    @property
+    def tables(self) -> int:
+        return self.encoder.inputs.model_id.size(0)
 
 
-def fit_network(net: Network, inputs: GraphInputs, *, lr: float, weight_decay: float, epochs: int,
+@dataclass
+class Folds:
+    """Each score edge's fold: ``0 .. K-1``, or ``K`` for a validation cell."""
+
+    fold: Tensor
+    k: int
+
+    @classmethod
+    def draw(cls, n: int, k: int, val_fraction: float, generator: torch.Generator) -> "Folds":
+        perm = torch.randperm(n, generator=generator)
+        n_val = min(int(round(val_fraction * n)), MAX_VALIDATION) if n >= 10 else 0
+        fold = torch.empty(n, dtype=torch.long)
+        fold[perm[:n_val]] = k
+        fold[perm[n_val:]] = torch.arange(n - n_val) % k
+        return cls(fold, k)
+
+    @property
+    def validation(self) -> Tensor:
+        return torch.nonzero(self.fold == self.k).squeeze(1)
+
+    def view(self, f: int) -> GraphView:
+        """How a cell of fold ``f`` is predicted (see the module docstring)."""
+        return GraphView(edges=(self.fold != f).float(), table=None if f == self.k else f)
+
+
+def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float, epochs: int,
                 patience: int, val_fraction: float, supervision_fraction: float,
-                generator: torch.Generator,
-                callback: Callable[[dict], None] | None = None) -> tuple[list[dict], Tensor]:
-    """Train ``net`` on the score edges of ``inputs.graph``; keep the best validation weights.
+                id_dropout: float, batch_size: int, generator: torch.Generator,
+                callback: Callable[[dict], None] | None = None) -> tuple[list[dict], Folds]:
+    """Train ``net`` on the score edges of ``g``; keep the best validation weights.
 
-    Returns the training log (one dict per epoch with ``epoch``,
-    ``train_loss``, ``val_loss`` (MSE on the normalized scale) and
-    ``seconds``) and the indices of the validation edges.
+    Returns the training log (one dict per epoch of ``K`` steps, with
+    ``epoch``, ``train_loss``, ``val_loss`` (MSE on the normalized scale) and
+    ``seconds``) and the folds.
     """
-    graph = inputs.graph
-    n = graph[SCORES].num_edges
-    pairs_all = graph[SCORES].edge_index
-    y_all = graph[SCORES].edge_weight
-    perm = torch.randperm(n, generator=generator)
-    n_val = int(round(val_fraction * n)) if n >= 10 else 0
-    val, train = perm[:n_val], perm[n_val:]
-    val_graph = with_score_edges(graph, train)  # validation cells are never edges
-    n_sup = max(1, int(round(supervision_fraction * len(train))))
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    k = net.tables
+    folds = Folds.draw(g.num_scores, k, val_fraction, generator)
+    fold, y = folds.fold, g.score
+    pairs_all = torch.stack([g.score_model, g.score_task])
+    val = folds.validation
+    val_view = folds.view(k)
+    ids = [p for n, p in net.named_parameters() if n.endswith("_id")]
+    rest = [p for n, p in net.named_parameters() if not n.endswith("_id")]
+    opt = torch.optim.Adam([{"params": rest, "weight_decay": weight_decay},
+                            {"params": ids, "weight_decay": 0.0}], lr=lr)
     best, best_state, waited, log = float("inf"), None, 0, []
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         net.train()
-        shuffled = train[torch.randperm(len(train), generator=generator)]
-        sup, msg = shuffled[:n_sup], shuffled[n_sup:]
-        opt.zero_grad()
-        pred = net(with_score_edges(graph, msg), pairs_all[:, sup], inputs.head_model, inputs.head_task)
-        loss = nn.functional.mse_loss(pred, y_all[sup])
-        loss.backward()
-        opt.step()
+        losses = []
+        for table in torch.randperm(k, generator=generator).tolist():
+            view, sup = _episode(g, fold, table, k, supervision_fraction=supervision_fraction,
+                                 id_dropout=id_dropout, batch_size=batch_size, generator=generator)
+            opt.zero_grad()
+            loss = nn.functional.mse_loss(net(g, view, pairs_all[:, sup]), y[sup])
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        train_loss = sum(losses) / len(losses)
         net.eval()
-        with torch.no_grad():
-            if n_val:
-                vp = net(val_graph, pairs_all[:, val], inputs.head_model, inputs.head_task)
-                val_loss = float(nn.functional.mse_loss(vp, y_all[val]))
-            else:
-                val_loss = loss.item()
-        entry = {"epoch": epoch, "train_loss": loss.item(), "val_loss": val_loss,
+        if len(val):
+            with torch.no_grad():
+                val_loss = float(nn.functional.mse_loss(net(g, val_view, pairs_all[:, val]), y[val]))
+        else:
+            val_loss = train_loss
+        entry = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                  "seconds": time.perf_counter() - start}
         log.append(entry)
         if callback is not None:
@@ -99,223 +140,56 @@ def fit_network(net: Network, inputs: GraphInputs, *, lr: float, weight_decay: f
     if best_state is not None:
         net.load_state_dict(best_state)
     net.eval()
-    return log, val
+    return log, folds
 
 
-def predict_pairs(net: Network, inputs: GraphInputs, pairs: Tensor, *,
-                  exclude: Tensor | None = None) -> Tensor:
-    """Predict ``pairs`` ([2, P]); ``exclude`` masks score edges out of the graph first."""
-    graph = inputs.graph if exclude is None else with_score_edges(inputs.graph, ~exclude)
+def _episode(g: GraphTensors, fold: Tensor, table: int, k: int, *, supervision_fraction: float,
+             id_dropout: float, batch_size: int,
+             generator: torch.Generator) -> tuple[GraphView, Tensor]:
+    """One training step's view of the graph and its supervised cells (see the module docstring)."""
+    usable = (fold != table) & (fold != k)
+    share = min(supervision_fraction, batch_size / max(int(usable.sum()), 1))
+    coin = torch.rand(g.num_scores, generator=generator)
+    chosen = usable & (coin < share)
+    if not chosen.any():
+        chosen = usable & (coin <= coin[usable].min())
+    sup = torch.nonzero(chosen).squeeze(1)
+    edges = (usable & ~chosen).float()
+    keep_m = (torch.rand(g.num_models, generator=generator) >= id_dropout).float()
+    if id_dropout > 0:
+        # Cold-node episodes: a model without its ID keeps 0 to COLD_EDGES of its score edges.
+        deg = torch.zeros(g.num_models).index_add_(0, g.score_model, edges)
+        want = torch.randint(0, COLD_EDGES + 1, (g.num_models,), generator=generator)
+        q = (want / deg.clamp_min(1.0)).clamp(max=1.0)
+        coin = torch.rand(g.num_scores, generator=generator)
+        cut = (keep_m[g.score_model] == 0) & (coin >= q[g.score_model])
+        edges = edges * (~cut).float()
+    return GraphView(edges=edges, keep_model=keep_m, table=table), sup
+
+
+def predict_pairs(net: Network, g: GraphTensors, pairs: Tensor,
+                  view: GraphView | None = None) -> Tensor:
+    """Scores of ``pairs`` (``[2, P]``) in eval mode; default view: every edge, the mean table."""
     net.eval()
     with torch.no_grad():
-        return net(graph, pairs, inputs.head_model, inputs.head_task)
+        return net(g, view or GraphView(), pairs)
 
 
-def residual_similarity(residuals: Tensor, known: Tensor, *, min_common: int = 3,
-                        prior: float = 5.0) -> Tensor:
-    """Column-by-column similarity of residuals: the weights of :func:`residual_correction`.
+def predict_observed(net: Network, g: GraphTensors, folds: Folds, edges: Tensor,
+                     drop: Tensor | None = None) -> Tensor:
+    """Leak-free predictions of score edges ``edges`` (indices): each by the view of its fold.
 
-    ``w[a, b] = max(0, rho) * n / (n + prior)``, with ``rho`` the (uncentred)
-    correlation of the residuals of columns ``a`` and ``b`` over the ``n``
-    rows known in both; 0 when ``n < min_common``; 1 on the diagonal.
-
-    Parameters
-    ----------
-    residuals : Tensor ``[R, C]``
-        Residuals (0 where unknown).
-    known : Tensor ``[R, C]`` of bool
+    ``drop`` (a boolean mask over the score edges) takes further edges out of
+    every view, e.g. other held-out cells.
     """
-    k = known.to(residuals.dtype)
-    z = residuals * k
-    common = k.T @ k
-    cross = z.T @ z
-    power = (z * z).T @ k  # power[a, b]: sum of squares of column a over rows known in b
-    rho = cross / torch.sqrt(power * power.T).clamp_min(1e-12)
-    w = rho.clamp_min(0.0) * common / (common + prior)
-    w = torch.where(common >= min_common, w, torch.zeros_like(w))
-    w.fill_diagonal_(1.0)
-    return w
-
-
-def residual_correction(residuals: Tensor, known: Tensor, shrinkage: float, *,
-                        weights: Tensor | None = None) -> Tensor:
-    """Propagate the residuals of known scores to the other cells of their row, shrunk to zero.
-
-    The "correct" step of Correct & Smooth (Huang et al., 2021) on score
-    edges: a row (a model, or a new task) corrects its cell in column ``c``
-    by the weighted mean of its known residuals, with ``shrinkage``
-    pseudo-cells of residual 0:
-    ``sum_b w[c, b] r[b] / (sum_b w[c, b] + shrinkage)`` over its known
-    cells ``b``. Without ``weights`` every known cell weighs 1 (a flat
-    correction ``sum(r) / (n + shrinkage)``); with the column similarities of
-    :func:`residual_similarity`, residuals travel to similar columns only.
-    A row with no known cell gets 0.
-
-    Parameters
-    ----------
-    residuals : Tensor ``[R, C]``
-        Observed minus predicted score, 0 where unknown.
-    known : Tensor ``[R, C]`` of bool
-    shrinkage : float
-        Positive.
-    weights : Tensor ``[C, C]``, optional
-
-    Returns
-    -------
-    Tensor ``[R, C]``
-    """
-    if shrinkage <= 0:
-        raise ValueError(f"shrinkage must be positive; got {shrinkage}")
-    k = known.to(residuals.dtype)
-    z = residuals * k
-    if weights is None:
-        total = z.sum(dim=1, keepdim=True).expand_as(z)
-        count = k.sum(dim=1, keepdim=True).expand_as(z)
-    else:
-        total, count = z @ weights.T, k @ weights.T
-    return total / (count + shrinkage)
-
-
-def centered_ridge(x: np.ndarray, t: np.ndarray, alpha: float) -> tuple[float, np.ndarray, np.ndarray]:
-    """Ridge fit of ``t`` on ``x`` with an unpenalized intercept: ``(t_mean, x_mean, coef)``.
-
-    Predict with ``t_mean + (x_new - x_mean) @ coef``.
-    """
-    xm, tm = x.mean(axis=0), float(t.mean())
-    xc = x - xm
-    coef = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (t - tm))
-    return tm, xm, coef
-
-
-def known_score_regression(scores: np.ndarray, known: np.ndarray, new_scores: np.ndarray,
-                           new_known: np.ndarray, *, ridge: float = 0.1,
-                           min_rows: int = 5, logit: bool = False) -> np.ndarray:
-    """Predict each new row's cells by ridge regression on its known cells.
-
-    For new row ``i`` with known columns ``K`` and each column ``c``, a ridge
-    regression (with intercept, penalty ``ridge``) of column ``c`` on columns
-    ``K`` is fitted over the training rows that know all of them, and
-    applied to row ``i``'s known values. Cells with fewer than ``min_rows``
-    such training rows, and rows with no known cell, are NaN.
-
-    With ``logit``, values in [0, 1] are regressed in logit space (clipped to
-    [``LOGIT_EPS``, 1 - ``LOGIT_EPS``] first) and the predictions mapped back,
-    as in :func:`benchmark_regression`.
-
-    Parameters
-    ----------
-    scores, known : ndarray ``[R, C]``
-        Training values (normalized scores) and their mask.
-    new_scores, new_known : ndarray ``[N, C]``
-        The new rows' known values and mask.
-
-    Returns
-    -------
-    ndarray ``[N, C]`` of float64
-    """
-    if logit:
-        z, new_z = _logit(np.where(known, scores, 0.5)), _logit(np.where(new_known, new_scores, 0.5))
-        return _sigmoid(known_score_regression(z, known, new_z, new_known, ridge=ridge,
-                                               min_rows=min_rows))
-    out = np.full(new_scores.shape, np.nan)
-    for i in range(new_scores.shape[0]):
-        cols = np.flatnonzero(new_known[i])
-        if not len(cols):
-            continue
-        have = known[:, cols].all(axis=1)
-        for c in range(scores.shape[1]):
-            rows = have & known[:, c]
-            if rows.sum() < max(min_rows, len(cols) + 2):
-                continue
-            mean, x_mean, coef = centered_ridge(scores[np.ix_(rows, cols)], scores[rows, c], ridge)
-            out[i, c] = mean + (new_scores[i, cols] - x_mean) @ coef
-    return out
-
-
-#: Clip of [0, 1] values before their logit in :func:`benchmark_regression` and
-#: :func:`known_score_regression`.
-LOGIT_EPS = 0.01
-#: Clip before the logit when predictions on a [0, 1] scale are mixed: small, so
-#: that near the floor a mix acts on ratios and a prediction near 0 stays near 0.
-MIX_EPS = 1e-6
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, LOGIT_EPS, 1 - LOGIT_EPS)
-    return np.log(p / (1 - p))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def column_correlations(y: np.ndarray, known: np.ndarray, min_rows: int) -> np.ndarray:
-    """Pearson correlation of every pair of columns over co-known rows (NaN if too few)."""
-    n = y.shape[1]
-    out = np.full((n, n), np.nan)
-    for a in range(n):
-        for c in range(a, n):
-            both = known[:, a] & known[:, c]
-            if both.sum() >= min_rows and np.ptp(y[both, a]) > 0 and np.ptp(y[both, c]) > 0:
-                out[a, c] = out[c, a] = np.corrcoef(y[both, a], y[both, c])[0, 1]
-    return out
-
-
-def benchmark_regression(y: np.ndarray, known: np.ndarray, rows: np.ndarray, cols: np.ndarray, *,
-                         n_features: int = 3, alpha: float = 0.1, min_rows: int = 5,
-                         logit: bool = False) -> np.ndarray:
-    """Predict cells ``(rows[i], cols[i])`` of ``y`` from the same row's known cells.
-
-    For a cell (m, t): among the columns row m knows, take the ``n_features``
-    most correlated with t (:func:`column_correlations`, over rows knowing
-    both, at least ``min_rows``), fit a ridge regression with intercept
-    (penalty ``alpha``) of t on them over the rows knowing all of them and t,
-    and apply it to row m. With too few such rows the least correlated
-    feature is dropped and the fit tried again; a cell left without any fit
-    is NaN. The cells to predict must be unknown, so that none is its own
-    training value.
-
-    With ``logit``, values in [0, 1] are regressed in logit space (clipped to
-    [``LOGIT_EPS``, 1 - ``LOGIT_EPS``] first) and the predictions mapped
-    back, so that they stay inside (0, 1) and flatten near the floor and the
-    ceiling.
-
-    Parameters
-    ----------
-    y, known : ndarray ``[R, C]``
-        Values (anything where unknown) and their mask.
-    rows, cols : ndarray of int
-        The cells to predict.
-
-    Returns
-    -------
-    ndarray of float64, one value per cell
-    """
-    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
-    if known[rows, cols].any():
-        raise ValueError("benchmark_regression predicts unknown cells only")
-    if logit:
-        out = benchmark_regression(_logit(np.where(known, y, 0.5)), known, rows, cols,
-                                   n_features=n_features, alpha=alpha, min_rows=min_rows)
-        return _sigmoid(out)
-    out = np.full(len(rows), np.nan)
-    corr = column_correlations(y, known, min_rows)
-    cols_all = np.arange(y.shape[1])
-    cache = {}
-    for i, (m, t) in enumerate(zip(rows, cols)):
-        have = np.flatnonzero(known[m] & (cols_all != t) & np.isfinite(corr[t]))
-        feats = tuple(int(f) for f in sorted(have[np.argsort(-np.abs(corr[t, have]))[:n_features]]))
-        while feats:
-            if (t, feats) not in cache:
-                fit_rows = known[:, t] & known[:, list(feats)].all(axis=1)
-                cache[(t, feats)] = None
-                if fit_rows.sum() >= min_rows:
-                    cache[(t, feats)] = centered_ridge(y[np.ix_(fit_rows, feats)], y[fit_rows, t],
-                                                       alpha)
-            fit = cache[(t, feats)]
-            if fit is not None:
-                mean, x_mean, coef = fit
-                out[i] = mean + (y[m, list(feats)] - x_mean) @ coef
-                break
-            feats = feats[:-1]
+    out = torch.empty(len(edges))
+    pairs = torch.stack([g.score_model[edges], g.score_task[edges]])
+    edge_fold = folds.fold[edges]
+    for f in range(folds.k + 1):
+        sel = edge_fold == f
+        if sel.any():
+            view = folds.view(f)
+            if drop is not None:
+                view.edges = view.edges * (~drop).float()
+            out[sel] = predict_pairs(net, g, pairs[:, sel], view)
     return out

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
+from cppgraph import coldstart
 from cppgraph.config import Config
 from cppgraph.data import read_canonical
 from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.estimator import CPPGraph
-from cppgraph.graph import SCORES
 from cppgraph.normalize import refit_task_scale
-from cppgraph.train import benchmark_regression, known_score_regression
+from cppgraph.regression import benchmark_regression, known_score_regression
 
 FAST = dict(epochs=80, patience=80)
 
@@ -60,50 +60,68 @@ def test_same_seed_same_predictions(demo):
     assert not np.allclose(a["predicted"], c["predicted"])
 
 
+def _with_score(est, edge: int, value: float):
+    """Put ``value`` (normalized) on score edge ``edge``, in the graph and in the stages' matrix."""
+    score = est.graph_.score.clone()
+    score[edge] = value
+    est.graph_ = est.graph_.with_scores(score)
+    m, t = int(est.graph_.score_model[edge]), int(est.graph_.score_task[edge])
+    est.training_scores_.y[m, t] = value
+
+
 def test_observed_cell_does_not_see_its_own_score(fitted, demo):
     """Changing the score on an observed cell's edge leaves that cell's prediction unchanged."""
     cell = demo.scores.iloc[[0]][["model", "task"]]
-    before = fitted.predict(cell)["predicted"].iloc[0]
-    weights = fitted.inputs_.graph[SCORES].edge_weight
-    saved = weights.clone()
+    observed = set(map(tuple, demo.scores[["model", "task"]].to_numpy()))
+    other = next(t for t in demo.tasks if (cell["model"].iloc[0], t) not in observed)
+    probe = pd.DataFrame({"model": cell["model"], "task": [other]})
+    before, unseen = fitted.predict(cell)["predicted"].iloc[0], fitted.predict(probe)["predicted"].iloc[0]
+    graph, y = fitted.graph_, fitted.training_scores_.y.copy()
     try:
-        weights[0] = 1.0 - weights[0]  # edge 0 is that cell
-        fitted.inputs_.graph["task", "rev_scores", "model"].edge_weight[0] = weights[0]
+        _with_score(fitted, 0, 1.0 - float(graph.score[0]))  # edge 0 is that cell
         after = fitted.predict(cell)["predicted"].iloc[0]
         # ...while an unobserved cell of the same model does see it (the check can fail).
-        observed = set(map(tuple, demo.scores[["model", "task"]].to_numpy()))
-        other = next(t for t in demo.tasks if (cell["model"].iloc[0], t) not in observed)
-        probe = pd.DataFrame({"model": cell["model"], "task": [other]})
         changed = fitted.predict(probe)["predicted"].iloc[0]
     finally:
-        weights.copy_(saved)
-        fitted.inputs_.graph["task", "rev_scores", "model"].edge_weight.copy_(saved)
+        fitted.graph_, fitted.training_scores_.y = graph, y
     assert after == before
-    assert changed != fitted.predict(probe)["predicted"].iloc[0]
+    assert changed != unseen
+
+
+def test_observed_cells_use_the_table_that_never_saw_them(fitted, demo):
+    """A training cell of fold f is predicted by ID table f with fold f out of the graph."""
+    folds = fitted.folds_
+    assert folds.fold.min() == 0 and folds.fold.max() == fitted.config.predict_folds
+    assert (folds.fold == folds.k).float().mean() == pytest.approx(0.1, abs=0.01)
+    edge = int(torch.nonzero(folds.fold == 2)[0])
+    cell = demo.scores.iloc[[edge]][["model", "task"]]
+    from cppgraph.train import predict_pairs
+    pair = torch.tensor([[int(fitted.graph_.score_model[edge])], [int(fitted.graph_.score_task[edge])]])
+    view = folds.view(2)
+    assert view.table == 2 and view.edges[edge] == 0 and view.edges.sum() == (folds.fold != 2).sum()
+    expect = float(predict_pairs(fitted.network_, fitted.graph_, pair, view)[0])
+    fitted.observed_stage_.weight_, saved = 0.0, fitted.observed_stage_.weight_
+    try:
+        assert fitted.predict(cell)["predicted_normalized"].iloc[0] == pytest.approx(expect, abs=1e-6)
+    finally:
+        fitted.observed_stage_.weight_ = saved
 
 
 def test_observed_regression_does_not_see_the_cells_own_score(demo):
-    """With the observed-score regression mixed in, an observed cell still never sees
+    """With the benchmark regression mixed in, an observed cell still never sees
     its own score; the regression does move the predictions (the check can fail)."""
     est = CPPGraph(random_state=0, observed_regression=0.5, **FAST).fit(demo)
     assert est.observed_weight_ == 0.5
     cells = demo.scores[["model", "task"]].iloc[:40]
-    index, edge = est._pair_index(cells)
-    reg = est._observed_regression(index, edge)
-    i = int(torch.nonzero(torch.isfinite(reg))[0])  # a cell the regression reaches
+    rows, cols, edge = est._cells(cells)
+    fold = est.folds_.fold.numpy()[edge]
+    reg = est.observed_stage_._regress(est.training_scores_, rows, cols, fold)
+    i = int(np.flatnonzero(np.isfinite(reg))[0])  # a cell the regression reaches
     cell = cells.iloc[[i]]
     before = est.predict(cell)["predicted"].iloc[0]
-    weights = est.inputs_.graph[SCORES].edge_weight
-    saved = weights.clone()
-    try:
-        weights[i] = 1.0 - weights[i]  # edge i is that cell
-        est.inputs_.graph["task", "rev_scores", "model"].edge_weight[i] = weights[i]
-        after = est.predict(cell)["predicted"].iloc[0]
-    finally:
-        weights.copy_(saved)
-        est.inputs_.graph["task", "rev_scores", "model"].edge_weight.copy_(saved)
-    assert after == before
-    est.observed_weight_ = 0.0
+    _with_score(est, i, 1.0 - float(est.graph_.score[i]))  # edge i is that cell
+    assert est.predict(cell)["predicted"].iloc[0] == before
+    est.observed_stage_.weight_ = 0.0
     assert est.predict(cell)["predicted"].iloc[0] != before
 
 
@@ -142,9 +160,14 @@ def test_cold_start_zero_and_k_known(demo):
     # three known scores reveal the demo's per-model effect, which no factor explains.
     assert mae(zero) < 0.15
     assert mae(k3) < mae(zero) - 0.005
-    # With the correction and the regression off, the network alone barely uses them.
-    plain = CPPGraph(random_state=0, correct_known=False, known_regression=0.0, **FAST).fit(train)
-    assert abs(mae(plain.predict_new_models(factors, known)) - mae(zero)) < 0.005
+    # With the known-score stage off, the network alone reads them: they are score edges
+    # of the new node, embedded as in the training's cold-node episodes; higher known
+    # scores give higher predictions on the other tasks.
+    plain = CPPGraph(random_state=0, known_regression=0.0, **FAST).fit(train)
+    low = plain.predict_new_models(factors, known.assign(score=known["score"] * 0.5))
+    high = plain.predict_new_models(factors, known.assign(score=(known["score"] * 1.5).clip(upper=100)))
+    unknown = ~low["is_observed"]
+    assert (high["predicted_normalized"][unknown] - low["predicted_normalized"][unknown]).mean() > 0.01
 
 
 @pytest.mark.parametrize("kind", ["model", "task"])
@@ -216,7 +239,7 @@ def test_new_task_known_scores_refit_offset_and_scale(demo):
     held = ["syn-arithmetic"]
     est = CPPGraph(random_state=0, **FAST).fit(demo.subset(tasks=[t for t in demo.tasks if t not in held]))
     info = demo.task_info.loc[held]
-    norm, cov = est._new_task_normalizer(held, info, demo.task_factors.loc[held])
+    norm, cov = coldstart.new_task_normalizer(est, held, info, demo.task_factors.loc[held])
     assert cov[held[0]].shape == (2, 2) and np.linalg.eigvalsh(cov[held[0]]).min() >= 0
     i = int(norm.positions(held)[0])
     prior = norm.shift_[i], norm.scale_[i]
@@ -224,15 +247,14 @@ def test_new_task_known_scores_refit_offset_and_scale(demo):
     y = np.array([0.1, 0.9])
     known = pd.DataFrame({"model": est.data_.models[:2], "task": held[0],
                           "score": prior[0] + 20 + (prior[1] - 20) * y})
-    fitted = est._fit_new_task_scale(norm, known, y, cov)
+    fitted = coldstart.fit_new_task_scale(norm, known, y, cov, est.config.task_scale_noise)
     expect = refit_task_scale(*prior, known["score"].to_numpy(), y, cov[held[0]],
                               est.config.task_scale_noise)
     assert (fitted.shift_[i], fitted.scale_[i]) == pytest.approx(expect)
     # Both move toward the scores' range, part of the way.
     assert prior[0] < fitted.shift_[i] < prior[0] + 20
     assert prior[1] - 20 < fitted.scale_[i] < prior[1]
-    est.config = Config(**{**est.config.to_dict(), "task_scale_noise": 0.0})
-    offset = est._fit_new_task_scale(norm, known, y, cov)
+    offset = coldstart.fit_new_task_scale(norm, known, y, cov, 0.0)
     assert offset.scale_[i] == prior[1]
     assert offset.shift_[i] == pytest.approx(np.mean(known["score"] - prior[1] * y))
     assert np.delete(offset.shift_, i).tolist() == np.delete(norm.shift_, i).tolist()
@@ -244,13 +266,15 @@ def test_save_load_round_trip(fitted, tmp_path):
     pd.testing.assert_frame_equal(fitted.predict(), loaded.predict())
     with pytest.raises(DataError, match="not empty"):
         fitted.save(tmp_path / "model")
-    assert loaded.config.task_scale_noise == fitted.config.task_scale_noise == 0.4
-    # A model saved before task_scale_noise existed keeps refitting a new task's offset alone.
+    assert loaded.config == fitted.config
+    # A folder of the previous format is refused with a message naming both versions.
     meta_path = tmp_path / "model" / "model.json"
     meta = json.loads(meta_path.read_text())
-    del meta["config"]["task_scale_noise"]
+    meta.update(format_version=1, cppgraph_version="0.1.0")
     meta_path.write_text(json.dumps(meta))
-    assert CPPGraph.load(tmp_path / "model").config.task_scale_noise == 0.0
+    with pytest.raises(CppGraphError, match=r"model format 1 \(written by cppgraph 0.1.0\) is not "
+                                            r"supported .* \(format 2\); refit"):
+        CPPGraph.load(tmp_path / "model")
 
 
 def test_load_errors(fitted, tmp_path):
@@ -296,7 +320,8 @@ def test_new_task_prior_by_factors(demo):
         est = CPPGraph(random_state=0, task_prior=prior, **FAST).fit(train)
         pred = est.predict_new_tasks(factors, task_info=info)
         got[prior] = pred.set_index("model")["predicted"]
-        norm, _ = est._new_task_normalizer(held, info.set_index("task"), factors.set_index("task"))
+        norm, _ = coldstart.new_task_normalizer(est, held, info.set_index("task"),
+                                                factors.set_index("task"))
         got[prior + "_range"] = (norm.shift_[-1], norm.scale_[-1])
     mc = train.scores[train.scores["task"] == "syn-trivia-mc"]["score"]
     assert got["factors_range"] == pytest.approx((mc.min(), mc.max() - mc.min()))
@@ -311,36 +336,6 @@ def test_shipped_configs_hold_every_key(name):
     text = (ROOT / "configs" / f"{name}.toml").read_text()
     for key in cfg.to_dict():
         assert f"\n{key} = " in text
-
-
-def test_residual_correction_by_hand():
-    from cppgraph.train import residual_correction
-    z = torch.tensor([[0.2, 0.4, 0.0], [0.0, 0.0, -0.3], [0.0, 0.0, 0.0]])
-    known = torch.tensor([[True, True, False], [False, False, True], [False, False, False]])
-    corr = residual_correction(z, known, 1.0)
-    # row 0: (0.2 + 0.4) / (2 + 1) in every column; row 1: -0.3 / (1 + 1); row 2 knows nothing.
-    assert corr[:, 0].tolist() == pytest.approx([0.2, -0.15, 0.0])
-    assert torch.allclose(corr, corr[:, :1].expand(3, 3))
-    # Weighted: column 2 is similar to column 0 only (weight 0.5).
-    w = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.0, 1.0]])
-    corr = residual_correction(z, known, 1.0, weights=w)
-    assert corr[0].tolist() == pytest.approx([0.2 / 2, 0.4 / 2, 0.5 * 0.2 / 1.5])
-    assert corr[1].tolist() == pytest.approx([0.0, 0.0, -0.3 / 2])
-    with pytest.raises(ValueError):
-        residual_correction(z, known, 0.0)
-
-
-def test_residual_similarity_by_hand():
-    from cppgraph.train import residual_similarity
-    # Columns 0 and 1 move together, column 2 against column 0; 4 rows known in each pair.
-    z = torch.tensor([[0.1, 0.2, -0.1], [0.2, 0.4, -0.2], [-0.1, -0.2, 0.1], [0.3, 0.6, -0.3]])
-    known = torch.ones(4, 3, dtype=torch.bool)
-    w = residual_similarity(z, known, prior=5.0)
-    assert w[0, 1].item() == pytest.approx(1.0 * 4 / 9)  # correlation 1, shrunk by 4 / (4 + 5)
-    assert w[0, 2].item() == 0.0  # negative correlation: no weight
-    assert torch.diagonal(w).tolist() == [1.0, 1.0, 1.0]
-    known[2:, 1] = False  # only 2 rows in common: below min_common
-    assert residual_similarity(z, known)[0, 1].item() == 0.0
 
 
 def test_known_score_regression_by_hand():
@@ -379,29 +374,6 @@ def test_known_score_regression_in_logit_space_by_hand():
     top = known_score_regression(np.stack([x, x], axis=1), known, np.array([[1.0, 0.0]]),
                                  new_known, ridge=0.0, logit=True)
     assert top[0, 1] == pytest.approx(0.99)
-
-
-def test_known_regression_mix(demo, tmp_path):
-    """New fits mix the known-score regression in logit space; a model saved before that
-    mixes linearly, as it did then."""
-    held = demo.models[:2]
-    est = CPPGraph(random_state=0, **FAST).fit(demo.subset(models=demo.models[2:]))
-    assert est.known_logit_
-    factors = demo.model_factors.loc[held].reset_index()
-    known = demo.scores[demo.scores["model"].isin(held)].groupby("model").head(3)
-    logit = est.predict_new_models(factors, known)
-    est.save(tmp_path / "model")
-    meta_path = tmp_path / "model" / "model.json"
-    meta = json.loads(meta_path.read_text())
-    assert meta["known_regression_logit"] is True
-    pd.testing.assert_frame_equal(CPPGraph.load(tmp_path / "model").predict_new_models(factors, known),
-                                  logit)
-    del meta["known_regression_logit"]
-    meta_path.write_text(json.dumps(meta))
-    old = CPPGraph.load(tmp_path / "model")
-    assert not old.known_logit_
-    linear = old.predict_new_models(factors, known)
-    assert (linear["predicted"] - logit["predicted"]).abs().max() > 1e-3
 
 
 def test_benchmark_regression_by_hand():

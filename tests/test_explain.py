@@ -29,34 +29,42 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-def test_factors_partition_the_head_inputs(fast_est, demo):
+def test_factors_partition_the_inputs(fast_est, demo):
     facs = cpx.factors(fast_est)
     assert [f.label for f in facs] == [f"{e}:{n}" for e in ("model", "task")
                                        for n in demo.factor_kinds[e]]
-    for entity, head in (("model", fast_est.inputs_.head_model), ("task", fast_est.inputs_.head_task)):
-        cols = np.concatenate([f.head_cols for f in facs if f.entity == entity])
-        assert sorted(cols.tolist()) == list(range(head.size(1)))  # each column exactly once
+    enc = fast_est.factors_
+    for entity in ("model", "task"):
+        cols = np.concatenate([f.x_cols for f in facs if f.entity == entity])
+        assert sorted(cols.tolist()) == list(range(len(enc.feature_names(entity))))  # each once
+        nodes = np.concatenate([f.nodes for f in facs if f.entity == entity])
+        assert sorted(enc.nodes_[n] for n in nodes) == sorted(enc.factor_columns(entity))
     params = next(f for f in facs if f.label == "model:params_b")
-    assert fast_est.factors_.feature_names("model")[params.x_cols[0]] == "params_b"
-    assert all(fast_est.factors_.nodes_[n].startswith("params_b=") for n in params.nodes)
+    assert enc.feature_names("model")[params.x_cols[0]] == "params_b"
+    assert all(enc.nodes_[n].startswith("params_b=") for n in params.nodes)
     assert len(params.nodes) > 1
 
 
 def test_removing_a_factor_zeroes_its_inputs_and_edges(fast_est):
     family = next(f for f in cpx.factors(fast_est) if f.label == "model:family")
-    out = cpx._without(fast_est.inputs_, [family])
-    assert (out.head_model[:, torch.from_numpy(family.head_cols)] == 0).all()
-    others = np.setdiff1d(np.arange(fast_est.inputs_.head_model.size(1)), family.head_cols)
-    assert torch.equal(out.head_model[:, others], fast_est.inputs_.head_model[:, others])
-    assert torch.equal(out.head_task, fast_est.inputs_.head_task)
-    fwd = out.graph["model", "has_factor", "factor"].edge_index
-    before = fast_est.inputs_.graph["model", "has_factor", "factor"].edge_index
-    assert not torch.isin(fwd[1], torch.from_numpy(family.nodes)).any()
-    assert fwd.size(1) == before.size(1) - len(fast_est.data_.models)  # one family edge per model
-    rev = out.graph["factor", "rev_has_factor", "model"].edge_index
-    assert sorted(map(tuple, rev.T.tolist())) == sorted(map(tuple, fwd.flip(0).T.tolist()))
-    # the original inputs are untouched
-    assert torch.isin(before[1], torch.from_numpy(family.nodes)).sum() == len(fast_est.data_.models)
+    params = next(f for f in cpx.factors(fast_est) if f.label == "model:params_b")
+    g = fast_est.graph_
+    out = cpx._without(g, [family, params])
+    assert (out.model_x[:, torch.from_numpy(params.x_cols)] == 0).all()
+    others = np.setdiff1d(np.arange(g.model_x.size(1)), params.x_cols)
+    assert torch.equal(out.model_x[:, others], g.model_x[:, others])
+    assert torch.equal(out.task_x, g.task_x)
+    gone = torch.from_numpy(np.concatenate([family.nodes, params.nodes]))
+    fwd, rev = out.relations["model->factor"], out.relations["factor->model"]
+    assert not torch.isin(fwd.dst, gone).any() and not torch.isin(rev.src, gone).any()
+    before = g.relations["model->factor"]
+    n = len(fast_est.data_.models)
+    assert fwd.num_edges == before.num_edges - n - int((fast_est.data_.model_factors["params_b"] > 0).sum())
+    assert sorted(zip(fwd.src.tolist(), fwd.dst.tolist())) == sorted(zip(rev.dst.tolist(),
+                                                                       rev.src.tolist()))
+    assert out.relations["factor->task"] is g.relations["factor->task"]
+    # the original graph is untouched
+    assert torch.isin(before.dst, torch.from_numpy(family.nodes)).sum() == n
 
 
 def test_shap_values_add_up_to_the_prediction(fast_est, one_task):
@@ -65,32 +73,28 @@ def test_shap_values_add_up_to_the_prediction(fast_est, one_task):
     assert len(sv.values) == len(fast_est.data_.models)
     np.testing.assert_allclose(sv.base + sv.values.sum(axis=1), sv.prediction, atol=1e-6)
     # the all-removed prediction is the network run on inputs with every factor zeroed
-    pairs, e = fast_est._pair_index(sv.values.index.to_frame(index=False))
-    assert pairs[1].eq(0).all() and (e >= 0).sum() == (fast_est.data_.scores["task"]
+    rows, cols, edge = fast_est._cells(sv.values.index.to_frame(index=False))
+    assert (cols == 0).all() and (edge >= 0).sum() == (fast_est.data_.scores["task"]
                                                        == fast_est.data_.tasks[0]).sum()
-    bare = fast_est._network_predict(cpx._without(fast_est.inputs_, sv.factors), pairs, e)
-    np.testing.assert_allclose(sv.base.to_numpy(), bare.numpy(), atol=1e-6)
-    full = fast_est._network_predict(fast_est.inputs_, pairs, e)
-    np.testing.assert_allclose(sv.prediction.to_numpy(), full.numpy(), atol=1e-6)
+    bare = fast_est._network_predict(rows, cols, edge, graph=cpx._without(fast_est.graph_, sv.factors))
+    np.testing.assert_allclose(sv.base.to_numpy(), bare, atol=1e-6)
+    full = fast_est._network_predict(rows, cols, edge)
+    np.testing.assert_allclose(sv.prediction.to_numpy(), full, atol=1e-6)
 
 
 def test_observed_cells_are_explained_without_their_own_score(fast_est):
     """Changing an observed score must not move its own explained prediction."""
     s = fast_est.data_.scores.iloc[0]
     before = cpx.shap_values(fast_est, model=s["model"], task=s["task"])
-    stores = [fast_est.inputs_.graph["model", "scores", "task"],
-              fast_est.inputs_.graph["task", "rev_scores", "model"]]
-    saved = [store.edge_weight for store in stores]
+    graph = fast_est.graph_
     try:
-        changed = saved[0].clone()
+        changed = graph.score.clone()
         changed[0] = 1.0 - changed[0]
-        for store in stores:
-            store.edge_weight = changed
+        fast_est.graph_ = graph.with_scores(changed)
         after = cpx.shap_values(fast_est, model=s["model"], task=s["task"])
         moved = cpx.shap_values(fast_est, model=s["model"], task=fast_est.data_.tasks[-1])
     finally:
-        for store, weight in zip(stores, saved):
-            store.edge_weight = weight
+        fast_est.graph_ = graph
     pd.testing.assert_frame_equal(before.values, after.values)
     # the changed score does reach the predictions of other cells (the check can fail)
     assert not np.allclose(moved.prediction.to_numpy(), cpx.shap_values(

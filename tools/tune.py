@@ -11,7 +11,7 @@ that metric, taken from the same predictions.
 Example::
 
     python tools/tune.py ../shared/data/cpp_llm --input-format cpp-llm \\
-        --grid encoder=lightgcn,sage --grid known_shrinkage=0.5,1,2
+        --grid encoder=lightgcn,sage --grid id_dropout=0,0.1,0.2
     python tools/tune.py ../shared/data/cpp_llm --input-format cpp-llm \\
         --setting cold-task:0.1:0 --setting cold-task:0.1:2 --grid task_prior=factors,unit
     python tools/tune.py ../shared/data/cpp_llm --input-format cpp-llm --setting random:0.05:0 \\

@@ -12,7 +12,7 @@ import numpy as np
 
 from cppgraph.evaluate.base import MatrixMethod
 from cppgraph.evaluate.problem import Problem
-from cppgraph.train import benchmark_regression, centered_ridge
+from cppgraph.regression import benchmark_regression, centered_ridge
 
 
 def _column_means(y: np.ndarray) -> np.ndarray:

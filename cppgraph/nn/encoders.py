@@ -1,42 +1,56 @@
 """Graph encoders: node embeddings for models, tasks and factor values.
 
-Both encoders are inductive: a model or task node starts from its numeric
-factor features (a linear map plus a learned per-type vector), never from a
-learned per-node ID embedding, so a new node attached through its factor and
-score edges is embedded like any other. Factor-value nodes have learned
-embeddings (the vocabulary is fixed at fit time).
+A model or task starts (layer 0) from the sum of
 
-How observed scores shape the embeddings:
+* its learned **ID vector** (per-node capacity, as in LightGCN), taken from
+  one of ``tables`` cross-fitted tables (:class:`~cppgraph.nn.sparse.GraphView`);
+  a node without one (new, or dropped in a cold-node episode) has zero;
+* a linear map of its numeric factor features, plus a learned vector for its
+  type.
 
-* ``lightgcn`` propagates with :class:`~torch_geometric.nn.conv.LGConv` over the
-  homogeneous view of the graph, a score edge weighted by
-  ``score_floor + score`` (the normalized score), a factor edge by 1; a model's
-  embedding is the score-weighted mix of its tasks' embeddings.
-* ``sage`` splits score edges into rating levels (GC-MC style: one relation per
-  score quantile bin, thresholds learned from the training scores) and runs a
-  heterogeneous :class:`~torch_geometric.nn.conv.SAGEConv` per relation
-  (:class:`~torch_geometric.nn.conv.HeteroConv`), so a low and a high score
-  send messages through different weights.
+Factor-value nodes have learned embeddings. Propagation then mixes in the
+node's factor nodes and its score edges, so a node with no ID vector is
+embedded from its factors and its known scores:
+
+* ``lightgcn``: LightGCN propagation (symmetric normalization, no weights,
+  mean of the layers) over the homogeneous view, a score edge weighted by
+  ``score_floor + score``, a factor edge by 1.
+* ``sage``: GraphSAGE-style layers with separate weights per relation; score
+  edges send two messages, the neighbour's embedding and the embedding
+  scaled by the centred score, so that low and high scores move a node in
+  different directions.
+
+Both aggregate with the sparse matmul of :class:`torch_geometric.EdgeIndex`
+(:mod:`cppgraph.nn.sparse`).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import HeteroData
-from torch_geometric.nn import HeteroConv, LGConv, SAGEConv
+
+from cppgraph.nn.sparse import SCORE_RELATIONS, GraphTensors, GraphView
 
 NODE_TYPES = ("model", "task", "factor")
-SCORES = ("model", "scores", "task")
-REV_SCORES = ("task", "rev_scores", "model")
 
 
-class _Inputs(nn.Module):
-    """Layer-0 embeddings: factor-node table, and features -> hidden for models and tasks."""
+def _ids(table: Tensor, view_table: int | None, n: int, keep: Tensor | None) -> Tensor:
+    """``[n, d]`` ID vectors: the chosen table (or the mean), zero for rows past it."""
+    ids = table.mean(0) if view_table is None else table[view_table]
+    if ids.size(0) < n:
+        ids = torch.cat([ids, ids.new_zeros(n - ids.size(0), ids.size(1))])
+    return ids if keep is None else ids * keep[:, None]
 
-    def __init__(self, num_factors: int, model_features: int, task_features: int, hidden: int):
+
+class NodeInputs(nn.Module):
+    """Layer-0 embeddings of models, tasks and factor values."""
+
+    def __init__(self, num_models: int, num_tasks: int, num_factors: int, model_features: int,
+                 task_features: int, hidden: int, tables: int):
         super().__init__()
-        self.factor = nn.Embedding(max(num_factors, 1), hidden)
+        self.model_id = nn.Parameter(torch.empty(tables, num_models, hidden))
+        self.task_id = nn.Parameter(torch.empty(tables, num_tasks, hidden))
+        self.factor = nn.Parameter(torch.empty(max(num_factors, 1), hidden))
         self.model = nn.Linear(model_features, hidden) if model_features else None
         self.task = nn.Linear(task_features, hidden) if task_features else None
         self.model_type = nn.Parameter(torch.empty(hidden))
@@ -44,136 +58,163 @@ class _Inputs(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        nn.init.normal_(self.factor.weight, std=0.1)
-        nn.init.normal_(self.model_type, std=0.1)
-        nn.init.normal_(self.task_type, std=0.1)
+        nn.init.normal_(self.model_id, std=0.01)
+        nn.init.normal_(self.task_id, std=0.01)
+        for p in (self.factor, self.model_type, self.task_type):
+            nn.init.normal_(p, std=0.1)
         for lin in (self.model, self.task):
             if lin is not None:
                 lin.reset_parameters()
 
-    def forward(self, graph: HeteroData) -> dict[str, Tensor]:
+    def forward(self, g: GraphTensors, view: GraphView) -> dict[str, Tensor]:
         out = {}
-        for kind, lin, vec in (("model", self.model, self.model_type),
-                               ("task", self.task, self.task_type)):
-            n = graph[kind].num_nodes
-            h = vec.expand(n, -1)
-            if lin is not None:
-                h = h + lin(graph[kind].x)
-            out[kind] = h
-        out["factor"] = self.factor.weight[:graph["factor"].num_nodes]
+        for kind, ids, keep, lin, vec, x in (
+                ("model", self.model_id, view.keep_model, self.model, self.model_type, g.model_x),
+                ("task", self.task_id, view.keep_task, self.task, self.task_type, g.task_x)):
+            n = x.size(0)
+            h = _ids(ids, view.table, n, keep) + vec
+            out[kind] = h + lin(x) if lin is not None else h
+        out["factor"] = self.factor[:g.num_factors]
         return out
 
 
+def _edge_mask(g: GraphTensors, view: GraphView) -> Tensor:
+    return torch.ones(g.num_scores) if view.edges is None else view.edges
+
+
 class LightGCNEncoder(nn.Module):
-    """LightGCN propagation (``LGConv``) over the homogeneous view, score-weighted edges.
+    """LightGCN propagation over models, tasks and factor values (see the module docstring).
 
     Parameters
     ----------
-    num_factors, model_features, task_features : int
-        Factor vocabulary size and numeric feature widths.
+    num_models, num_tasks, num_factors : int
+        Nodes with ID vectors (models, tasks) and the factor vocabulary.
+    model_features, task_features : int
+        Numeric feature widths.
     hidden : int
-        Embedding size.
     num_layers : int
-        Propagation steps; the output is the mean of all layers (layer 0 too).
+        The output is the mean of all layers, layer 0 included.
     score_floor : float
-        Added to each normalized score to weigh its edge (keeps low scores
-        connected).
+        Added to a normalized score to weigh its edge.
+    tables : int
+        Cross-fitted ID tables.
     """
 
-    def __init__(self, num_factors: int, model_features: int, task_features: int, *,
-                 hidden: int = 32, num_layers: int = 2, dropout: float = 0.0,
-                 score_floor: float = 0.1):
+    def __init__(self, num_models: int, num_tasks: int, num_factors: int, model_features: int,
+                 task_features: int, *, hidden: int = 32, num_layers: int = 2,
+                 dropout: float = 0.0, score_floor: float = 0.1, tables: int = 1):
         super().__init__()
-        self.hidden, self.num_layers, self.dropout = hidden, num_layers, dropout
-        self.score_floor = score_floor
-        self.inputs = _Inputs(num_factors, model_features, task_features, hidden)
-        self.convs = nn.ModuleList(LGConv() for _ in range(num_layers))
+        self.hidden, self.num_layers, self.score_floor = hidden, num_layers, score_floor
+        self.dropout = dropout
+        self.inputs = NodeInputs(num_models, num_tasks, num_factors, model_features,
+                                 task_features, hidden, tables)
 
     def reset_parameters(self):
         self.inputs.reset_parameters()
 
-    def forward(self, graph: HeteroData) -> dict[str, Tensor]:
-        h0 = self.inputs(graph)
-        sizes = [graph[t].num_nodes for t in NODE_TYPES]
-        offset = dict(zip(NODE_TYPES, torch.tensor([0, *sizes[:-1]]).cumsum(0).tolist()))
-        x = torch.cat([h0[t] for t in NODE_TYPES], dim=0)
-        x = nn.functional.dropout(x, self.dropout, self.training)
-        index, weight = [], []
-        for et in graph.edge_types:
-            ei = graph[et].edge_index
-            index.append(torch.stack([ei[0] + offset[et[0]], ei[1] + offset[et[2]]]))
-            if "scores" in et[1]:
-                weight.append(graph[et].edge_weight.clamp(min=0) + self.score_floor)
-            else:
-                weight.append(torch.ones(ei.size(1)))
-        edge_index, edge_weight = torch.cat(index, 1), torch.cat(weight)
-        layers = [x]
-        for conv in self.convs:
-            x = conv(x, edge_index, edge_weight)
-            layers.append(x)
-        out = torch.stack(layers).mean(0)
-        return dict(zip(NODE_TYPES, out.split(sizes)))
+    def _weights(self, g: GraphTensors, view: GraphView) -> dict[str, Tensor]:
+        """Symmetric-normalized edge weights of every relation."""
+        rel = g.relations
+        score_w = _edge_mask(g, view) * (self.score_floor + g.score)
+        raw = {"task->model": score_w, "model->task": score_w}
+        deg = {"model": torch.zeros(g.num_models), "task": torch.zeros(g.num_tasks),
+               "factor": torch.zeros(g.num_factors)}
+        for name, r in rel.items():
+            w = raw[name][r.order] if name in raw else torch.ones(r.num_edges)
+            raw[name] = w
+            deg[name.split("->")[1]].index_add_(0, r.dst, w)
+        inv = {k: v.clamp_min(1e-12).rsqrt() for k, v in deg.items()}
+        out = {}
+        for name, r in rel.items():
+            src, dst = name.split("->")
+            out[name] = raw[name] * inv[dst][r.dst] * inv[src][r.src]
+        return out
+
+    def forward(self, g: GraphTensors, view: GraphView) -> dict[str, Tensor]:
+        h = self.inputs(g, view)
+        h = {k: nn.functional.dropout(v, self.dropout, self.training) for k, v in h.items()}
+        w = self._weights(g, view)
+        rel = g.relations
+        layers = [h]
+        for _ in range(self.num_layers):
+            h = {dst: sum(rel[name].aggregate(h[name.split("->")[0]], w[name])
+                          for name in rel if name.endswith("->" + dst))
+                 for dst in NODE_TYPES}
+            layers.append(h)
+        return {k: torch.stack([layer[k] for layer in layers]).mean(0) for k in NODE_TYPES}
 
     def __repr__(self):
         return (f"{type(self).__name__}(hidden={self.hidden}, num_layers={self.num_layers}, "
-                f"score_floor={self.score_floor})")
+                f"score_floor={self.score_floor}, tables={self.inputs.model_id.size(0)})")
 
 
 class SAGEEncoder(nn.Module):
-    """Heterogeneous GraphSAGE with one relation per score level (GC-MC style).
+    """GraphSAGE-style heterogeneous layers with score-scaled messages (see the module docstring).
+
+    Layer ``l`` updates node ``v`` of type ``T`` as
+    ``h_v + act(W_T h_v + sum_r W_r mean_{u in N_r(v)} h_u + V_r mean_{u in N_r(v)} (y_uv - c) h_u)``,
+    the ``V_r`` term on score relations only, ``c`` the mean training score.
 
     Parameters
     ----------
-    level_edges : sequence of float
-        Inner thresholds that split normalized scores into
-        ``len(level_edges) + 1`` rating levels.
+    num_models, num_tasks, num_factors, model_features, task_features, hidden, tables
+        As :class:`LightGCNEncoder`.
+    num_layers : int
+    dropout : float
+    score_center : float
+        ``c``.
     """
 
-    def __init__(self, num_factors: int, model_features: int, task_features: int, *,
-                 hidden: int = 32, num_layers: int = 2, dropout: float = 0.0,
-                 level_edges=(0.25, 0.5, 0.75)):
+    def __init__(self, num_models: int, num_tasks: int, num_factors: int, model_features: int,
+                 task_features: int, *, hidden: int = 32, num_layers: int = 2,
+                 dropout: float = 0.0, score_center: float = 0.5, tables: int = 1):
         super().__init__()
         self.hidden, self.num_layers, self.dropout = hidden, num_layers, dropout
-        self.register_buffer("level_edges", torch.tensor(list(level_edges), dtype=torch.float32))
-        self.inputs = _Inputs(num_factors, model_features, task_features, hidden)
-        self.relations = [("model", "has_factor", "factor"), ("task", "has_factor", "factor"),
-                          ("factor", "rev_has_factor", "model"), ("factor", "rev_has_factor", "task")]
-        for k in range(len(level_edges) + 1):
-            self.relations += [("model", f"scores_l{k}", "task"), ("task", f"rev_scores_l{k}", "model")]
-        self.convs = nn.ModuleList(
-            HeteroConv({rel: SAGEConv(hidden, hidden) for rel in self.relations}, aggr="mean")
+        self.register_buffer("score_center", torch.tensor(float(score_center)))
+        self.inputs = NodeInputs(num_models, num_tasks, num_factors, model_features,
+                                 task_features, hidden, tables)
+        names = ("self:model", "self:task", "self:factor", "task->model", "model->task",
+                 "factor->model", "factor->task", "model->factor", "task->factor",
+                 "score:task->model", "score:model->task")
+        self.layers = nn.ModuleList(
+            nn.ModuleDict({n.replace(":", "_").replace("->", "_to_"): nn.Linear(hidden, hidden)
+                           for n in names})
             for _ in range(num_layers))
 
     def reset_parameters(self):
         self.inputs.reset_parameters()
-        for conv in self.convs:
-            conv.reset_parameters()
+        for layer in self.layers:
+            for lin in layer.values():
+                lin.reset_parameters()
 
-    def _edges(self, graph: HeteroData) -> dict:
-        edges = {rel: graph[rel].edge_index for rel in self.relations[:4] if rel in graph.edge_types}
-        ei, w = graph[SCORES].edge_index, graph[SCORES].edge_weight
-        level = torch.bucketize(w, self.level_edges)
-        for k in range(len(self.level_edges) + 1):
-            sel = ei[:, level == k]
-            edges[("model", f"scores_l{k}", "task")] = sel
-            edges[("task", f"rev_scores_l{k}", "model")] = sel.flip(0)
-        return edges
-
-    def forward(self, graph: HeteroData) -> dict[str, Tensor]:
-        h = self.inputs(graph)
-        edges = self._edges(graph)
-        for i, conv in enumerate(self.convs):
-            h = {t: nn.functional.dropout(v, self.dropout, self.training) for t, v in h.items()}
-            new = conv(h, edges)
-            # Residual keeps nodes with no incoming relation in a layer.
-            h = {t: (new[t] if t in new else 0) + h[t] for t in h}
-            if i < len(self.convs) - 1:
-                h = {t: v.relu() for t, v in h.items()}
+    def forward(self, g: GraphTensors, view: GraphView) -> dict[str, Tensor]:
+        h = self.inputs(g, view)
+        rel = g.relations
+        mask = _edge_mask(g, view)
+        weights = {name: r.mean_weights(mask if name in SCORE_RELATIONS else None)
+                   for name, r in rel.items()}
+        # A score message is scaled by the score minus its task's mean over the edges in view.
+        to_task = rel["model->task"]
+        task_mean = torch.zeros(g.num_tasks).index_add_(0, to_task.dst, weights["model->task"]
+                                                        * g.sorted_score["model->task"])
+        for name in SCORE_RELATIONS:
+            task_pos = rel[name].dst if name == "model->task" else rel[name].src
+            weights["score:" + name] = weights[name] * (g.sorted_score[name] - task_mean[task_pos])
+        for i, layer in enumerate(self.layers):
+            x = {k: nn.functional.dropout(v, self.dropout, self.training) for k, v in h.items()}
+            new = {k: layer[f"self_{k}"](x[k]) for k in NODE_TYPES}
+            for name, w in weights.items():
+                src, dst = name.removeprefix("score:").split("->")
+                key = name.replace(":", "_").replace("->", "_to_")
+                new[dst] = new[dst] + layer[key](rel[name.removeprefix("score:")].aggregate(x[src], w))
+            if i < self.num_layers - 1:
+                new = {k: v.relu() for k, v in new.items()}
+            h = {k: h[k] + new[k] for k in NODE_TYPES}
         return h
 
     def __repr__(self):
         return (f"{type(self).__name__}(hidden={self.hidden}, num_layers={self.num_layers}, "
-                f"levels={len(self.level_edges) + 1})")
+                f"tables={self.inputs.model_id.size(0)})")
 
 
 ENCODERS = {"lightgcn": LightGCNEncoder, "sage": SAGEEncoder}

@@ -1,0 +1,307 @@
+"""Cold start: models and tasks that were not in the training data.
+
+A new model (or task) joins the fitted graph as a node without an ID
+vector: its factor edges attach it to the factor-value nodes, and its known
+scores, if any, become score edges, so the trained network embeds it from
+both, as it learned to in its cold-node episodes. Nothing is retrained. A
+known cell is itself predicted with its fold of the known scores out of the
+graph and of the known-score stage, so its own score never reaches its
+prediction.
+
+A new task also needs a raw scale: it starts from the median shift and scale
+of the training tasks of the same unit and direction that share the most
+categorical factor values with it (:func:`cppgraph.normalize.new_task_prior`);
+its known scores then refit offset and scale together
+(:func:`cppgraph.normalize.refit_task_scale`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cppgraph.data.dataset import parse_numbers, parse_task_info, suggest
+from cppgraph.errors import CppGraphError, DataError, DataWarning
+from cppgraph.graph import add_nodes, compile_graph
+from cppgraph.nn.sparse import GraphTensors, GraphView
+from cppgraph.normalize import Normalizer, new_task_prior, refit_task_scale, task_scale_covariance
+from cppgraph.train import predict_pairs
+
+
+def unknown_name(name: str, known, what: str) -> DataError:
+    close = suggest(name, known)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    return DataError(f"unknown {what} {name!r}{hint}")
+
+
+def parse_entities(est, kind: str, frame: pd.DataFrame, file) -> tuple[list, pd.DataFrame]:
+    """Names and parsed factor table of new models or tasks."""
+    index = est.model_index_ if kind == "model" else est.task_index_
+    if kind not in frame.columns:
+        raise DataError(f"new-{kind} factors need a {kind!r} column", file=file)
+    names = [str(n) for n in frame[kind]]
+    lines = frame["_line"].to_numpy() if "_line" in frame.columns else None
+    for i, name in enumerate(names):
+        if name in index:
+            raise DataError(f"{kind} {name!r} is already in the training data; use predict() "
+                            "for it", file=file, line=None if lines is None else int(lines[i]))
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise DataError(f"new-{kind} factors list {kind} {dup!r} more than once", file=file)
+    table = frame.drop(columns=["_line"], errors="ignore").set_index(kind)
+    kinds = est.factors_.kinds_[kind]
+    for factor, factor_kind in kinds.items():
+        if factor in table.columns and factor_kind == "numeric":
+            table[factor] = parse_numbers(table[factor], file=file, column=factor, lines=lines,
+                                          what="a number (numeric factor)")
+    unknown_cols = [c for c in table.columns if c not in kinds]
+    if unknown_cols:
+        warnings.warn(f"{file + ': ' if file else ''}column(s) {unknown_cols} are not {kind} "
+                      f"factors of the fitted model and are ignored; its factors: {list(kinds)}",
+                      DataWarning, stacklevel=4)
+    return names, table
+
+
+def parse_known(est, kind: str, known, names: list, file) -> pd.DataFrame:
+    """Known raw scores of new entities, checked against both name lists."""
+    if known is None:
+        known = pd.DataFrame(columns=["model", "task", "score"])
+    missing = [c for c in ("model", "task", "score") if c not in known.columns]
+    if missing:
+        raise DataError(f"known scores need columns model, task, score; missing {missing}",
+                        file=file)
+    lines = known["_line"].to_numpy() if "_line" in known.columns else None
+    known = known.assign(score=parse_numbers(known["score"], file=file, column="score",
+                                             allow_missing=False, lines=lines))
+    dup = known.duplicated(["model", "task"])
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise DataError("known scores list this (model, task) cell more than once", file=file,
+                        line=None if lines is None else int(lines[i]))
+    other = "task" if kind == "model" else "model"
+    other_index = est.task_index_ if kind == "model" else est.model_index_
+    for col, valid, what in ((kind, names, f"new {kind} (not in the factor table)"),
+                             (other, list(other_index), other)):
+        for name in pd.unique(known[col]):
+            if name not in valid:
+                raise unknown_name(str(name), valid, what)
+    return known.drop(columns=["_line"], errors="ignore").reset_index(drop=True)
+
+
+def new_task_normalizer(est, names: list, info: pd.DataFrame,
+                        factors: pd.DataFrame) -> tuple[Normalizer, dict]:
+    """The normalizer extended with prior parameters for new tasks, and the prior
+    covariance of each new task's raw shift and scale where it has one.
+
+    Under the per-task normalizations (``minmax``, ``zscore``) the parameters
+    come from :func:`new_task_prior` and the covariances from
+    :func:`task_scale_covariance`; ``logit`` takes the declared ranges and
+    ``paper`` needs nothing (no covariances).
+    """
+    norm = est.normalizer_
+    hib = info["higher_is_better"].reindex(names)
+    if norm.by == "model":
+        lower = list(hib.index[~hib.fillna(True).to_numpy(dtype=bool)])
+        if lower:
+            raise DataError(f"the paper normalization is defined for higher-is-better scores; "
+                            f"new lower-is-better task(s): {lower[:5]}")
+        return norm, {}
+    if norm.name == "logit":
+        if hib.isna().any():
+            raise DataError(f"new task(s) {list(hib.index[hib.isna()])[:5]} have no direction "
+                            "(higher_is_better)")
+        sign = np.where(hib.astype(bool), 1.0, -1.0)
+        lo, hi = info["min_score"].reindex(names), info["max_score"].reindex(names)
+        no_range = [t for t in names if pd.isna(lo[t]) or pd.isna(hi[t])]
+        if no_range:
+            raise DataError(f"the logit normalization needs the declared range (min_score, "
+                            f"max_score) of each new task; missing for {no_range[:5]}")
+        return norm.extended(names, np.where(sign > 0, lo, hi), (hi - lo).to_numpy(), sign), {}
+    shared = {}
+    if est.config.task_prior == "factors":
+        shared = dict(train_factors=_category_labels(est, est.data_.task_factors),
+                      new_factors=_category_labels(est, factors.reindex(names)))
+    new_info = info.reindex(names)
+    shift, scale, sign = new_task_prior(norm, est.data_.task_info, new_info, **shared)
+    cov = task_scale_covariance(norm, est.data_.task_info, new_info)
+    return (norm.extended(names, shift, scale, sign),
+            {t: c for t, c in zip(names, cov) if np.isfinite(c).all()})
+
+
+def fit_new_task_scale(norm: Normalizer, known: pd.DataFrame, base: np.ndarray, cov: dict,
+                       noise: float) -> Normalizer:
+    """Fit new tasks' raw offset and scale to their known scores.
+
+    ``raw = shift + sign * scale * y`` on the known cells, ``y`` being the
+    prediction made without any known score. A task with a prior scale is
+    refitted from it (:func:`cppgraph.normalize.refit_task_scale`, the prior
+    covariance ``cov[task]`` and ``noise``); one without (no training task
+    shares its unit) gets a least-squares fit from 2 or more scores (where
+    the slope comes out negative, the scale that matches the spreads of
+    scores and predictions), or keeps a NaN offset (no raw predictions).
+    """
+    shift, scale = norm.shift_.copy(), norm.scale_.copy()
+    for task, cells in known.assign(y=base).groupby("task"):
+        i = int(norm.positions([task])[0])
+        raw, y = cells["score"].to_numpy(), norm.sign_[i] * cells["y"].to_numpy()
+        if np.isnan(scale[i]):  # no scale from the training tasks: fit it, if 2+ scores allow
+            if len(cells) < 2 or np.ptp(y) == 0:
+                continue
+            slope, _ = np.polyfit(y, raw, 1)
+            if slope <= 0:  # known scores ordered against the prediction: match the spreads
+                slope = np.std(raw) / np.std(y)
+            if not slope > 0:
+                continue
+            scale[i], shift[i] = slope, raw.mean() - slope * y.mean()
+        else:
+            shift[i], scale[i] = refit_task_scale(shift[i], scale[i], raw, y, cov.get(task), noise)
+    return norm.with_params(shift, scale)
+
+
+def _category_labels(est, frame: pd.DataFrame) -> pd.DataFrame:
+    """Factor-node labels of the categorical task factors in ``frame`` (None if unseen)."""
+    kinds = est.factors_.kinds_["task"]
+    return pd.DataFrame({f: est.factors_.node_labels("task", f, frame[f].tolist())
+                         for f, kind in kinds.items() if kind == "categorical" and f in frame},
+                        index=frame.index)
+
+
+@dataclass
+class NewEntities:
+    """New models (``kind="model"``) or tasks attached to the fitted graph."""
+
+    kind: str
+    names: list
+    known: pd.DataFrame
+    norm: Normalizer
+    scale_cov: dict
+    graph: GraphTensors
+    pairs: torch.Tensor          # [2, new x other] every (model, task) cell of the new entities
+    cells: np.ndarray            # each known score's position in pairs
+    known_edges: torch.Tensor    # the score edges of the known scores in graph
+
+
+def attach(est, kind: str, names: list, table: pd.DataFrame, known: pd.DataFrame,
+           norm: Normalizer, scale_cov: dict) -> NewEntities:
+    """Add the new entities to the fitted graph, with their known scores as score edges."""
+    data = est.data_
+    n_old = len(data.models) if kind == "model" else len(data.tasks)
+    n_other = len(data.tasks) if kind == "model" else len(data.models)
+    other_index = est.task_index_ if kind == "model" else est.model_index_
+    pos = {n: i for i, n in enumerate(names)}
+    new_ids = known[kind].map(pos).to_numpy(dtype=np.int64)
+    other_ids = known["task" if kind == "model" else "model"].map(other_index).to_numpy(dtype=np.int64)
+    new_col = torch.arange(len(names)).repeat_interleave(n_other) + n_old
+    other_col = torch.arange(n_other).repeat(len(names))
+    pairs = torch.stack([new_col, other_col] if kind == "model" else [other_col, new_col])
+    edges = torch.from_numpy(np.stack([new_ids, other_ids])).reshape(2, -1)
+    hetero = add_nodes(est.hetero_, kind, torch.from_numpy(est.factors_.numeric_features(kind, table)),
+                       torch.from_numpy(est.factors_.factor_edges(kind, table)), edges,
+                       torch.zeros(len(known)))
+    n_train = est.hetero_["model", "scores", "task"].num_edges
+    return NewEntities(kind, names, known, norm, scale_cov, compile_graph(hetero), pairs,
+                       new_ids * n_other + other_ids, torch.arange(n_train, n_train + len(known)))
+
+
+def predict_pass(est, new: NewEntities, use: np.ndarray, *,
+                 prior: np.ndarray | None = None) -> tuple[np.ndarray, Normalizer]:
+    """Normalized predictions of every cell of ``new.pairs`` from the ``use``-d known
+    scores, and the normalizer that maps them to raw units (for new tasks, fitted to
+    those scores against ``prior``, the predictions made without any)."""
+    known, cells = new.known[use], new.cells[use]
+    norm = new.norm
+    if prior is not None and new.kind == "task" and norm is not est.normalizer_:
+        norm = fit_new_task_scale(norm, known, prior[cells], new.scale_cov,
+                                  est.config.task_scale_noise)
+    y = norm.transform(known["task"], known["score"].to_numpy(), models=known["model"].to_numpy())
+    usable = np.isfinite(y)  # a new task of unknown raw scale cannot use its scores
+    g = new.graph
+    score = g.score.clone()
+    mask = torch.ones(g.num_scores)
+    mask[new.known_edges] = 0.0
+    on = new.known_edges[torch.from_numpy(use)][torch.from_numpy(usable)]
+    mask[on] = 1.0
+    score[on] = torch.tensor(y[usable], dtype=torch.float32)
+    view = GraphView(edges=mask)
+    pred = predict_pairs(est.network_, g.with_scores(score), new.pairs, view).numpy()
+    pred = pred.astype(np.float64)
+    if prior is not None and usable.any():
+        n_other = len(pred) // len(new.names)
+        values = np.full(len(pred), np.nan)
+        values[cells[usable]] = y[usable]
+        values = values.reshape(-1, n_other)
+        pred = est.known_correction_.apply(pred.reshape(-1, n_other), values,
+                                           prior.reshape(-1, n_other)).reshape(-1)
+        pred = est.known_stage_.apply(pred.reshape(-1, n_other), values, est.training_scores_,
+                                      transpose=new.kind == "task").reshape(-1)
+    return pred, norm
+
+
+def predict_new(est, kind: str, factors: pd.DataFrame, known, *, task_info=None,
+                files: dict) -> pd.DataFrame:
+    """The prediction table of every cell of new models or tasks (see the module docstring)."""
+    if kind == "model" and est.normalizer_.by == "model":
+        raise CppGraphError("the paper normalization is per model and cannot scale the scores "
+                            "of a new model; fit with another normalization for cold start")
+    names, table = parse_entities(est, kind, factors, files.get(f"{kind}_factors"))
+    known = parse_known(est, kind, known, names, files.get("known_scores"))
+    scale_cov = {}
+    if kind == "model":
+        norm, info = est.normalizer_, est.data_.task_info
+    else:
+        new_info = parse_task_info(task_info, names, files.get("task_info"))
+        norm, scale_cov = new_task_normalizer(est, names, new_info, table)
+        info = pd.concat([est.data_.task_info, new_info.reindex(names)])
+    new = attach(est, kind, names, table, known, norm, scale_cov)
+    prior, _ = predict_pass(est, new, np.zeros(len(known), dtype=bool))
+    pred, norm = predict_pass(est, new, np.ones(len(known), dtype=bool), prior=prior)
+    if norm is not est.normalizer_ and kind == "task":
+        unscaled = [t for t, i in zip(names, norm.positions(names)) if np.isnan(norm.shift_[i])]
+        if unscaled:
+            warnings.warn(f"the raw scale of new task(s) {unscaled[:5]} is unknown (no "
+                          "training task of the same unit and direction, and fewer than 2 "
+                          "known scores): only normalized predictions are given",
+                          DataWarning, stacklevel=3)
+    no_raw = np.zeros(len(pred), dtype=bool)
+    if len(known):
+        # A known cell is predicted by the same steps run without its fold of known scores.
+        k = min(est.config.predict_folds, len(known))
+        gen = torch.Generator().manual_seed(est.config.random_state + 2)
+        fold = (torch.randperm(len(known), generator=gen) % k).numpy()
+        for f in range(k):
+            pred_f, norm_f = predict_pass(est, new, fold != f, prior=prior)
+            held = fold == f
+            at = new.cells[held]
+            raw = norm_f.inverse_transform(known["task"][held], pred_f[at],
+                                           models=known["model"][held])
+            again = norm.transform(known["task"][held], raw, models=known["model"][held])
+            pred[at] = np.where(np.isfinite(again), again, pred_f[at])
+            no_raw[at] = ~np.isfinite(raw)
+    data = est.data_
+    row_models = [data.models[i] if kind == "task" else names[i - len(data.models)]
+                  for i in new.pairs[0].tolist()]
+    row_tasks = [data.tasks[i] if kind == "model" else names[i - len(data.tasks)]
+                 for i in new.pairs[1].tolist()]
+    obs = pd.Series(known["score"].astype(float).to_numpy(),
+                    index=pd.MultiIndex.from_frame(known[["model", "task"]]))
+    obs = obs.reindex(pd.MultiIndex.from_arrays([row_models, row_tasks])).to_numpy(dtype=np.float64)
+    return est.table(row_models, row_tasks, pred, obs, norm=norm, info=info, no_raw=no_raw)
+
+
+def new_model_graph(est, model_factors: pd.DataFrame, known_scores, files: dict) -> GraphTensors:
+    """The fitted graph with new models attached (for their embeddings)."""
+    names, table = parse_entities(est, "model", model_factors, files.get("model_factors"))
+    known = parse_known(est, "model", known_scores, names, files.get("known_scores"))
+    if len(known) and est.normalizer_.by == "model":
+        raise CppGraphError("the paper normalization is per model and cannot scale the scores "
+                            "of a new model; give its factors only")
+    new = attach(est, "model", names, table, known, est.normalizer_, {})
+    y = est.normalizer_.transform(known["task"], known["score"].to_numpy(dtype=np.float64),
+                                  models=known["model"].to_numpy())
+    score = new.graph.score.clone()
+    score[new.known_edges] = torch.tensor(y, dtype=torch.float32)
+    return new.graph.with_scores(score)

@@ -1,0 +1,141 @@
+"""Sparse message passing over the score graph, with per-step edge masks.
+
+The network sees the heterogeneous graph as a :class:`GraphTensors`: each
+relation (``src -> dst``) is a :class:`torch_geometric.EdgeIndex` sorted by
+destination, whose sparse matmul (with cached transposes for the backward
+pass) aggregates the messages. Which score edges are in the graph changes
+from step to step (supervised cells, held-out folds, cold-node episodes);
+that is a per-edge weight (:class:`GraphView`), so the sparse structure is
+built once.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch_geometric import EdgeIndex
+
+# EdgeIndex builds CSR tensors whose invariants it guarantees itself.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta",
+                        category=UserWarning)
+warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled",
+                        category=UserWarning)
+
+
+class Relation:
+    """Messages from ``src`` nodes to ``dst`` nodes along ``E`` edges.
+
+    Parameters
+    ----------
+    src, dst : Tensor ``[E]``
+        Node positions of each edge's source and destination.
+    num_src, num_dst : int
+    """
+
+    def __init__(self, src: Tensor, dst: Tensor, num_src: int, num_dst: int):
+        index = EdgeIndex(torch.stack([dst, src]), sparse_size=(num_dst, num_src))
+        self.index, self.order = index.sort_by("row")
+        self.src, self.dst = src[self.order], dst[self.order]
+        self.num_src, self.num_dst = num_src, num_dst
+
+    @property
+    def num_edges(self) -> int:
+        return len(self.order)
+
+    def mean_weights(self, mask: Tensor | None = None) -> Tensor:
+        """Per-edge weights (in sorted order) of the mean over each destination's
+        edges in ``mask`` (default: all)."""
+        m = torch.ones(self.num_edges) if mask is None else mask[self.order]
+        deg = torch.zeros(self.num_dst).index_add_(0, self.dst, m)
+        return m / deg.clamp_min(1.0)[self.dst]
+
+    def aggregate(self, x: Tensor, weights: Tensor) -> Tensor:
+        """``out[d] = sum_e weights[e] x[src(e)]`` over the edges into ``d``;
+        ``weights`` in sorted order (:meth:`mean_weights`)."""
+        return self.index.matmul(x, input_value=weights)
+
+
+#: The two directions of the score edges.
+SCORE_RELATIONS = ("task->model", "model->task")
+
+
+@dataclass
+class GraphTensors:
+    """The heterogeneous graph as tensors (no names): nodes, relations and features.
+
+    Attributes
+    ----------
+    num_models, num_tasks, num_factors : int
+    score_model, score_task : Tensor ``[E]``
+        The score edges; ``score`` their normalized scores.
+    model_x, task_x : Tensor ``[n, k]``
+        Standardized numeric factors with missing indicators.
+    relations : dict
+        ``"task->model"``, ``"model->task"`` (score edges, in score-edge
+        order), ``"factor->model"``, ``"model->factor"``, ``"factor->task"``,
+        ``"task->factor"``.
+    """
+
+    num_models: int
+    num_tasks: int
+    num_factors: int
+    score_model: Tensor
+    score_task: Tensor
+    score: Tensor
+    model_x: Tensor
+    task_x: Tensor
+    relations: dict
+
+    @classmethod
+    def build(cls, *, num_models: int, num_tasks: int, num_factors: int, score_model: Tensor,
+              score_task: Tensor, score: Tensor, model_factor: Tensor, task_factor: Tensor,
+              model_x: Tensor, task_x: Tensor) -> "GraphTensors":
+        """``model_factor`` / ``task_factor``: ``[2, F]`` (entity, factor node) edges."""
+        rel = {
+            "task->model": Relation(score_task, score_model, num_tasks, num_models),
+            "model->task": Relation(score_model, score_task, num_models, num_tasks),
+            "factor->model": Relation(model_factor[1], model_factor[0], num_factors, num_models),
+            "model->factor": Relation(model_factor[0], model_factor[1], num_models, num_factors),
+            "factor->task": Relation(task_factor[1], task_factor[0], num_factors, num_tasks),
+            "task->factor": Relation(task_factor[0], task_factor[1], num_tasks, num_factors),
+        }
+        out = cls(num_models, num_tasks, num_factors, score_model, score_task,
+                  score.float(), model_x.float(), task_x.float(), rel)
+        out.sorted_score = {name: out.score[rel[name].order] for name in SCORE_RELATIONS}
+        return out
+
+    @property
+    def num_scores(self) -> int:
+        return len(self.score)
+
+    def with_scores(self, score: Tensor) -> "GraphTensors":
+        """The same graph with other values on its score edges."""
+        out = copy.copy(self)
+        out.score = score.float()
+        out.sorted_score = {name: out.score[self.relations[name].order] for name in SCORE_RELATIONS}
+        return out
+
+
+@dataclass
+class GraphView:
+    """What one forward pass sees of a :class:`GraphTensors`.
+
+    Attributes
+    ----------
+    edges : Tensor ``[E]`` of float, optional
+        1 for a score edge in the graph, 0 for one left out (default: all in).
+    keep_model, keep_task : Tensor of float, optional
+        1 where a node's learned ID vector is used, 0 where it is dropped
+        (default: used where the node has one).
+    table : int, optional
+        Which cross-fitted ID table to use; ``None``: their mean.
+    """
+
+    edges: Tensor | None = None
+    keep_model: Tensor | None = None
+    keep_task: Tensor | None = None
+    table: int | None = None

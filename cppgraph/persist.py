@@ -1,0 +1,118 @@
+"""Saving and loading fitted models: a folder of weights, JSON metadata, log and data.
+
+Weights load with ``torch.load(..., weights_only=True)`` (no pickle); the
+metadata is plain JSON. A folder written by another format version is
+refused with a message that names both versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from cppgraph import __version__
+from cppgraph.config import Config
+from cppgraph.data.canonical import atomic_folder, read_canonical, write_canonical
+from cppgraph.data.dataset import CollabData
+from cppgraph.errors import CppGraphError
+from cppgraph.graph import FactorEncoder
+from cppgraph.normalize import Normalizer
+from cppgraph.train import Folds
+
+WEIGHTS_FILE = "weights.pt"
+META_FILE = "model.json"
+LOG_FILE = "training_log.csv"
+DATA_DIR = "data"
+#: 2: ID-vector network with cross-fitted tables (cppgraph 0.2).
+FORMAT_VERSION = 2
+
+
+def fingerprint(data: CollabData) -> str:
+    h = hashlib.sha256()
+    h.update(data.scores.to_csv(index=False).encode())
+    h.update(data.model_factors.to_csv().encode())
+    h.update(data.task_factors.to_csv().encode())
+    return h.hexdigest()[:16]
+
+
+def save(est, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``est`` (fitted) to the folder ``path`` atomically."""
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "cppgraph_version": __version__,
+        "torch_version": torch.__version__,
+        "config": est.config.to_dict(),
+        "models": est.data_.models,
+        "tasks": est.data_.tasks,
+        "normalizer": est.normalizer_.to_dict(),
+        "factors": est.factors_.to_dict(),
+        "data_fingerprint": fingerprint(est.data_),
+        "data_name": est.data_.meta.get("name", ""),
+        "synthetic": bool(est.data_.meta.get("synthetic", False)),
+        "best_epoch": est.best_epoch_,
+        "fit_seconds": est.fit_seconds_,
+        "val_mae": est.val_mae_,
+        "observed_weight": est.observed_weight_,
+    }
+    state = {"network": est.network_.state_dict(), "folds": est.folds_.fold}
+    with atomic_folder(path, overwrite=overwrite) as tmp:
+        torch.save(state, tmp / WEIGHTS_FILE)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        pd.DataFrame(est.log_).to_csv(tmp / LOG_FILE, index=False)
+        write_canonical(est.data_, tmp / DATA_DIR)
+    return Path(path)
+
+
+def load(cls, folder: Path, *, n_jobs: int | None = None):
+    """Load a folder written by :func:`save` as an instance of ``cls``."""
+    if not folder.is_dir():
+        raise CppGraphError(f"{folder}: model folder not found")
+    try:
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CppGraphError(f"{folder}: not a cppgraph model folder (no {META_FILE})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CppGraphError(f"{folder / META_FILE}: corrupted model metadata: {err}") from err
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        version = meta.get("format_version") if isinstance(meta, dict) else None
+        written = meta.get("cppgraph_version", "an unknown version") if isinstance(meta, dict) else "?"
+        raise CppGraphError(f"{folder}: model format {version!r} (written by cppgraph {written}) "
+                            f"is not supported by cppgraph {__version__} (format "
+                            f"{FORMAT_VERSION}); refit the model with this version")
+    try:
+        config = dict(meta["config"])
+        if n_jobs is not None:
+            config["n_jobs"] = n_jobs
+        est = cls(Config.from_dict(config, source=str(folder / META_FILE)))
+        data = read_canonical(folder / DATA_DIR)
+        if fingerprint(data) != meta["data_fingerprint"]:
+            raise CppGraphError(f"{folder / DATA_DIR}: training data was modified after saving")
+        est.data_ = data
+        est.normalizer_ = Normalizer.from_dict(meta["normalizer"])
+        est.factors_ = FactorEncoder.from_dict(meta["factors"])
+        est._prepare()
+        est.network_ = est._new_network()
+        state = torch.load(folder / WEIGHTS_FILE, weights_only=True)
+        est.network_.load_state_dict(state["network"])
+        est.network_.eval()
+        fold = state["folds"]
+        if fold.shape != (len(data.scores),) or fold.min() < 0 or fold.max() > est.config.predict_folds:
+            raise CppGraphError(f"{folder / WEIGHTS_FILE}: the folds do not match the training data")
+        est.folds_ = Folds(fold.long(), est.config.predict_folds)
+        est._fit_stages()
+    except CppGraphError:
+        raise
+    except (KeyError, TypeError, RuntimeError, OSError, ValueError, pickle.UnpicklingError) as err:
+        raise CppGraphError(f"{folder}: corrupted or incompatible model folder: {err}") from err
+    log = folder / LOG_FILE
+    est.log_ = pd.read_csv(log).to_dict("records") if log.is_file() else []
+    est.best_epoch_ = meta.get("best_epoch")
+    est.fit_seconds_ = meta.get("fit_seconds")
+    est.val_mae_ = meta.get("val_mae")
+    return est

@@ -1,0 +1,155 @@
+"""Regressions and corrections on the score matrix (numpy and torch, no names).
+
+The post-hoc stages of the engine (:mod:`cppgraph.stages`) and several
+baselines share them: ridge regressions of a task on the most correlated
+other tasks, and of a new model's tasks on its known ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def centered_ridge(x: np.ndarray, t: np.ndarray, alpha: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """Ridge fit of ``t`` on ``x`` with an unpenalized intercept: ``(t_mean, x_mean, coef)``.
+
+    Predict with ``t_mean + (x_new - x_mean) @ coef``.
+    """
+    xm, tm = x.mean(axis=0), float(t.mean())
+    xc = x - xm
+    coef = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (t - tm))
+    return tm, xm, coef
+
+
+def known_score_regression(scores: np.ndarray, known: np.ndarray, new_scores: np.ndarray,
+                           new_known: np.ndarray, *, ridge: float = 0.1,
+                           min_rows: int = 5, logit: bool = False) -> np.ndarray:
+    """Predict each new row's cells by ridge regression on its known cells.
+
+    For new row ``i`` with known columns ``K`` and each column ``c``, a ridge
+    regression (with intercept, penalty ``ridge``) of column ``c`` on columns
+    ``K`` is fitted over the training rows that know all of them, and
+    applied to row ``i``'s known values. Cells with fewer than ``min_rows``
+    such training rows, and rows with no known cell, are NaN.
+
+    With ``logit``, values in [0, 1] are regressed in logit space (clipped to
+    [``LOGIT_EPS``, 1 - ``LOGIT_EPS``] first) and the predictions mapped back,
+    as in :func:`benchmark_regression`.
+
+    Parameters
+    ----------
+    scores, known : ndarray ``[R, C]``
+        Training values (normalized scores) and their mask.
+    new_scores, new_known : ndarray ``[N, C]``
+        The new rows' known values and mask.
+
+    Returns
+    -------
+    ndarray ``[N, C]`` of float64
+    """
+    if logit:
+        z, new_z = _logit(np.where(known, scores, 0.5)), _logit(np.where(new_known, new_scores, 0.5))
+        return _sigmoid(known_score_regression(z, known, new_z, new_known, ridge=ridge,
+                                               min_rows=min_rows))
+    out = np.full(new_scores.shape, np.nan)
+    for i in range(new_scores.shape[0]):
+        cols = np.flatnonzero(new_known[i])
+        if not len(cols):
+            continue
+        have = known[:, cols].all(axis=1)
+        for c in range(scores.shape[1]):
+            rows = have & known[:, c]
+            if rows.sum() < max(min_rows, len(cols) + 2):
+                continue
+            mean, x_mean, coef = centered_ridge(scores[np.ix_(rows, cols)], scores[rows, c], ridge)
+            out[i, c] = mean + (new_scores[i, cols] - x_mean) @ coef
+    return out
+
+
+#: Clip of [0, 1] values before their logit in :func:`benchmark_regression` and
+#: :func:`known_score_regression`.
+LOGIT_EPS = 0.01
+#: Clip before the logit when predictions on a [0, 1] scale are mixed: small, so
+#: that near the floor a mix acts on ratios and a prediction near 0 stays near 0.
+MIX_EPS = 1e-6
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, LOGIT_EPS, 1 - LOGIT_EPS)
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def column_correlations(y: np.ndarray, known: np.ndarray, min_rows: int) -> np.ndarray:
+    """Pearson correlation of every pair of columns over co-known rows (NaN if too few)."""
+    n = y.shape[1]
+    out = np.full((n, n), np.nan)
+    for a in range(n):
+        for c in range(a, n):
+            both = known[:, a] & known[:, c]
+            if both.sum() >= min_rows and np.ptp(y[both, a]) > 0 and np.ptp(y[both, c]) > 0:
+                out[a, c] = out[c, a] = np.corrcoef(y[both, a], y[both, c])[0, 1]
+    return out
+
+
+def benchmark_regression(y: np.ndarray, known: np.ndarray, rows: np.ndarray, cols: np.ndarray, *,
+                         n_features: int = 3, alpha: float = 0.1, min_rows: int = 5,
+                         logit: bool = False) -> np.ndarray:
+    """Predict cells ``(rows[i], cols[i])`` of ``y`` from the same row's known cells.
+
+    For a cell (m, t): among the columns row m knows, take the ``n_features``
+    most correlated with t (:func:`column_correlations`, over rows knowing
+    both, at least ``min_rows``), fit a ridge regression with intercept
+    (penalty ``alpha``) of t on them over the rows knowing all of them and t,
+    and apply it to row m. With too few such rows the least correlated
+    feature is dropped and the fit tried again; a cell left without any fit
+    is NaN. The cells to predict must be unknown, so that none is its own
+    training value.
+
+    With ``logit``, values in [0, 1] are regressed in logit space (clipped to
+    [``LOGIT_EPS``, 1 - ``LOGIT_EPS``] first) and the predictions mapped
+    back, so that they stay inside (0, 1) and flatten near the floor and the
+    ceiling.
+
+    Parameters
+    ----------
+    y, known : ndarray ``[R, C]``
+        Values (anything where unknown) and their mask.
+    rows, cols : ndarray of int
+        The cells to predict.
+
+    Returns
+    -------
+    ndarray of float64, one value per cell
+    """
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    if known[rows, cols].any():
+        raise ValueError("benchmark_regression predicts unknown cells only")
+    if logit:
+        out = benchmark_regression(_logit(np.where(known, y, 0.5)), known, rows, cols,
+                                   n_features=n_features, alpha=alpha, min_rows=min_rows)
+        return _sigmoid(out)
+    out = np.full(len(rows), np.nan)
+    corr = column_correlations(y, known, min_rows)
+    cols_all = np.arange(y.shape[1])
+    cache = {}
+    for i, (m, t) in enumerate(zip(rows, cols)):
+        have = np.flatnonzero(known[m] & (cols_all != t) & np.isfinite(corr[t]))
+        feats = tuple(int(f) for f in sorted(have[np.argsort(-np.abs(corr[t, have]))[:n_features]]))
+        while feats:
+            if (t, feats) not in cache:
+                fit_rows = known[:, t] & known[:, list(feats)].all(axis=1)
+                cache[(t, feats)] = None
+                if fit_rows.sum() >= min_rows:
+                    cache[(t, feats)] = centered_ridge(y[np.ix_(fit_rows, feats)], y[fit_rows, t],
+                                                       alpha)
+            fit = cache[(t, feats)]
+            if fit is not None:
+                mean, x_mean, coef = fit
+                out[i] = mean + (y[m, list(feats)] - x_mean) @ coef
+                break
+            feats = feats[:-1]
+    return out

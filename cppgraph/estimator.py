@@ -5,19 +5,11 @@ the graph (:mod:`cppgraph.graph`), the network and its training
 (:mod:`cppgraph.nn`, :mod:`cppgraph.train`), the post-hoc stages
 (:mod:`cppgraph.stages`), cold start (:mod:`cppgraph.coldstart`) and
 persistence (:mod:`cppgraph.persist`).
-
-Examples
---------
->>> from cppgraph.data import read_canonical
->>> from cppgraph.estimator import CPPGraph
->>> est = CPPGraph(encoder="lightgcn", random_state=0).fit(read_canonical("data/demo"))  # doctest: +SKIP
->>> est.predict().head()  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import time
 from pathlib import Path
@@ -37,17 +29,9 @@ from cppgraph.nn.sparse import GraphView
 from cppgraph.normalize import make_normalizer
 from cppgraph.stages import BenchmarkMix, KnownScoreCorrection, KnownScoreMix, TrainingScores
 from cppgraph.table import prediction_table
-from cppgraph.threads import limit_threads
-from cppgraph.train import Network, fit_network, predict_observed, predict_pairs
-
-
-def _threaded(method):
-    """Run an estimator method with ``config.n_jobs`` threads."""
-    @functools.wraps(method)
-    def wrapped(self, *args, **kwargs):
-        with limit_threads(self.config.n_jobs):
-            return method(self, *args, **kwargs)
-    return wrapped
+from cppgraph.threads import limit_threads, threaded as _threaded
+from cppgraph.train import (Network, fit_network, observed_matrix, predict_observed,
+                            predict_pairs)
 
 
 class CPPGraph:
@@ -142,16 +126,11 @@ class CPPGraph:
 
     def _fit_stages(self) -> None:
         """The training matrix with leak-free predictions, and the stages fitted on it."""
-        g, folds = self.graph_, self.folds_
-        shape = (g.num_models, g.num_tasks)
-        m, t = g.score_model.numpy(), g.score_task.numpy()
-        y, fold, pred = np.full(shape, np.nan), np.full(shape, -1), np.full(shape, np.nan)
-        y[m, t], fold[m, t] = self.y_, folds.fold.numpy()
-        pred[m, t] = predict_observed(self.network_, g, folds, torch.arange(g.num_scores)).numpy()
-        self.training_scores_ = TrainingScores(y, fold, folds.k, pred, self._bounded)
+        self.training_scores_ = TrainingScores(
+            *observed_matrix(self.network_, self.graph_, self.folds_), self.folds_.k, self._bounded)
         self.observed_stage_ = BenchmarkMix(self.config.observed_regression).fit(self.training_scores_)
+        self.known_correction_ = KnownScoreCorrection(self.config.known_shrinkage)
         self.known_stage_ = KnownScoreMix(self.config.known_regression).fit(self.training_scores_)
-        self.known_correction_ = KnownScoreCorrection(self.config.known_shrinkage).fit(self.training_scores_)
 
     @property
     def observed_weight_(self) -> float:
@@ -242,21 +221,12 @@ class CPPGraph:
                            files: dict | None = None) -> pd.DataFrame:
         """Cold start: predict every task for models not seen in training.
 
-        Parameters
-        ----------
-        model_factors : DataFrame
-            Column ``model`` plus factor columns (as in ``model_factors.csv``).
-        known_scores : DataFrame, optional
-            ``model, task, score`` rows of known (raw) scores of these models:
-            score edges of the graph, and the known-score stage; no retraining.
-        files : dict, optional
-            ``{"model_factors": path, "known_scores": path}`` for error
-            messages; an optional ``_line`` column gives each row's line.
-
-        Returns
-        -------
-        DataFrame
-            As :meth:`predict`; a known cell is predicted without its own score.
+        ``model_factors`` has column ``model`` plus factor columns (as in
+        ``model_factors.csv``); ``known_scores`` are ``model, task, score`` rows
+        of their known raw scores, which become score edges of the new nodes and
+        feed the known-score stages (no retraining); ``files`` names the files
+        (``model_factors``, ``known_scores``) for error messages. Returns a
+        table as :meth:`predict`'s; a known cell is predicted without its own score.
         """
         self._check_fitted()
         return coldstart.predict_new(self, "model", model_factors, known_scores, files=files or {})
@@ -282,13 +252,9 @@ class CPPGraph:
     # -------------------------------------------------------- embeddings
     @_threaded
     def node_embeddings(self) -> dict[str, np.ndarray]:
-        """The encoder's final node embeddings on the full training graph.
-
-        Returns ``{"model": [n_models, d], "task": [n_tasks, d], "factor":
-        [n_factor_nodes, d]}`` float64 arrays, rows in the order of
-        ``data_.models``, ``data_.tasks`` and ``factors_.nodes_`` (eval mode,
-        every score edge in the graph, the mean ID table).
-        """
+        """The encoder's final node embeddings: ``{"model", "task", "factor"}`` float64
+        arrays, rows in the order of ``data_.models``, ``data_.tasks`` and
+        ``factors_.nodes_`` (eval mode, every score edge, the mean ID table)."""
         self._check_fitted()
         return self._encode(self.graph_)
 

@@ -10,6 +10,7 @@ measurements.
 
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import contextmanager
 
@@ -46,3 +47,12 @@ def limit_threads(n: int | None):
             yield count
     finally:
         torch.set_num_threads(before)
+
+
+def threaded(method):
+    """Run a method of an object with a ``config.n_jobs`` under :func:`limit_threads`."""
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        with limit_threads(self.config.n_jobs):
+            return method(self, *args, **kwargs)
+    return wrapped

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -193,3 +194,14 @@ def predict_observed(net: Network, g: GraphTensors, folds: Folds, edges: Tensor,
                 view.edges = view.edges * (~drop).float()
             out[sel] = predict_pairs(net, g, pairs[:, sel], view)
     return out
+
+
+def observed_matrix(net: Network, g: GraphTensors, folds: Folds) -> tuple:
+    """Dense ``[models, tasks]`` arrays of the score edges: normalized scores (NaN where
+    unknown), folds (-1 where unknown) and leak-free predictions (:func:`predict_observed`)."""
+    shape = (g.num_models, g.num_tasks)
+    m, t = g.score_model.numpy(), g.score_task.numpy()
+    y, fold, pred = np.full(shape, np.nan), np.full(shape, -1), np.full(shape, np.nan)
+    y[m, t], fold[m, t] = g.score.numpy(), folds.fold.numpy()
+    pred[m, t] = predict_observed(net, g, folds, torch.arange(g.num_scores)).numpy()
+    return y, fold, pred

@@ -85,7 +85,7 @@ def test_known_score_correction_by_hand():
     prior = np.array([[0.5, 0.5, 0.5], [0.2, 0.2, 0.2]])
     pred = prior + 0.01
     known = np.array([[0.8, 0.6, np.nan], [np.nan, np.nan, np.nan]])
-    out = KnownScoreCorrection(2.0).fit(None).apply(pred, known, prior)
+    out = KnownScoreCorrection(2.0).apply(pred, known, prior)
     # Row 0: residuals 0.3 and 0.1, shrunk by 2 pseudo-residuals of 0: 0.4 / 4 = 0.1.
     np.testing.assert_allclose(out[0], pred[0] + 0.1)
     np.testing.assert_allclose(out[1], pred[1])  # no known score: unchanged

@@ -36,7 +36,7 @@ SIZES = {"10k": (200, 100), "100k": (2000, 100), "1M": (20000, 100)}
 DENSITY = 0.5
 BASELINES = ("svd", "soft-impute", "mf")
 #: A run that takes longer is stopped and reported as such.
-RUN_LIMIT_S = 1800
+RUN_LIMIT_S = 900
 
 WORKER = r"""
 import json, resource, sys, time, warnings

@@ -18,9 +18,6 @@ class KnownScoreCorrection:
     def __init__(self, shrinkage: float = 2.0):
         self.shrinkage = shrinkage
 
-    def fit(self, train) -> "KnownScoreCorrection":
-        return self
-
     def apply(self, pred: np.ndarray, known: np.ndarray, prior: np.ndarray) -> np.ndarray:
         """``pred``, ``known`` (NaN where unknown), ``prior``: ``[new rows, other]``."""
         has = np.isfinite(known)

@@ -17,6 +17,10 @@ paper      the CPP reference code's: min-max per row of the source's wide file
            filling missing cells with 0, over all cells given to ``fit``
 =========  ===================================================================
 
+Under ``minmax`` and ``zscore`` a task whose scores do not spread (a single
+score, or equal ones) takes the median shift and scale of the other tasks of
+its unit and direction, as a new task does (:func:`new_task_prior`).
+
 A task whose direction is unknown (``higher_is_better`` missing, e.g. HELM's
 summary statistics) cannot be normalized: select the tasks to use first.
 
@@ -168,7 +172,8 @@ class MinMaxNormalizer(Normalizer):
         lo, hi = g.min().reindex(data.tasks), g.max().reindex(data.tasks)
         # Lower is better: y = (hi - x) / (hi - lo), i.e. shift hi, sign -1.
         shift = np.where(hib, lo, hi)
-        return self._set(data.tasks, shift, (hi - lo).to_numpy(), np.where(hib, 1.0, -1.0))
+        self._set(data.tasks, shift, (hi - lo).to_numpy(), np.where(hib, 1.0, -1.0))
+        return _borrow_scales(self, data, (hi == lo).to_numpy())
 
 
 class ZScoreNormalizer(Normalizer):
@@ -180,7 +185,8 @@ class ZScoreNormalizer(Normalizer):
         hib = _directions(data)
         g = data.scores.groupby("task")["score"]
         mean, std = g.mean().reindex(data.tasks), g.std(ddof=0).reindex(data.tasks)
-        return self._set(data.tasks, mean.to_numpy(), std.to_numpy(), np.where(hib, 1.0, -1.0))
+        self._set(data.tasks, mean.to_numpy(), std.to_numpy(), np.where(hib, 1.0, -1.0))
+        return _borrow_scales(self, data, (std == 0).to_numpy())
 
 
 class LogitNormalizer(Normalizer):
@@ -271,6 +277,26 @@ class PaperNormalizer(Normalizer):
         lo = lo.where(~gaps, np.minimum(lo, 0.0))
         hi = hi.where(~gaps, np.maximum(hi, 0.0))
         return self._set(wide.index, lo.to_numpy(), (hi - lo).to_numpy(), np.ones(len(wide)))
+
+
+def _borrow_scales(norm: Normalizer, data: CollabData, flat: np.ndarray) -> Normalizer:
+    """Give the tasks whose scores do not spread (``flat``: one score, or equal ones) the
+    shift and scale of :func:`new_task_prior` from the other tasks of their unit and
+    direction; where there is none, a task keeps its own value as shift and takes its
+    declared range (``max_score - min_score``) as scale, or 1."""
+    if not flat.any():
+        return norm
+    tasks = np.asarray(data.tasks, dtype=object)
+    info = data.task_info
+    shift, scale, _ = new_task_prior(norm, info.loc[tasks[~flat]], info.loc[tasks[flat]])
+    declared = (info["max_score"] - info["min_score"]).to_numpy(dtype=np.float64)[flat]
+    fallback = np.where(np.isfinite(declared) & (declared > 0), declared, 1.0)
+    no_prior = np.isnan(scale)
+    shift = np.where(no_prior, norm.shift_[flat], shift)
+    scale = np.where(no_prior, fallback, scale)
+    new_shift, new_scale = norm.shift_.copy(), norm.scale_.copy()
+    new_shift[flat], new_scale[flat] = shift, scale
+    return norm._set(norm.keys_, new_shift, new_scale, norm.sign_)
 
 
 def _train_scales(norm: Normalizer, train_info: pd.DataFrame) -> pd.DataFrame:

@@ -112,6 +112,8 @@ def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float
         net.train()
         losses = []
         for table in torch.randperm(k, generator=generator).tolist():
+            if not ((fold != table) & (fold != k)).any():
+                continue  # fewer training cells than folds
             view, sup = _episode(g, fold, table, k, supervision_fraction=supervision_fraction,
                                  id_dropout=id_dropout, batch_size=batch_size, generator=generator)
             opt.zero_grad()
@@ -119,7 +121,7 @@ def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float
             loss.backward()
             opt.step()
             losses.append(loss.item())
-        train_loss = sum(losses) / len(losses)
+        train_loss = sum(losses) / len(losses) if losses else float("nan")
         net.eval()
         if len(val):
             with torch.no_grad():

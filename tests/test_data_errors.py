@@ -249,19 +249,18 @@ def test_identical_duplicate_is_merged_with_warning(tmp_path):
 
 
 # -------------------------------------------------------------- 5. thin task
-def test_task_with_one_score(tmp_path):
+def test_task_with_one_score_is_kept(tmp_path):
     folder = make_folder(tmp_path, {"scores.csv": SCORES + "A,t3,5\n"})
-    msg = read_error(folder)
-    assert "scores.csv" in msg
-    assert "'t3' (1)" in msg
-    assert "fewer than 2" in msg
+    data = read_canonical(folder)
+    assert data.tasks == ["t1", "t2", "t3"] and data.wide().at["A", "t3"] == 5.0
 
 
 def test_task_with_zero_scores_via_subset(tmp_path):
-    folder = make_folder(tmp_path, {"scores.csv": SCORES})
+    folder = make_folder(tmp_path, {"scores.csv": "model,task,score\nA,t1,1\nB,t1,2\nB,t2,4\n"})
     data = read_canonical(folder)
-    with pytest.raises(DataError, match=r"'t1' \(1\)"):
-        data.subset(models=["A"])
+    with pytest.warns(DataWarning, match="no scores are ignored: 't2'"):
+        sub = data.subset(models=["A"])
+    assert sub.tasks == ["t1"]  # a task left without scores is no longer in the data
 
 
 # --------------------------------------------- 6. factor rows, unknown models

@@ -409,3 +409,20 @@ def test_benchmark_regression_in_logit_space():
     np.testing.assert_allclose(out, y[6, 1:])
     # Regressed linearly, the same cell leaves [0, 1].
     assert benchmark_regression(y, known, np.array([6]), np.array([1]), n_features=1, alpha=0.0) > 1
+
+
+def test_a_task_with_one_score_gets_every_prediction(demo):
+    """A task observed once stays a node: every model gets a finite prediction of it."""
+    solo = demo.scores[demo.scores["task"] == "syn-arithmetic"].iloc[[0]]
+    scores = pd.concat([demo.scores[demo.scores["task"] != "syn-arithmetic"], solo])
+    data = type(demo).from_frames(scores, task_info=demo.task_info.reset_index(),
+                                  model_factors=demo.model_factors.reset_index(),
+                                  task_factors=demo.task_factors.reset_index(),
+                                  factor_kinds=demo.factor_kinds, models=demo.models,
+                                  tasks=demo.tasks)
+    est = CPPGraph(random_state=0, **FAST).fit(data)
+    table = est.predict()
+    cells = table[table["task"] == "syn-arithmetic"]
+    assert len(cells) == len(demo.models)
+    assert cells["predicted"].notna().all() and cells["predicted"].between(0, 100).all()
+    assert cells["is_observed"].sum() == 1

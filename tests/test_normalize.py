@@ -218,3 +218,23 @@ def test_refit_task_scale_by_hand():
     # A refit that would turn the scale non-positive moves the offset alone.
     assert refit_task_scale(0.0, 10.0, np.array([-100.0]), y, np.diag([1.0, 100.0]),
                             0.01) == (-110.0, 10.0)
+
+
+def test_a_task_with_one_score_borrows_the_scale_of_its_unit():
+    from cppgraph.data import CollabData
+    scores = pd.DataFrame({"model": ["a", "b", "a", "b", "a", "a"],
+                           "task": ["x", "x", "y", "y", "solo", "pts"],
+                           "score": [10.0, 60.0, 30.0, 50.0, 42.0, 7.0]})
+    info = pd.DataFrame({"task": ["x", "y", "solo", "pts"], "higher_is_better": True,
+                         "unit": ["%", "%", "%", "points"], "min_score": [0, 0, 0, 0],
+                         "max_score": [100, 100, 100, 20]})
+    data = CollabData.from_frames(scores, task_info=info)
+    norm = make_normalizer("minmax").fit(data)
+    i = norm.positions(["solo", "pts"])
+    # "solo" (%) takes the median shift (10, 30 -> 20) and range (50, 20 -> 35) of x and y.
+    assert norm.shift_[i[0]] == pytest.approx(20.0) and norm.scale_[i[0]] == pytest.approx(35.0)
+    assert norm.transform(["solo"], [42.0])[0] == pytest.approx(22 / 35)
+    # "pts" has no other task of its unit: its own score as shift, its declared range as scale.
+    assert norm.shift_[i[1]] == 7.0 and norm.scale_[i[1]] == 20.0
+    z = make_normalizer("zscore").fit(data)
+    assert z.scale_[z.positions(["solo"])[0]] == pytest.approx(np.median([25.0, 10.0]))

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ BASELINES = ("svd", "soft-impute", "mf")
 RUN_LIMIT_S = 900
 
 WORKER = r"""
-import json, resource, sys, time, warnings
+import json, sys, time, warnings
 warnings.simplefilter("ignore")
 from cppgraph.data import read_canonical
 from cppgraph.evaluate.methods import make_methods
@@ -54,8 +53,7 @@ with limit_threads(1):
     start = time.perf_counter()
     metrics, _ = score_split(split, make_methods([name])[0], unit=unit, seed=0)
     seconds = time.perf_counter() - start
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"mae_norm": metrics["mae_norm"], "seconds": seconds, "rss_mb": rss,
+print(json.dumps({"mae_norm": metrics["mae_norm"], "seconds": seconds,
                   "cells": len(split.train.scores)}))
 """
 
@@ -65,21 +63,28 @@ def _log(line: str) -> None:
 
 
 def _run(cmd: list[str], *, limit: float = RUN_LIMIT_S) -> tuple[float, float, str, bool]:
-    """Wall seconds, peak RSS (MB) of the child, its stdout, and whether it timed out."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Wall seconds, peak RSS (MB) of the child alone, its stdout, and whether it timed out."""
     start = time.perf_counter()
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, check=True,
-                             cwd=ROOT)
-        stdout, timed_out = out.stdout, False
-    except subprocess.TimeoutExpired:
-        stdout, timed_out = "", True
-    except subprocess.CalledProcessError as err:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{err.stderr[-2000:]}") from err
-    wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the largest of any child so far: report it only if it grew.
-    return wall, (peak / 1024 if peak > before else float("nan")), stdout, timed_out
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=ROOT)
+        timed_out = False
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() - start > limit:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                timed_out = True
+                break
+            time.sleep(0.05)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0 and not timed_out:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{err.read()[-2000:]}")
+        return wall, usage.ru_maxrss / 1024, out.read(), timed_out
 
 
 def make_data(folder: Path, models: int, tasks: int, density: float, seed: int = 0) -> Path:
@@ -96,8 +101,9 @@ def scale_part(work: Path) -> list[dict]:
         folder = make_data(work / f"syn-{label}", models, tasks, DENSITY)
         for name in ("cppgraph", *BASELINES):
             _log(f"scale {label}: {name}")
-            wall, _, out, timed_out = _run([sys.executable, "-c", WORKER, str(folder), name])
-            row = {"size": label, "method": name, "wall_s": wall, "timed_out": timed_out}
+            wall, rss, out, timed_out = _run([sys.executable, "-c", WORKER, str(folder), name])
+            row = {"size": label, "method": name, "wall_s": wall, "rss_mb": rss,
+                   "timed_out": timed_out}
             if not timed_out:
                 row.update(json.loads(out.strip().splitlines()[-1]))
             rows.append(row)

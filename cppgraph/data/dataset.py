@@ -255,8 +255,7 @@ class CollabData:
         ------
         DataError
             On a missing column, a non-numeric or infinite score, conflicting
-            duplicate cells, a task with fewer than 2 observed scores, or a
-            malformed factor table.
+            duplicate cells, or a malformed factor table.
         """
         files = dict(files or {})
         meta = dict(meta or {})
@@ -311,13 +310,6 @@ class CollabData:
         info = info.reindex(task_order)
         info["metric_type"] = info["metric_type"].where(info["metric_type"].notna(), "accuracy")
 
-        counts = long.groupby("task").size()
-        thin = [t for t in task_order if counts.get(t, 0) < 2]
-        if thin:
-            detail = ", ".join(f"{t!r} ({int(counts.get(t, 0))})" for t in thin[:10])
-            raise DataError(f"{len(thin)} task(s) have fewer than 2 observed scores: {detail}; "
-                            "a task needs at least 2 scores to be normalized and predicted",
-                            file=sfile)
 
         _warn_case_variants(model_order, "model", sfile)
         _warn_case_variants(task_order, "task", sfile)
@@ -384,8 +376,8 @@ class CollabData:
         Raises
         ------
         DataError
-            If a name is unknown (with close matches), or a task of the subset
-            keeps fewer than 2 observed scores.
+            If a name is unknown (with close matches). A task left without
+            scores is dropped with a warning.
         """
         keep_m = self.models if models is None else list(models)
         keep_t = self.tasks if tasks is None else list(tasks)

@@ -61,7 +61,7 @@ def save(est, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         "observed_weight": est.observed_weight_,
     }
     state = {"network": est.network_.state_dict(), "folds": est.folds_.fold}
-    with atomic_folder(path, overwrite=overwrite) as tmp:
+    with atomic_folder(path, overwrite=overwrite, kind="model") as tmp:
         torch.save(state, tmp / WEIGHTS_FILE)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         pd.DataFrame(est.log_).to_csv(tmp / LOG_FILE, index=False)

@@ -46,8 +46,11 @@ def test_overwrite_replaces_only_when_asked(shared_data, tmp_path):
     data = read_data(shared_data / "obsscaling" / "base_llm_benchmark_eval_sub_10b.csv", "obsscaling")
     with pytest.raises(Exception, match="not empty"):
         write_canonical(data, out)
+    # A folder cppgraph did not write is not replaced, even when asked.
+    with pytest.raises(Exception, match="not written by cppgraph"):
+        write_canonical(data, out, overwrite=True)
     assert (out / "mine.txt").read_text() == "keep me"
-    write_canonical(data, out, overwrite=True)
-    assert not (out / "mine.txt").exists()
-    assert read_canonical(out).equals(data)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folders left
+    write_canonical(data, tmp_path / "ours")
+    write_canonical(data, tmp_path / "ours", overwrite=True)
+    assert read_canonical(tmp_path / "ours").equals(data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ours", "out"]  # no temporary folders left

@@ -150,11 +150,10 @@ def test_check_cpp_llm_format_on_tiny_folder(tmp_path):
 @pytest.mark.parametrize("files, fragments", [
     ({"scores.csv": SCORES.replace("A,t2,2", "A,t2,abc")}, ["scores.csv", "line 3", "'abc'"]),
     ({"scores.csv": SCORES + "A,t1,9\n"}, ["scores.csv", "conflicting"]),
-    ({"scores.csv": SCORES + "A,t3,9\n"}, ["scores.csv", "'t3' (1)"]),
     ({"scores.csv": SCORES, "tasks.csv": "task,metric_type\nt1,percent\n"},
      ["tasks.csv", "line 2", "'percent'"]),
     ({"tasks.csv": "task\nt1\n"}, ["no scores.csv"]),
-], ids=["non-numeric", "conflict", "thin-task", "metric-type", "no-scores"])
+], ids=["non-numeric", "conflict", "metric-type", "no-scores"])
 def test_check_bad_input_one_line_error(tmp_path, files, fragments):
     folder = make_folder(tmp_path, files, "bad")
     result = invoke("data", "check", folder)
@@ -209,7 +208,7 @@ def test_import_refuses_non_empty_out_without_force(tmp_path, tiny):
 
 
 def test_import_force_replaces_out(tmp_path, tiny):
-    out = make_folder(tmp_path / "dest", {"scores.csv": "old", "notes.txt": "stale"}, "out")
+    out = make_folder(tmp_path / "dest", {"scores.csv": "old", "notes.txt": "stale", ".cppgraph": "{}"}, "out")
     result = invoke("data", "import", tiny, "--format", "canonical", "--out", out, "--force")
     assert result.exit_code == 0, result.output
     assert not (out / "notes.txt").exists()

@@ -575,7 +575,7 @@ def test_import_out_is_a_file(tmp_path):
 def test_import_force_replaces_out(tmp_path):
     src = _good_source(tmp_path)
     dest = tmp_path / "dest"
-    out = make_folder(dest, {"scores.csv": "old", "notes.txt": "stale"}, "out")
+    out = make_folder(dest, {"scores.csv": "old", "notes.txt": "stale", ".cppgraph": "{}"}, "out")
     data = import_data(src, "canonical", out, overwrite=True)
     assert not (out / "notes.txt").exists()
     assert read_canonical(out).equals(data)

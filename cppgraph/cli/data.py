@@ -75,7 +75,7 @@ _FORMAT = click.Choice(list(FORMATS))
                    "obsscaling: a file or folder; canonical: a folder).")
 @click.option("--out", "out", type=click.Path(path_type=str), required=True,
               help="Folder to write the canonical CSVs to (must be new or empty).")
-@click.option("--force", is_flag=True, help="Replace --out, with all it holds, if it exists and is not empty.")
+@click.option("--force", is_flag=True, help="Replace --out if it is a folder cppgraph wrote (never an input or a folder holding one).")
 @click.option("--scores", type=click.Choice(["raw", "normalized"]), default=None,
               help="open-llm-leaderboard: raw values in [0,1] (default) or the leaderboard's "
                    "normalized 0-100 scores.")

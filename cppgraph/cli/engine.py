@@ -23,13 +23,13 @@ from cppgraph.estimator import CPPGraph
 @click.option("--seed", type=int, default=None, help="Override random_state.")
 @click.option("--encoder", type=click.Choice(["lightgcn", "sage"]), default=None,
               help="Override the configuration's encoder.")
-@click.option("--force", is_flag=True, help="Replace --out, with all it holds, if it is not empty.")
+@click.option("--force", is_flag=True, help="Replace --out if it is a folder cppgraph wrote (never an input or a folder holding one).")
 @click.option("--every", type=int, default=10, show_default=True,
               help="Print progress every this many epochs.")
 @threads_option
 def fit(data_dir, out, config_file, seed, encoder, force, every, threads) -> None:
     """Fit the engine on the canonical data folder DATA_DIR and save it to --out."""
-    check_output_folder(out, overwrite=force)
+    check_output_folder(out, overwrite=force, kind="model", protect=[data_dir])
     config = Config.from_file(config_file) if config_file else Config()
     overrides = {k: v for k, v in (("random_state", seed), ("encoder", encoder)) if v is not None}
     overrides["n_jobs"] = threads

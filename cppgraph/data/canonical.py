@@ -171,70 +171,183 @@ def _write_tables(data: CollabData, folder: Path) -> None:
                                     encoding="utf-8")
 
 
-def check_output_folder(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Fail early if ``path`` cannot receive a new data folder; return it as a Path."""
+#: Written into every folder cppgraph writes; ``--force`` replaces only such folders.
+MARKER_FILE = ".cppgraph"
+#: The files each kind of output folder holds, for folders written before the marker.
+OUTPUT_FILES = {
+    "data": {SCORES_FILE, TASKS_FILE, MODEL_FACTORS_FILE, TASK_FACTORS_FILE, META_FILE},
+    "model": {"weights.pt", "model.json", "training_log.csv", "data"},
+}
+
+
+def _written_by_cppgraph(folder: Path, kind: str) -> bool:
+    """Whether ``folder`` holds the marker, or exactly files cppgraph writes for ``kind``."""
+    if (folder / MARKER_FILE).is_file():
+        return True
+    names = {p.name for p in folder.iterdir()}
+    if not names <= OUTPUT_FILES[kind]:
+        return False
+    return kind != "model" or not (folder / "data").exists() or (
+        (folder / "data").is_dir() and _written_by_cppgraph(folder / "data", "data"))
+
+
+def check_output_folder(path: str | os.PathLike, *, overwrite: bool = False, kind: str = "data",
+                        protect=()) -> Path:
+    """Fail early if ``path`` cannot receive a new folder of ``kind`` (``"data"`` or
+    ``"model"``); return it as a Path.
+
+    An existing non-empty folder is replaced only with ``overwrite``, and only
+    if cppgraph wrote it (its marker file, or only the files cppgraph writes),
+    never when it is or contains one of the ``protect`` paths (the inputs).
+    """
     target = Path(path)
+    resolved = target.resolve()
+    for source in protect:
+        src = Path(source).resolve()
+        if resolved == src or resolved in src.parents:
+            raise DataError(f"is the input {source} or contains it; choose another output folder",
+                            file=target)
     if target.exists():
         if not target.is_dir():
             raise DataError("exists and is not a folder", file=target)
-        if any(target.iterdir()) and not overwrite:
-            raise DataError("folder exists and is not empty; choose another output folder "
-                            "or allow overwriting (--force)", file=target)
+        if any(target.iterdir()):
+            if not overwrite:
+                raise DataError("folder exists and is not empty; choose another output folder "
+                                "or allow overwriting (--force)", file=target)
+            if not _written_by_cppgraph(target, kind):
+                raise DataError(f"folder exists and was not written by cppgraph (no "
+                                f"{MARKER_FILE} marker, other files than a {kind} folder's); "
+                                "--force replaces only cppgraph's own output folders: choose "
+                                "another output folder", file=target)
     return target
 
 
-def write_canonical(data: CollabData, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def write_canonical(data: CollabData, path: str | os.PathLike, *, overwrite: bool = False,
+                    protect=()) -> Path:
     """Write ``data`` as a canonical folder, atomically.
 
-    The tables are written to a temporary folder beside ``path`` which is then
-    renamed into place, so a failure leaves no half-written folder. With
-    ``overwrite=True`` an existing folder is replaced as a whole (any other file
-    in it is removed), and only once the new one is complete.
+    The tables are written to a temporary folder beside ``path`` which then
+    takes its place in one step, so a failure leaves no half-written folder.
+    With ``overwrite=True`` an existing folder that cppgraph wrote is replaced
+    as a whole (see :func:`check_output_folder`; ``protect`` lists inputs the
+    output must not be or contain).
 
     Raises
     ------
     DataError
-        If ``path`` exists and is not empty (without ``overwrite``), exists as
-        a file, or cannot be written.
+        If ``path`` exists and is not empty (without ``overwrite``), was not
+        written by cppgraph, exists as a file, or cannot be written.
     """
-    with atomic_folder(path, overwrite=overwrite) as tmp:
+    with atomic_folder(path, overwrite=overwrite, kind="data", protect=protect) as tmp:
         _write_tables(data, tmp)
     return Path(path)
 
 
-@contextmanager
-def atomic_folder(path: str | os.PathLike, *, overwrite: bool = False):
-    """Yield a temporary folder that replaces ``path`` when the block succeeds.
+_RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
 
-    On any error the temporary folder is removed and ``path`` is untouched.
+
+def _renameat2(src: Path, dst: Path, flags: int) -> bool:
+    """Linux ``renameat2``; False where the system has no such call (then the caller
+    falls back to plain renames)."""
+    import ctypes
+    import errno
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    if call(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), flags) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(dst))
+
+
+def _clean_stale(parent: Path, name: str) -> None:
+    """Remove the temporary folders that earlier runs on ``name`` left when killed: one
+    holding the pid of a process that no longer runs, or, without a pid (an old folder
+    swapped out just before the kill), one untouched for a minute."""
+    import time
+    for tmp in parent.glob(f".{name}.*"):
+        if not tmp.is_dir():
+            continue
+        try:
+            pid = int((tmp / ".pid").read_text())
+        except (OSError, ValueError):
+            try:
+                if time.time() - tmp.stat().st_mtime > 60:
+                    shutil.rmtree(tmp, ignore_errors=True)
+            except OSError:
+                pass
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            pass
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike, *, overwrite: bool = False, kind: str = "data",
+                  protect=()):
+    """Yield a temporary folder that takes the place of ``path`` when the block succeeds.
+
+    The new folder gets cppgraph's marker. It takes the place of an existing
+    one in one atomic exchange (Linux ``renameat2``), and without
+    ``overwrite`` it never replaces a folder that appeared in the meantime.
+    On any error the temporary folder is removed and ``path`` is untouched;
+    temporary folders left by killed runs are removed on the next run.
     """
-    target = check_output_folder(path, overwrite=overwrite)
+    target = check_output_folder(path, overwrite=overwrite, kind=kind, protect=protect)
     parent = target.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
+        _clean_stale(parent, target.name)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
         # mkdtemp makes a private folder (0700); give it the usual umask-based mode.
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)
+        (tmp / ".pid").write_text(str(os.getpid()))
     except OSError as err:
         raise DataError(f"cannot create the output folder: {err.strerror or err}", file=target) from err
     try:
         yield tmp
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
-            old.rmdir()
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
+        (tmp / MARKER_FILE).write_text(json.dumps({"written_by": "cppgraph", "kind": kind}) + "\n")
+        _put_in_place(tmp, target, overwrite=overwrite, kind=kind)
+        (target / ".pid").unlink(missing_ok=True)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(f"cannot write the folder: {err.strerror or err}", file=target) from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _put_in_place(tmp: Path, target: Path, *, overwrite: bool, kind: str) -> None:
+    """Move the finished ``tmp`` to ``target`` (see :func:`atomic_folder`)."""
+    if target.exists() and any(target.iterdir()):
+        # Checked again: the folder may have appeared or changed since the first check.
+        check_output_folder(target, overwrite=overwrite, kind=kind)
+        if _renameat2(tmp, target, _RENAME_EXCHANGE):
+            shutil.rmtree(tmp, ignore_errors=True)  # now the old folder
+            return
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=tmp.parent))
+        old.rmdir()
+        target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    if target.exists():
+        target.rmdir()  # empty
+    if not _renameat2(tmp, target, _RENAME_NOREPLACE):
+        if target.exists():
+            raise DataError("folder appeared while writing; choose another output folder",
+                            file=target)
+        tmp.rename(target)
 
 
 def check_output_file(path: str | os.PathLike, *, overwrite: bool = False) -> Path:

@@ -520,7 +520,7 @@ def import_data(source: str | os.PathLike, format: str, out: str | os.PathLike, 
     failed import leaves nothing behind and never touches an existing folder
     (unless ``overwrite``, and then only once the new folder is complete).
     """
-    check_output_folder(out, overwrite=overwrite)
+    check_output_folder(out, overwrite=overwrite, protect=[source])
     data = read_data(source, format, **options)
-    write_canonical(data, out, overwrite=overwrite)
+    write_canonical(data, out, overwrite=overwrite, protect=[source])
     return data

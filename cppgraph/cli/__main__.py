@@ -1,0 +1,5 @@
+"""``python -m cppgraph.cli``: the command line."""
+
+from cppgraph.cli import main
+
+main()

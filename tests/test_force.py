@@ -1,0 +1,130 @@
+"""--force replaces only cppgraph's own output folders, atomically, and never an input."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from cppgraph.cli import cli
+from cppgraph.data import read_canonical, write_canonical
+from cppgraph.data.canonical import MARKER_FILE, _clean_stale, _put_in_place
+from cppgraph.errors import DataError
+
+FAST = "epochs = 20\npatience = 20\n"
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture()
+def project(tmp_path, demo_dir):
+    """A user's project folder: a copy of the demo data and a notes file."""
+    proj = tmp_path / "proj"
+    write_canonical(read_canonical(demo_dir), proj / "mydata")
+    (proj / "NOTES.txt").write_text("mine")
+    (tmp_path / "fast.toml").write_text(FAST)
+    return proj
+
+
+def _files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_fit_force_into_a_folder_holding_the_input_deletes_nothing(project, tmp_path):
+    before = _files(project)
+    result = run("fit", project / "mydata", "--out", project, "--force",
+                 "--config", tmp_path / "fast.toml")
+    assert result.exit_code == 1 and "is the input" in result.output
+    result = run("fit", project / "mydata", "--out", project / "mydata", "--force",
+                 "--config", tmp_path / "fast.toml")
+    assert result.exit_code == 1 and "is the input" in result.output
+    assert _files(project) == before
+
+
+def test_fit_force_over_a_folder_cppgraph_did_not_write_deletes_nothing(project, tmp_path):
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "thesis.tex").write_text("years of work")
+    result = run("fit", project / "mydata", "--out", other, "--force",
+                 "--config", tmp_path / "fast.toml")
+    assert result.exit_code == 1 and "not written by cppgraph" in result.output
+    assert (other / "thesis.tex").read_text() == "years of work"
+
+
+def test_import_force_onto_its_own_source_keeps_it(project, demo_dir):
+    (project / "mydata" / "README.md").write_text("my notes")
+    result = run("data", "import", project / "mydata", "--format", "canonical", "--out",
+                 project / "mydata", "--force")
+    assert result.exit_code == 1 and "is the input" in result.output
+    assert (project / "mydata" / "README.md").read_text() == "my notes"
+
+
+def test_fit_force_replaces_a_model_folder(project, tmp_path):
+    out = tmp_path / "model"
+    for _ in range(2):
+        result = run("fit", project / "mydata", "--out", out, "--force",
+                     "--config", tmp_path / "fast.toml")
+        assert result.exit_code == 0, result.output
+    assert (out / MARKER_FILE).is_file() and (out / "data" / MARKER_FILE).is_file()
+    assert not (out / ".pid").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_legacy_folders_with_only_cppgraph_files_are_replaced(tmp_path, demo_dir):
+    data = read_canonical(demo_dir)
+    out = tmp_path / "old"
+    write_canonical(data, out)
+    (out / MARKER_FILE).unlink()  # as written before the marker existed
+    write_canonical(data, out, overwrite=True)
+    (out / MARKER_FILE).unlink()
+    (out / "extra.txt").write_text("x")
+    with pytest.raises(DataError, match="not written by cppgraph"):
+        write_canonical(data, out, overwrite=True)
+
+
+def test_a_folder_that_appears_meanwhile_is_not_replaced(tmp_path):
+    tmp, target = tmp_path / ".t.new", tmp_path / "t"
+    tmp.mkdir()
+    (tmp / "a").write_text("new")
+    target.mkdir()
+    (target / "b").write_text("someone else's")
+    with pytest.raises(DataError, match="not empty"):
+        _put_in_place(tmp, target, overwrite=False, kind="data")
+    assert (target / "b").read_text() == "someone else's"
+
+
+def test_stale_temporary_folders_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale, live = tmp_path / ".out.abc", tmp_path / ".out.def"
+    for folder, pid in ((stale, dead), (live, str(os.getpid()))):
+        folder.mkdir()
+        (folder / ".pid").write_text(pid)
+    _clean_stale(tmp_path, "out")
+    assert not stale.exists() and live.exists()
+
+
+def test_killed_force_fits_leave_the_old_or_the_new_model(project, tmp_path):
+    """SIGKILL at random points of ``fit --force`` over a model: the path always holds
+    a whole model, and the next run leaves no temporary folder."""
+    out = tmp_path / "model"
+    cmd = [sys.executable, "-m", "cppgraph.cli", "fit", str(project / "mydata"), "--out",
+           str(out), "--force", "--config", str(tmp_path / "fast.toml")]
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    rng = random.Random(0)
+    for _ in range(4):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 6.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert (out / "model.json").is_file() and (out / "weights.pt").is_file()
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

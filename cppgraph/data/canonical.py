@@ -82,6 +82,21 @@ def read_csv_lines(path: str | os.PathLike) -> pd.DataFrame:
     return frame
 
 
+def _check_readable(path: Path) -> None:
+    """A file that is present must be a readable regular file: a dangling link, a link
+    loop or a folder in its place is an error naming it, never a file silently skipped."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        raise DataError("is a broken symbolic link (its target does not exist)", file=path) from None
+    except OSError as err:
+        raise DataError(f"cannot be read: {err.strerror or err}", file=path) from None
+    if path.is_dir():
+        raise DataError("is a folder; expected a file", file=path)
+    if not path.is_file():
+        raise DataError("is not a regular file", file=path)
+
+
 def read_canonical(path: str | os.PathLike) -> CollabData:
     """Read a canonical data folder.
 
@@ -112,9 +127,10 @@ def read_canonical(path: str | os.PathLike) -> CollabData:
                             "got a file; use --format to read other files", file=folder)
         raise DataError("folder not found", file=folder)
     scores_path = folder / SCORES_FILE
-    if not scores_path.is_file():
+    if not os.path.lexists(scores_path):
         raise DataError(f"no {SCORES_FILE} in this folder; a canonical data folder needs "
                         f"{SCORES_FILE} with columns model,task,score", file=folder)
+    _check_readable(scores_path)
     scores = read_csv_lines(scores_path)
     extra = [c for c in scores.columns if c not in ("model", "task", "score", "_line")]
     if extra:
@@ -123,7 +139,10 @@ def read_canonical(path: str | os.PathLike) -> CollabData:
 
     def optional(name):
         p = folder / name
-        return (read_csv_lines(p), str(p)) if p.is_file() else (None, None)
+        if not os.path.lexists(p):
+            return None, None
+        _check_readable(p)
+        return read_csv_lines(p), str(p)
 
     task_info, tasks_file = optional(TASKS_FILE)
     model_factors, mf_file = optional(MODEL_FACTORS_FILE)
@@ -137,7 +156,8 @@ def read_canonical(path: str | os.PathLike) -> CollabData:
 
     meta, kinds = {}, {}
     meta_path = folder / META_FILE
-    if meta_path.is_file():
+    if os.path.lexists(meta_path):
+        _check_readable(meta_path)
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -135,19 +135,23 @@ def _categorical(values: pd.Series) -> pd.Series:
 
 
 def infer_factor_kind(values: pd.Series) -> str:
-    """``"numeric"`` if every present value parses as a finite number, else ``"categorical"``."""
+    """``"numeric"`` if every present value parses as a number, else ``"categorical"``.
+
+    A ``nan`` or ``inf`` among numbers makes the column numeric, so that reading it
+    fails on that cell instead of turning the factor categorical.
+    """
     present = [c for c in values.to_numpy(dtype=object) if not _is_missing(c)]
     if not present:
         return "categorical"
+    finite = False
     for cell in present:
         if isinstance(cell, bool):
             return "categorical"
         try:
-            if not math.isfinite(float(str(cell).strip())):
-                return "categorical"
+            finite |= math.isfinite(float(str(cell).strip()))
         except ValueError:
             return "categorical"
-    return "numeric"
+    return "numeric" if finite else "categorical"
 
 
 def suggest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
@@ -335,7 +339,14 @@ class CollabData:
         meta.setdefault("name", "")
         meta.setdefault("description", "")
         meta.setdefault("source", "")
-        meta["synthetic"] = bool(meta.get("synthetic", False))
+        meta.setdefault("synthetic", False)
+        for key in ("name", "description", "source"):
+            if not isinstance(meta[key], str):
+                raise DataError(f"{key} must be a text; got {meta[key]!r}", file=files.get("meta"))
+        if not isinstance(meta["synthetic"], (bool, np.bool_)):
+            raise DataError(f"synthetic must be true or false (a JSON boolean); got "
+                            f"{meta['synthetic']!r}", file=files.get("meta"))
+        meta["synthetic"] = bool(meta["synthetic"])
         if meta.get("paper_rows") not in (None, "model", "task"):
             raise DataError(f"paper_rows must be 'model' or 'task'; got {meta['paper_rows']!r}",
                             file=files.get("meta"))

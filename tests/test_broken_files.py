@@ -1,0 +1,63 @@
+"""Optional input files that are present but unusable are errors naming them; strict types."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cppgraph.data import read_canonical
+from cppgraph.errors import DataError
+
+SCORES = "model,task,score\nA,t1,1\nA,t2,2\nB,t1,3\nB,t2,4\n"
+
+
+def _folder(tmp_path, **files):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "scores.csv").write_text(SCORES)
+    for name, text in files.items():
+        (folder / name.replace("__", ".")).write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize("name", ["tasks.csv", "model_factors.csv", "task_factors.csv",
+                                  "dataset.json", "scores.csv"])
+@pytest.mark.parametrize("fault", ["dangling", "loop", "folder"])
+def test_a_present_but_unusable_file_is_an_error(tmp_path, name, fault):
+    folder = _folder(tmp_path)
+    path = folder / name
+    path.unlink(missing_ok=True)
+    if fault == "dangling":
+        path.symlink_to(folder / "nowhere.csv")
+    elif fault == "loop":
+        os.symlink(path, path)
+    else:
+        path.mkdir()
+    with pytest.raises(DataError) as err:
+        read_canonical(folder)
+    assert name in str(err.value)
+    assert {"dangling": "broken symbolic link", "loop": "cannot be read",
+            "folder": "is a folder"}[fault] in str(err.value)
+
+
+@pytest.mark.parametrize("value", ['"false"', '"true"', "1", "null"])
+def test_synthetic_must_be_a_json_boolean(tmp_path, value):
+    folder = _folder(tmp_path, dataset__json='{"synthetic": %s}' % value)
+    with pytest.raises(DataError, match="dataset.json.*synthetic must be true or false"):
+        read_canonical(folder)
+
+
+def test_name_must_be_a_text(tmp_path):
+    folder = _folder(tmp_path, dataset__json='{"name": 7}')
+    with pytest.raises(DataError, match="name must be a text; got 7"):
+        read_canonical(folder)
+
+
+@pytest.mark.parametrize("cell", ["nan", "inf", "-inf"])
+def test_a_non_finite_numeric_factor_is_an_error_naming_the_cell(tmp_path, cell):
+    folder = _folder(tmp_path, model_factors__csv=f"model,params_b\nA,7\nB,{cell}\n")
+    with pytest.raises(DataError) as err:
+        read_canonical(folder)
+    text = str(err.value)
+    assert "model_factors.csv" in text and "line 3" in text and "params_b" in text

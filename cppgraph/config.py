@@ -130,6 +130,10 @@ class Config:
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name,
                  "a positive integer")
         need(self.predict_folds >= 2, "predict_folds", "at least 2")
+        for name, most in (("hidden", 4096), ("head_hidden", 4096), ("num_layers", 16),
+                           ("predict_folds", 100), ("epochs", 1_000_000),
+                           ("patience", 1_000_000), ("batch_size", 10**9)):
+            need(getattr(self, name) <= most, name, f"at most {most}")
         for name in ("dropout", "val_fraction", "supervision_fraction", "id_dropout"):
             need(isinstance(getattr(self, name), (int, float)) and 0 <= getattr(self, name) < 1,
                  name, "in [0, 1)")

@@ -13,13 +13,13 @@ import os
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from cppgraph import __version__
 from cppgraph.config import Config
-from cppgraph.data.canonical import atomic_folder, read_canonical, write_canonical
-from cppgraph.data.dataset import CollabData
+from cppgraph.data.canonical import OUTPUT_FILES, atomic_folder, read_canonical, write_canonical
 from cppgraph.errors import CppGraphError
 from cppgraph.graph import FactorEncoder
 from cppgraph.normalize import Normalizer
@@ -33,12 +33,23 @@ DATA_DIR = "data"
 FORMAT_VERSION = 2
 
 
-def fingerprint(data: CollabData) -> str:
+def fingerprint(folder: Path) -> str:
+    """SHA-256 (first 16 hex digits) of every file of a canonical data folder: scores,
+    tasks, factors and metadata, each by name and bytes."""
     h = hashlib.sha256()
-    h.update(data.scores.to_csv(index=False).encode())
-    h.update(data.model_factors.to_csv().encode())
-    h.update(data.task_factors.to_csv().encode())
+    for name in sorted(OUTPUT_FILES["data"]):
+        path = folder / name
+        if path.is_file():
+            h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
+
+
+def _finite(name: str, values, folder: Path, *, low=-np.inf, high=np.inf) -> None:
+    """Every value of ``values`` finite and within [low, high], or an error naming it."""
+    arr = np.asarray(values, dtype=np.float64)
+    if not (np.isfinite(arr).all() and (arr >= low).all() and (arr <= high).all()):
+        raise CppGraphError(f"{folder / META_FILE}: {name} must be finite numbers in "
+                            f"[{low}, {high}]; the model folder is corrupted")
 
 
 def save(est, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -52,7 +63,6 @@ def save(est, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         "tasks": est.data_.tasks,
         "normalizer": est.normalizer_.to_dict(),
         "factors": est.factors_.to_dict(),
-        "data_fingerprint": fingerprint(est.data_),
         "data_name": est.data_.meta.get("name", ""),
         "synthetic": bool(est.data_.meta.get("synthetic", False)),
         "best_epoch": est.best_epoch_,
@@ -63,9 +73,10 @@ def save(est, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     state = {"network": est.network_.state_dict(), "folds": est.folds_.fold}
     with atomic_folder(path, overwrite=overwrite, kind="model") as tmp:
         torch.save(state, tmp / WEIGHTS_FILE)
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         pd.DataFrame(est.log_).to_csv(tmp / LOG_FILE, index=False)
         write_canonical(est.data_, tmp / DATA_DIR)
+        meta["data_fingerprint"] = fingerprint(tmp / DATA_DIR)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return Path(path)
 
 
@@ -90,15 +101,32 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
         if n_jobs is not None:
             config["n_jobs"] = n_jobs
         est = cls(Config.from_dict(config, source=str(folder / META_FILE)))
-        data = read_canonical(folder / DATA_DIR)
-        if fingerprint(data) != meta["data_fingerprint"]:
+        if fingerprint(folder / DATA_DIR) != meta["data_fingerprint"]:
             raise CppGraphError(f"{folder / DATA_DIR}: training data was modified after saving")
+        data = read_canonical(folder / DATA_DIR)
         est.data_ = data
-        est.normalizer_ = Normalizer.from_dict(meta["normalizer"])
+        norm = meta["normalizer"]
+        for key in ("shift", "scale", "sign"):
+            if len(norm[key]) != len(norm["keys"]):
+                raise CppGraphError(f"{folder / META_FILE}: normalizer {key} has "
+                                    f"{len(norm[key])} values for {len(norm['keys'])} tasks; "
+                                    "the model folder is corrupted")
+        _finite("normalizer shift", norm["shift"], folder)
+        _finite("normalizer scale", norm["scale"], folder, low=1e-300)
+        _finite("observed_weight", [meta["observed_weight"]], folder, low=0.0, high=1.0)
+        est.normalizer_ = Normalizer.from_dict(norm)
         est.factors_ = FactorEncoder.from_dict(meta["factors"])
         est._prepare()
         est.network_ = est._new_network()
-        state = torch.load(folder / WEIGHTS_FILE, weights_only=True)
+        try:
+            state = torch.load(folder / WEIGHTS_FILE, weights_only=True)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+            raise CppGraphError(f"{folder / WEIGHTS_FILE}: cannot read the weights: "
+                                f"{err or type(err).__name__}") from err
+        bad = [k for k, v in state["network"].items() if not torch.isfinite(v).all()]
+        if bad:
+            raise CppGraphError(f"{folder / WEIGHTS_FILE}: non-finite weights in {bad[:3]}; "
+                                "the model folder is corrupted")
         est.network_.load_state_dict(state["network"])
         est.network_.eval()
         fold = state["folds"]
@@ -108,10 +136,14 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
         est._fit_stages()
     except CppGraphError:
         raise
-    except (KeyError, TypeError, RuntimeError, OSError, ValueError, pickle.UnpicklingError) as err:
+    except (KeyError, TypeError, RuntimeError, OSError, ValueError, AttributeError, EOFError,
+            pickle.UnpicklingError) as err:
         raise CppGraphError(f"{folder}: corrupted or incompatible model folder: {err}") from err
     log = folder / LOG_FILE
-    est.log_ = pd.read_csv(log).to_dict("records") if log.is_file() else []
+    try:
+        est.log_ = pd.read_csv(log).to_dict("records") if log.is_file() else []
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise CppGraphError(f"{log}: cannot read the training log: {err}") from err
     est.best_epoch_ = meta.get("best_epoch")
     est.fit_seconds_ = meta.get("fit_seconds")
     est.val_mae_ = meta.get("val_mae")

@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 COLD_EDGES = 5
 #: At most this many validation cells: enough to stop early on large data.
 MAX_VALIDATION = 20_000
+LR_PATIENCE = 0
 
 
 class Network(nn.Module):
@@ -106,6 +107,8 @@ def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float
     rest = [p for n, p in net.named_parameters() if not n.endswith("_id")]
     opt = torch.optim.Adam([{"params": rest, "weight_decay": weight_decay},
                             {"params": ids, "weight_decay": 0.0}], lr=lr)
+    sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=LR_PATIENCE)
+             if LR_PATIENCE else None)
     best, best_state, waited, log = float("inf"), None, 0, []
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
@@ -133,6 +136,8 @@ def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float
         log.append(entry)
         if callback is not None:
             callback(entry)
+        if sched is not None:
+            sched.step(val_loss)
         if val_loss < best - 1e-7:
             best, waited = val_loss, 0
             best_state = copy.deepcopy(net.state_dict())

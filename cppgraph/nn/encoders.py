@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from cppgraph.nn.sparse import SCORE_RELATIONS, GraphTensors, GraphView
 
 NODE_TYPES = ("model", "task", "factor")
+RESIDUAL = False
 
 
 def _ids(table: Tensor, view_table: int | None, n: int, keep: Tensor | None) -> Tensor:
@@ -180,12 +181,18 @@ class SAGEEncoder(nn.Module):
             nn.ModuleDict({n.replace(":", "_").replace("->", "_to_"): nn.Linear(hidden, hidden)
                            for n in names})
             for _ in range(num_layers))
+        self.residual = RESIDUAL
+        if self.residual:
+            self.prior_model, self.prior_task = nn.Linear(hidden, 1), nn.Linear(hidden, 1)
 
     def reset_parameters(self):
         self.inputs.reset_parameters()
         for layer in self.layers:
             for lin in layer.values():
                 lin.reset_parameters()
+        if self.residual:
+            self.prior_model.reset_parameters()
+            self.prior_task.reset_parameters()
 
     def forward(self, g: GraphTensors, view: GraphView) -> dict[str, Tensor]:
         h = self.inputs(g, view)
@@ -193,13 +200,28 @@ class SAGEEncoder(nn.Module):
         mask = _edge_mask(g, view)
         weights = {name: r.mean_weights(mask if name in SCORE_RELATIONS else None)
                    for name, r in rel.items()}
-        # A score message is scaled by the score minus its task's mean over the edges in view.
-        to_task = rel["model->task"]
-        task_mean = torch.zeros(g.num_tasks).index_add_(0, to_task.dst, weights["model->task"]
-                                                        * g.sorted_score["model->task"])
-        for name in SCORE_RELATIONS:
-            task_pos = rel[name].dst if name == "model->task" else rel[name].src
-            weights["score:" + name] = weights[name] * (g.sorted_score[name] - task_mean[task_pos])
+        if self.residual:
+            # A score message is scaled by the score minus a prior of the cell from the two
+            # nodes' layer-0 embeddings and factor nodes (no score): what the score tells
+            # beyond what the factors and IDs expect.
+            f = h["factor"]
+            prior_m = self.prior_model(h["model"] + rel["factor->model"].aggregate(
+                f, weights["factor->model"])).squeeze(-1)
+            prior_t = self.prior_task(h["task"] + rel["factor->task"].aggregate(
+                f, weights["factor->task"])).squeeze(-1)
+            for name in SCORE_RELATIONS:
+                r = rel[name]
+                m_pos, t_pos = (r.src, r.dst) if name == "model->task" else (r.dst, r.src)
+                prior = torch.sigmoid(prior_m[m_pos] + prior_t[t_pos])
+                weights["score:" + name] = weights[name] * (g.sorted_score[name] - prior)
+        else:
+            # A score message is scaled by the score minus its task's mean over the edges in view.
+            to_task = rel["model->task"]
+            task_mean = torch.zeros(g.num_tasks).index_add_(0, to_task.dst, weights["model->task"]
+                                                            * g.sorted_score["model->task"])
+            for name in SCORE_RELATIONS:
+                task_pos = rel[name].dst if name == "model->task" else rel[name].src
+                weights["score:" + name] = weights[name] * (g.sorted_score[name] - task_mean[task_pos])
         for i, layer in enumerate(self.layers):
             x = {k: nn.functional.dropout(v, self.dropout, self.training) for k, v in h.items()}
             new = {k: layer[f"self_{k}"](x[k]) for k in NODE_TYPES}

@@ -61,3 +61,9 @@ def test_a_non_finite_numeric_factor_is_an_error_naming_the_cell(tmp_path, cell)
         read_canonical(folder)
     text = str(err.value)
     assert "model_factors.csv" in text and "line 3" in text and "params_b" in text
+
+
+def test_an_overflowing_numeric_factor_is_an_error_naming_the_cell(tmp_path):
+    folder = _folder(tmp_path, model_factors__csv="model,params_b\nA,7\nB,1e308\n")
+    with pytest.raises(DataError, match=r"model_factors.csv.*line 3.*params_b.*beyond 1e\+100"):
+        read_canonical(folder)

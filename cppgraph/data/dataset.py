@@ -557,6 +557,11 @@ def parse_task_info(task_info: pd.DataFrame | None, task_order, file=None) -> pd
     return out
 
 
+#: The largest magnitude a numeric factor may have (FLOPs are about 1e25; the factor
+#: encoder bins on a log scale, which overflows near 1e308).
+MAX_FACTOR = 1e100
+
+
 def _factor_frame(frame, key, order, declared, file):
     """Validate a factor table; return it indexed by ``key`` in ``order`` and its kinds."""
     index = pd.Index(order, name=key)
@@ -594,8 +599,15 @@ def _factor_frame(frame, key, order, declared, file):
         kinds[col_name] = kind
         series = frame[col].reset_index(drop=True)
         if kind == "numeric":
-            out[col_name] = parse_numbers(series, file=file, column=col_name, lines=lines,
-                                          what="a number (numeric factor)")
+            values = parse_numbers(series, file=file, column=col_name, lines=lines,
+                                   what="a number (numeric factor)")
+            big = np.flatnonzero(np.abs(np.nan_to_num(values)) > MAX_FACTOR)
+            if len(big):
+                i = int(big[0])
+                raise DataError(f"{values[i]:g} is beyond {MAX_FACTOR:g} in absolute value; a "
+                                "numeric factor must be a plausible quantity", file=file,
+                                line=_where(lines, i), column=col_name, value=series.iloc[i])
+            out[col_name] = values
         else:
             out[col_name] = _categorical(series).to_numpy(dtype=object)
     out = out[~out.index.duplicated()]

@@ -45,10 +45,12 @@ def fit(data_dir, out, config_file, seed, encoder, force, every, threads) -> Non
     est = CPPGraph(config, **overrides).fit(data, callback=progress)
     est.save(out, overwrite=force)
     mae = est.val_mae_
+    units = est.data_.task_info["unit"].dropna().unique()
+    raw = (f"{mae['raw']:.4g} {units[0]} raw, " if len(units) == 1
+           and est.data_.task_info["unit"].notna().all() else "")
     click.echo(f"saved {out}: {len(est.log_)} epochs in {est.fit_seconds_:.1f}s, best epoch "
-               f"{est.best_epoch_}, validation MAE {mae['raw']:.4g} raw units "
-               f"({mae['normalized']:.4f} normalized, {mae['cells']} cells), "
-               f"benchmark-regression weight {est.observed_weight_:g}")
+               f"{est.best_epoch_}, validation MAE {raw}{mae['normalized']:.4f} normalized "
+               f"({mae['cells']} cells), benchmark-regression weight {est.observed_weight_:g}")
 
 
 def _render(table: pd.DataFrame, fmt: str) -> str:

@@ -67,3 +67,11 @@ def test_an_overflowing_numeric_factor_is_an_error_naming_the_cell(tmp_path):
     folder = _folder(tmp_path, model_factors__csv="model,params_b\nA,7\nB,1e308\n")
     with pytest.raises(DataError, match=r"model_factors.csv.*line 3.*params_b.*beyond 1e\+100"):
         read_canonical(folder)
+
+
+def test_the_leaderboard_v1_file_is_refused_with_a_hint(tmp_path):
+    from cppgraph.data import read_data
+    path = tmp_path / "huggingface_v1.csv"
+    path.write_text("id,model_name,evaluations_arc_value,evaluations_hellaswag_value\n1,m,0.5,0.6\n")
+    with pytest.raises(DataError, match="huggingface_v1.csv.*Open LLM Leaderboard v1.*only the v2"):
+        read_data(path, "open-llm-leaderboard")

@@ -435,6 +435,12 @@ def read_open_llm_leaderboard(source: str | os.PathLike, *, scores: str = "raw")
     frame = read_csv_lines(path)
     suffix = "value" if scores == "raw" else "normalized_score"
     score_cols = {f"evaluations_{k}_{suffix}": v for k, v in _OLL_TASKS.items()}
+    header = " ".join(frame.columns).lower()
+    if not any(c in frame.columns for c in score_cols) and any(
+            v1 in header for v1 in ("arc", "hellaswag", "truthfulqa", "winogrande")):
+        raise DataError("this looks like the Open LLM Leaderboard v1 file (ARC, HellaSwag, MMLU, "
+                        "TruthfulQA, Winogrande, GSM8K); only the v2 file (huggingface_v2.csv, "
+                        "IFEval to MMLU-Pro) is read by --format open-llm-leaderboard", file=path)
     _require(frame, ["id", "model_name", "metadata_submission_date", *score_cols], path)
     frame["model_name"] = frame["model_name"].fillna("").astype(str).str.strip()
     empty = frame.index[frame["model_name"] == ""]

@@ -75,3 +75,11 @@ def test_the_leaderboard_v1_file_is_refused_with_a_hint(tmp_path):
     path.write_text("id,model_name,evaluations_arc_value,evaluations_hellaswag_value\n1,m,0.5,0.6\n")
     with pytest.raises(DataError, match="huggingface_v1.csv.*Open LLM Leaderboard v1.*only the v2"):
         read_data(path, "open-llm-leaderboard")
+
+
+def test_lines_after_a_multi_line_field_and_blank_lines_are_right(tmp_path):
+    folder = _folder(tmp_path)
+    (folder / "scores.csv").write_text('model,task,score\n"a model\nwith a\nlong name",t1,1\n'
+                                       'B,t1,2\n\nB,t2,abc\n')
+    with pytest.raises(DataError, match=r"scores.csv.*line 7.*abc"):
+        read_canonical(folder)

@@ -76,10 +76,33 @@ def _long_row(path: Path) -> str:
 
 
 def read_csv_lines(path: str | os.PathLike) -> pd.DataFrame:
-    """:func:`read_csv_strings` plus each row's line number in ``_line`` (for error messages)."""
+    """:func:`read_csv_strings` plus each row's line number in ``_line`` (for error messages).
+
+    A quoted field may span lines; the number is the line the row starts on.
+    """
     frame = read_csv_strings(path)
-    frame["_line"] = np.arange(2, len(frame) + 2)
+    frame["_line"] = _row_lines(Path(path), len(frame))
     return frame
+
+
+def _row_lines(path: Path, n_rows: int) -> np.ndarray:
+    """The line each data row starts on, as pandas reads the rows (blank lines skipped,
+    a quoted field possibly spanning lines)."""
+    starts = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = csv.reader(handle)
+            next(rows, None)  # the header
+            start = rows.line_num + 1
+            for row in rows:
+                if any(field.strip() for field in row) or len(row) > 1:
+                    starts.append(start)
+                start = rows.line_num + 1
+    except (OSError, UnicodeDecodeError, csv.Error):
+        starts = []
+    if len(starts) != n_rows:  # a layout the csv module reads otherwise: count lines simply
+        return np.arange(2, n_rows + 2)
+    return np.asarray(starts)
 
 
 def _check_readable(path: Path) -> None:

@@ -50,11 +50,13 @@ class Config:
         ``lightgcn``: added to a normalized score to weigh its edge.
     normalization : str
         One of :data:`cppgraph.normalize.NORMALIZATIONS`.
-    observed_regression : float or "auto"
+    observed_regression : float, "task" or "auto"
         Training models: weight in [0, 1] of a ridge regression of each task
         on the model's most correlated known tasks, mixed into the network's
         predictions (:class:`cppgraph.stages.BenchmarkMix`); 0 turns it off;
-        ``"auto"`` chooses the weight on the validation cells.
+        ``"task"`` weighs each task by the leak-free errors of the network and
+        the regression on its training cells; ``"auto"`` chooses one weight on
+        the validation cells.
     known_shrinkage : float
         New models and tasks: their predictions move by the mean residual of
         their known scores, shrunk by this many pseudo-residuals of 0
@@ -99,7 +101,7 @@ class Config:
     id_dropout: float = 0.2
     score_floor: float = 0.1
     normalization: str = "minmax"
-    observed_regression: float | str = 0.25
+    observed_regression: float | str = "task"
     known_shrinkage: float = 2.0
     known_regression: float = 0.25
     task_prior: str = "factors"
@@ -119,10 +121,10 @@ class Config:
         need(self.encoder in ("lightgcn", "sage"), "encoder", "'lightgcn' or 'sage'")
         need(isinstance(self.known_regression, (int, float)) and 0 <= self.known_regression <= 1,
              "known_regression", "in [0, 1]")
-        need(self.observed_regression == "auto" or (
+        need(self.observed_regression in ("auto", "task") or (
             isinstance(self.observed_regression, (int, float))
             and not isinstance(self.observed_regression, bool)
-            and 0 <= self.observed_regression <= 1), "observed_regression", "'auto' or in [0, 1]")
+            and 0 <= self.observed_regression <= 1), "observed_regression", "'auto', 'task' or in [0, 1]")
         need(self.task_prior in ("factors", "unit"), "task_prior", "'factors' or 'unit'")
         need(self.normalization in NORMALIZATIONS, "normalization", f"one of {list(NORMALIZATIONS)}")
         for name in ("hidden", "num_layers", "head_hidden", "epochs", "patience", "batch_size",

@@ -111,9 +111,7 @@ class CPPGraph:
                       model_features=g.model_x.size(1), task_features=g.task_x.size(1),
                       hidden=cfg.hidden, num_layers=cfg.num_layers, dropout=cfg.dropout,
                       tables=cfg.predict_folds)
-        if cfg.encoder == "sage":
-            common["score_center"] = float(np.mean(self.y_))
-        else:
+        if cfg.encoder == "lightgcn":
             common["score_floor"] = cfg.score_floor
         head = ScoreHead(cfg.hidden, g.model_x.size(1), g.task_x.size(1), g.num_factors,
                          mlp_hidden=cfg.head_hidden, dropout=cfg.dropout, bounded=self._bounded)
@@ -126,8 +124,9 @@ class CPPGraph:
 
     def _fit_stages(self) -> None:
         """The training matrix with leak-free predictions, and the stages fitted on it."""
-        self.training_scores_ = TrainingScores(
-            *observed_matrix(self.network_, self.graph_, self.folds_), self.folds_.k, self._bounded)
+        y, fold, predicted = observed_matrix(self.network_, self.graph_, self.folds_)
+        self.training_scores_ = TrainingScores(y=y, fold=fold, k=self.folds_.k,
+                                               predicted=predicted, bounded=self._bounded)
         self.observed_stage_ = BenchmarkMix(self.config.observed_regression).fit(self.training_scores_)
         self.known_correction_ = KnownScoreCorrection(self.config.known_shrinkage)
         self.known_stage_ = KnownScoreMix(self.config.known_regression).fit(self.training_scores_)

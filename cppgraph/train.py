@@ -44,7 +44,12 @@ logger = logging.getLogger(__name__)
 COLD_EDGES = 5
 #: At most this many validation cells: enough to stop early on large data.
 MAX_VALIDATION = 20_000
-LR_PATIENCE = 0
+#: After this many epochs without a lower validation loss the learning rate halves
+#: (inner validation on CPP crowdsource: mean normalized MAE 0.1024 -> 0.1010).
+LR_PATIENCE = 8
+#: The learning rate rises linearly over this many epochs: without it, Adam's first
+#: steps can saturate the sigmoid and a fit never recovers (a HELM split, hidden 64).
+WARMUP = 5
 
 
 class Network(nn.Module):
@@ -107,8 +112,8 @@ def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float
     rest = [p for n, p in net.named_parameters() if not n.endswith("_id")]
     opt = torch.optim.Adam([{"params": rest, "weight_decay": weight_decay},
                             {"params": ids, "weight_decay": 0.0}], lr=lr)
-    sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=LR_PATIENCE)
-             if LR_PATIENCE else None)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=LR_PATIENCE)
+    warm = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / (WARMUP * k)))
     best, best_state, waited, log = float("inf"), None, 0, []
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
@@ -123,6 +128,7 @@ def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float
             loss = nn.functional.mse_loss(net(g, view, pairs_all[:, sup]), y[sup])
             loss.backward()
             opt.step()
+            warm.step()
             losses.append(loss.item())
         train_loss = sum(losses) / len(losses) if losses else float("nan")
         net.eval()
@@ -136,8 +142,7 @@ def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float
         log.append(entry)
         if callback is not None:
             callback(entry)
-        if sched is not None:
-            sched.step(val_loss)
+        plateau.step(val_loss)
         if val_loss < best - 1e-7:
             best, waited = val_loss, 0
             best_state = copy.deepcopy(net.state_dict())

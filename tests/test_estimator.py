@@ -126,13 +126,18 @@ def test_observed_regression_does_not_see_the_cells_own_score(demo):
 
 
 def test_observed_regression_setting(demo, tmp_path):
-    assert CPPGraph().config.observed_regression == 0.25
+    assert CPPGraph().config.observed_regression == "task"
     auto = CPPGraph(random_state=0, observed_regression="auto", **FAST).fit(demo)
     assert auto.observed_weight_ in np.round(np.linspace(0, 1, 11), 2)
+    train = auto.training_scores_
+    assert isinstance(train.k, int) and train.predicted.shape == train.y.shape
+    val = train.fold == train.k
+    assert val.sum() == len(auto.folds_.validation)  # the weight is chosen on these cells
+    assert np.isfinite(train.predicted[val]).all()
     loaded = CPPGraph.load(auto.save(tmp_path / "m"))
     assert loaded.observed_weight_ == auto.observed_weight_
     for bad in (1.5, -0.1, "yes", True):
-        with pytest.raises(CppGraphError, match="observed_regression must be 'auto' or in"):
+        with pytest.raises(CppGraphError, match="observed_regression must be 'auto', 'task' or in"):
             Config(observed_regression=bad)
 
 

@@ -90,3 +90,20 @@ def test_known_score_correction_by_hand():
     np.testing.assert_allclose(out[0], pred[0] + 0.1)
     np.testing.assert_allclose(out[1], pred[1])  # no known score: unchanged
     assert KnownScoreCorrection(0.0).apply(pred, known, prior) is pred
+
+
+def test_benchmark_mix_per_task_weights():
+    # Task 1 is a linear copy of task 0 and the network is off by 0.1 on both: there the
+    # regression, nearly exact (its ridge penalty shrinks it a little), gets a large
+    # weight. On task 2, unrelated to the others, the network is exact: weight 0.
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, 60)
+    y = np.stack([x, 0.5 * x + 0.2, rng.uniform(0, 1, 60)], axis=1)
+    fold = rng.integers(0, 3, y.shape)  # folds per cell, as the engine draws them
+    predicted = y.copy()
+    predicted[:, 0] += 0.1
+    predicted[:, 1] += 0.1
+    stage = BenchmarkMix("task").fit(TrainingScores(y, fold, 3, predicted, False))
+    assert stage.task_weights_[1] > 0.5 and stage.task_weights_[0] > 0.2
+    assert stage.task_weights_[2] == 0.0
+    assert stage.weight_ == pytest.approx(stage.task_weights_.mean())

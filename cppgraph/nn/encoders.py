@@ -32,7 +32,6 @@ from torch import Tensor, nn
 from cppgraph.nn.sparse import SCORE_RELATIONS, GraphTensors, GraphView
 
 NODE_TYPES = ("model", "task", "factor")
-RESIDUAL = False
 
 
 def _ids(table: Tensor, view_table: int | None, n: int, keep: Tensor | None) -> Tensor:
@@ -153,8 +152,9 @@ class SAGEEncoder(nn.Module):
     """GraphSAGE-style heterogeneous layers with score-scaled messages (see the module docstring).
 
     Layer ``l`` updates node ``v`` of type ``T`` as
-    ``h_v + act(W_T h_v + sum_r W_r mean_{u in N_r(v)} h_u + V_r mean_{u in N_r(v)} (y_uv - c) h_u)``,
-    the ``V_r`` term on score relations only, ``c`` the mean training score.
+    ``h_v + act(W_T h_v + sum_r W_r mean_{u in N_r(v)} h_u + V_r mean_{u in N_r(v)} (y_uv - c_t) h_u)``,
+    the ``V_r`` term on score relations only, ``c_t`` the mean score of the edge's task
+    over the score edges in view.
 
     Parameters
     ----------
@@ -162,16 +162,13 @@ class SAGEEncoder(nn.Module):
         As :class:`LightGCNEncoder`.
     num_layers : int
     dropout : float
-    score_center : float
-        ``c``.
     """
 
     def __init__(self, num_models: int, num_tasks: int, num_factors: int, model_features: int,
                  task_features: int, *, hidden: int = 32, num_layers: int = 2,
-                 dropout: float = 0.0, score_center: float = 0.5, tables: int = 1):
+                 dropout: float = 0.0, tables: int = 1):
         super().__init__()
         self.hidden, self.num_layers, self.dropout = hidden, num_layers, dropout
-        self.register_buffer("score_center", torch.tensor(float(score_center)))
         self.inputs = NodeInputs(num_models, num_tasks, num_factors, model_features,
                                  task_features, hidden, tables)
         names = ("self:model", "self:task", "self:factor", "task->model", "model->task",
@@ -181,18 +178,12 @@ class SAGEEncoder(nn.Module):
             nn.ModuleDict({n.replace(":", "_").replace("->", "_to_"): nn.Linear(hidden, hidden)
                            for n in names})
             for _ in range(num_layers))
-        self.residual = RESIDUAL
-        if self.residual:
-            self.prior_model, self.prior_task = nn.Linear(hidden, 1), nn.Linear(hidden, 1)
 
     def reset_parameters(self):
         self.inputs.reset_parameters()
         for layer in self.layers:
             for lin in layer.values():
                 lin.reset_parameters()
-        if self.residual:
-            self.prior_model.reset_parameters()
-            self.prior_task.reset_parameters()
 
     def forward(self, g: GraphTensors, view: GraphView) -> dict[str, Tensor]:
         h = self.inputs(g, view)
@@ -200,28 +191,13 @@ class SAGEEncoder(nn.Module):
         mask = _edge_mask(g, view)
         weights = {name: r.mean_weights(mask if name in SCORE_RELATIONS else None)
                    for name, r in rel.items()}
-        if self.residual:
-            # A score message is scaled by the score minus a prior of the cell from the two
-            # nodes' layer-0 embeddings and factor nodes (no score): what the score tells
-            # beyond what the factors and IDs expect.
-            f = h["factor"]
-            prior_m = self.prior_model(h["model"] + rel["factor->model"].aggregate(
-                f, weights["factor->model"])).squeeze(-1)
-            prior_t = self.prior_task(h["task"] + rel["factor->task"].aggregate(
-                f, weights["factor->task"])).squeeze(-1)
-            for name in SCORE_RELATIONS:
-                r = rel[name]
-                m_pos, t_pos = (r.src, r.dst) if name == "model->task" else (r.dst, r.src)
-                prior = torch.sigmoid(prior_m[m_pos] + prior_t[t_pos])
-                weights["score:" + name] = weights[name] * (g.sorted_score[name] - prior)
-        else:
-            # A score message is scaled by the score minus its task's mean over the edges in view.
-            to_task = rel["model->task"]
-            task_mean = torch.zeros(g.num_tasks).index_add_(0, to_task.dst, weights["model->task"]
-                                                            * g.sorted_score["model->task"])
-            for name in SCORE_RELATIONS:
-                task_pos = rel[name].dst if name == "model->task" else rel[name].src
-                weights["score:" + name] = weights[name] * (g.sorted_score[name] - task_mean[task_pos])
+        # A score message is scaled by the score minus its task's mean over the edges in view.
+        to_task = rel["model->task"]
+        task_mean = torch.zeros(g.num_tasks).index_add_(0, to_task.dst, weights["model->task"]
+                                                        * g.sorted_score["model->task"])
+        for name in SCORE_RELATIONS:
+            task_pos = rel[name].dst if name == "model->task" else rel[name].src
+            weights["score:" + name] = weights[name] * (g.sorted_score[name] - task_mean[task_pos])
         for i, layer in enumerate(self.layers):
             x = {k: nn.functional.dropout(v, self.dropout, self.training) for k, v in h.items()}
             new = {k: layer[f"self_{k}"](x[k]) for k in NODE_TYPES}

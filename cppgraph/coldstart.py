@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cppgraph.data.dataset import parse_numbers, parse_task_info, suggest
+from cppgraph.data.dataset import check_ranges, parse_numbers, parse_task_info, suggest
 from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.graph import add_nodes, compile_graph
 from cppgraph.nn.sparse import GraphTensors, GraphView
@@ -66,8 +66,10 @@ def parse_entities(est, kind: str, frame: pd.DataFrame, file) -> tuple[list, pd.
     return names, table
 
 
-def parse_known(est, kind: str, known, names: list, file) -> pd.DataFrame:
-    """Known raw scores of new entities, checked against both name lists."""
+def parse_known(est, kind: str, known, names: list, file, *, info: pd.DataFrame | None = None,
+                out_of_range: str = "error") -> pd.DataFrame:
+    """Known raw scores of new entities, checked against both name lists and, with
+    ``info`` (task metadata of their tasks), against the tasks' declared ranges."""
     if known is None:
         known = pd.DataFrame(columns=["model", "task", "score"])
     missing = [c for c in ("model", "task", "score") if c not in known.columns]
@@ -89,6 +91,8 @@ def parse_known(est, kind: str, known, names: list, file) -> pd.DataFrame:
         for name in pd.unique(known[col]):
             if name not in valid:
                 raise unknown_name(str(name), valid, what)
+    if info is not None:
+        known = check_ranges(known, info, out_of_range, file=file, what="known score")
     return known.drop(columns=["_line"], errors="ignore").reset_index(drop=True)
 
 
@@ -242,13 +246,12 @@ def predict_pass(est, new: NewEntities, use: np.ndarray, *,
 
 
 def predict_new(est, kind: str, factors: pd.DataFrame, known, *, task_info=None,
-                files: dict) -> pd.DataFrame:
+                out_of_range: str = "error", files: dict) -> pd.DataFrame:
     """The prediction table of every cell of new models or tasks (see the module docstring)."""
     if kind == "model" and est.normalizer_.by == "model":
         raise CppGraphError("the paper normalization is per model and cannot scale the scores "
                             "of a new model; fit with another normalization for cold start")
     names, table = parse_entities(est, kind, factors, files.get(f"{kind}_factors"))
-    known = parse_known(est, kind, known, names, files.get("known_scores"))
     scale_cov = {}
     if kind == "model":
         norm, info = est.normalizer_, est.data_.task_info
@@ -256,6 +259,8 @@ def predict_new(est, kind: str, factors: pd.DataFrame, known, *, task_info=None,
         new_info = parse_task_info(task_info, names, files.get("task_info"))
         norm, scale_cov = new_task_normalizer(est, names, new_info, table)
         info = pd.concat([est.data_.task_info, new_info.reindex(names)])
+    known = parse_known(est, kind, known, names, files.get("known_scores"), info=info,
+                        out_of_range=out_of_range)
     new = attach(est, kind, names, table, known, norm, scale_cov)
     prior, _ = predict_pass(est, new, np.zeros(len(known), dtype=bool))
     pred, norm = predict_pass(est, new, np.ones(len(known), dtype=bool), prior=prior)
@@ -295,7 +300,8 @@ def predict_new(est, kind: str, factors: pd.DataFrame, known, *, task_info=None,
 def new_model_graph(est, model_factors: pd.DataFrame, known_scores, files: dict) -> GraphTensors:
     """The fitted graph with new models attached (for their embeddings)."""
     names, table = parse_entities(est, "model", model_factors, files.get("model_factors"))
-    known = parse_known(est, "model", known_scores, names, files.get("known_scores"))
+    known = parse_known(est, "model", known_scores, names, files.get("known_scores"),
+                        info=est.data_.task_info)
     if len(known) and est.normalizer_.by == "model":
         raise CppGraphError("the paper normalization is per model and cannot scale the scores "
                             "of a new model; give its factors only")

@@ -217,6 +217,7 @@ class CPPGraph:
     @_threaded
     def predict_new_models(self, model_factors: pd.DataFrame,
                            known_scores: pd.DataFrame | None = None, *,
+                           out_of_range: str = "error",
                            files: dict | None = None) -> pd.DataFrame:
         """Cold start: predict every task for models not seen in training.
 
@@ -224,16 +225,20 @@ class CPPGraph:
         ``model_factors.csv``); ``known_scores`` are ``model, task, score`` rows
         of their known raw scores, which become score edges of the new nodes and
         feed the known-score stages (no retraining); ``files`` names the files
-        (``model_factors``, ``known_scores``) for error messages. Returns a
+        (``model_factors``, ``known_scores``) for error messages. Known scores
+        are held to their tasks' declared ranges as training scores are
+        (``out_of_range``: ``"error"``, ``"clip"`` or ``"allow"``). Returns a
         table as :meth:`predict`'s; a known cell is predicted without its own score.
         """
         self._check_fitted()
-        return coldstart.predict_new(self, "model", model_factors, known_scores, files=files or {})
+        return coldstart.predict_new(self, "model", model_factors, known_scores,
+                                     out_of_range=out_of_range, files=files or {})
 
     @_threaded
     def predict_new_tasks(self, task_factors: pd.DataFrame,
                           known_scores: pd.DataFrame | None = None, *,
                           task_info: pd.DataFrame | None = None,
+                          out_of_range: str = "error",
                           files: dict | None = None) -> pd.DataFrame:
         """Cold start: predict every training model on tasks not seen in training.
 
@@ -242,11 +247,14 @@ class CPPGraph:
         ``task_info`` gives their direction and declared range (default
         higher-is-better). A new task's raw scale starts from similar training
         tasks and is refitted to its known scores (:mod:`cppgraph.coldstart`);
-        without either, ``predicted`` is NaN and a warning says so.
+        without either, ``predicted`` is NaN and a warning says so. Known
+        scores are held to the declared ranges (``out_of_range``, as in
+        :meth:`predict_new_models`).
         """
         self._check_fitted()
         return coldstart.predict_new(self, "task", task_factors, known_scores,
-                                     task_info=task_info, files=files or {})
+                                     task_info=task_info, out_of_range=out_of_range,
+                                     files=files or {})
 
     # -------------------------------------------------------- embeddings
     @_threaded

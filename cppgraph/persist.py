@@ -103,7 +103,7 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
         est = cls(Config.from_dict(config, source=str(folder / META_FILE)))
         if fingerprint(folder / DATA_DIR) != meta["data_fingerprint"]:
             raise CppGraphError(f"{folder / DATA_DIR}: training data was modified after saving")
-        data = read_canonical(folder / DATA_DIR)
+        data = read_canonical(folder / DATA_DIR, out_of_range=None)  # checked at fit
         est.data_ = data
         norm = meta["normalizer"]
         for key in ("shift", "scale", "sign"):

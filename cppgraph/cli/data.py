@@ -7,6 +7,7 @@ import json
 import click
 import pandas as pd
 
+from cppgraph.cli.options import range_option
 from cppgraph.data import FORMATS, METRIC_TYPES, import_data, read_data
 
 
@@ -81,12 +82,13 @@ _FORMAT = click.Choice(list(FORMATS))
                    "normalized 0-100 scores.")
 @click.option("--metric-type", "metric_types", type=click.Choice(list(METRIC_TYPES)),
               multiple=True, help="helm: keep only metrics of this type (repeatable).")
-def import_(source, fmt, out, force, scores, metric_types) -> None:
+@range_option
+def import_(source, fmt, out, force, scores, metric_types, out_of_range) -> None:
     """Read SOURCE in format --format and write the canonical CSVs to --out.
 
     Nothing is written unless the whole import succeeds.
     """
-    collab = import_data(source, fmt, out, overwrite=force,
+    collab = import_data(source, fmt, out, overwrite=force, out_of_range=out_of_range,
                          **_reader_options(fmt, scores, metric_types))
     click.echo(f"wrote {out}: {collab!r}")
 
@@ -96,13 +98,14 @@ def import_(source, fmt, out, force, scores, metric_types) -> None:
 @click.option("--format", "fmt", type=_FORMAT, default="canonical", show_default=True,
               help="Format of PATH.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-def check(path, fmt, as_json) -> None:
+@range_option
+def check(path, fmt, as_json, out_of_range) -> None:
     """Validate a data folder (or file) and print a summary.
 
     The summary gives models, tasks, observed cells, density and per-task
     coverage; --json prints it as one JSON object.
     """
-    collab = read_data(path, fmt)
+    collab = read_data(path, fmt, out_of_range=out_of_range)
     summary = collab.summary()
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False))

@@ -7,7 +7,7 @@ import json
 import click
 import pandas as pd
 
-from cppgraph.cli.options import threads_option
+from cppgraph.cli.options import range_option, threads_option
 from cppgraph.config import Config
 from cppgraph.data import read_canonical
 from cppgraph.data.canonical import check_output_folder, read_csv_lines, write_text_atomic
@@ -26,14 +26,15 @@ from cppgraph.estimator import CPPGraph
 @click.option("--force", is_flag=True, help="Replace --out if it is a folder cppgraph wrote (never an input or a folder holding one).")
 @click.option("--every", type=int, default=10, show_default=True,
               help="Print progress every this many epochs.")
+@range_option
 @threads_option
-def fit(data_dir, out, config_file, seed, encoder, force, every, threads) -> None:
+def fit(data_dir, out, config_file, seed, encoder, force, every, out_of_range, threads) -> None:
     """Fit the engine on the canonical data folder DATA_DIR and save it to --out."""
     check_output_folder(out, overwrite=force, kind="model", protect=[data_dir])
     config = Config.from_file(config_file) if config_file else Config()
     overrides = {k: v for k, v in (("random_state", seed), ("encoder", encoder)) if v is not None}
     overrides["n_jobs"] = threads
-    data = read_canonical(data_dir)
+    data = read_canonical(data_dir, out_of_range=out_of_range)
     tag = " [SYNTHETIC data]" if data.meta.get("synthetic") else ""
     click.echo(f"fitting {config.encoder if encoder is None else encoder} on {data!r}{tag}", err=True)
 
@@ -84,9 +85,10 @@ def _render(table: pd.DataFrame, fmt: str) -> str:
 @click.option("--out", "out", type=click.Path(path_type=str), default=None,
               help="Write to this file instead of stdout.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@range_option
 @threads_option
 def predict(model_dir, model_name, task_name, all_cells, new_models, new_tasks, task_info,
-            known_scores, fmt, out, force, threads) -> None:
+            known_scores, fmt, out, force, out_of_range, threads) -> None:
     """Predict scores with the fitted model in MODEL_DIR.
 
     Each row has the prediction in raw units and normalized, and, for an
@@ -106,12 +108,12 @@ def predict(model_dir, model_name, task_name, all_cells, new_models, new_tasks, 
     known = read_csv_lines(known_scores) if known_scores else None
     if new_models:
         table = est.predict_new_models(read_csv_lines(new_models), known,
-                                       files={"model_factors": new_models,
+                                       out_of_range=out_of_range, files={"model_factors": new_models,
                                               "known_scores": known_scores})
     elif new_tasks:
         info = read_csv_lines(task_info) if task_info else None
         table = est.predict_new_tasks(read_csv_lines(new_tasks), known, task_info=info,
-                                      files={"task_factors": new_tasks, "known_scores": known_scores,
+                                      out_of_range=out_of_range, files={"task_factors": new_tasks, "known_scores": known_scores,
                                              "task_info": task_info})
     else:
         models = [model_name] if model_name else data.models

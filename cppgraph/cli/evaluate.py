@@ -7,7 +7,7 @@ import json
 import click
 
 from cppgraph.cli.data import _reader_options
-from cppgraph.cli.options import threads_option
+from cppgraph.cli.options import range_option, threads_option
 from cppgraph.data import FORMATS, METRIC_TYPES, read_data
 from cppgraph.data.canonical import check_output_file, write_text_atomic
 from cppgraph.evaluate.methods import METHODS, make_methods
@@ -46,9 +46,10 @@ def _methods_option(ctx, param, value):
 @click.option("--predictions", type=click.Path(path_type=str), default=None,
               help="Also write every test cell's prediction (all methods and seeds) to this CSV.")
 @click.option("--force", is_flag=True, help="Replace the --predictions file if it exists.")
+@range_option
 @threads_option
 def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, seeds, methods,
-             normalization, fmt, predictions, force, threads) -> None:
+             normalization, fmt, predictions, force, out_of_range, threads) -> None:
     """Measure methods on held-out cells of DATA_DIR under a protocol.
 
     Each seed makes one split; every method learns from its training part
@@ -62,7 +63,8 @@ def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, s
         raise click.BadParameter(f"must be 0 or more; got {known}", param_hint="--known")
     if predictions:
         check_output_file(predictions, overwrite=force)  # before the long run, not after
-    data = read_data(data_dir, input_format, **_reader_options(input_format, None, metric_types))
+    data = read_data(data_dir, input_format, out_of_range=out_of_range,
+                     **_reader_options(input_format, None, metric_types))
     chosen = make_methods(methods, n_jobs=threads)
     click.echo(f"evaluating {len(chosen)} method(s) on {data!r}, protocol {protocol}, "
                f"{seeds} seed(s)", err=True)

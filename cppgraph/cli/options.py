@@ -20,3 +20,20 @@ def threads_option(command):
         with limit_threads(threads) as count:
             return command(*args, threads=count, **kwargs)
     return wrapped
+
+
+def range_option(command):
+    """Add ``--clip`` and ``--allow-out-of-range`` to a command that reads scores; the
+    command receives ``out_of_range`` (see ``cppgraph.data.dataset.OUT_OF_RANGE``)."""
+    @click.option("--allow-out-of-range", "allow", is_flag=True,
+                  help="Keep scores outside their task's declared range (with a warning).")
+    @click.option("--clip", is_flag=True,
+                  help="Clip scores outside their task's declared range to it (with a warning). "
+                       "Default: more than 1% of the range outside is an error.")
+    @functools.wraps(command)
+    def wrapped(*args, clip, allow, **kwargs):
+        if clip and allow:
+            raise click.UsageError("choose one of --clip and --allow-out-of-range")
+        mode = "clip" if clip else "allow" if allow else "error"
+        return command(*args, out_of_range=mode, **kwargs)
+    return wrapped

@@ -120,13 +120,16 @@ def _check_readable(path: Path) -> None:
         raise DataError("is not a regular file", file=path)
 
 
-def read_canonical(path: str | os.PathLike) -> CollabData:
+def read_canonical(path: str | os.PathLike, *, out_of_range: str | None = "error") -> CollabData:
     """Read a canonical data folder.
 
     Parameters
     ----------
     path : str or path-like
         Folder holding at least ``scores.csv``.
+    out_of_range : {"error", "clip", "allow"}
+        Scores outside their task's declared range
+        (:data:`~cppgraph.data.dataset.OUT_OF_RANGE`).
 
     Returns
     -------
@@ -196,7 +199,7 @@ def read_canonical(path: str | os.PathLike) -> CollabData:
     order_t = list(task_info["task"]) if task_info is not None and "task" in task_info else None
     return CollabData.from_frames(
         scores, task_info=task_info, model_factors=model_factors, task_factors=task_factors,
-        factor_kinds=kinds, meta=meta, models=order_m, tasks=order_t,
+        factor_kinds=kinds, meta=meta, models=order_m, tasks=order_t, out_of_range=out_of_range,
         files={"scores": str(scores_path), "task_info": tasks_file, "model_factors": mf_file,
                "task_factors": tf_file, "meta": str(meta_path)})
 

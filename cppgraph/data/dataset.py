@@ -16,7 +16,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from cppgraph.errors import DataError, DataWarning
+from cppgraph.errors import CppGraphError, DataError, DataWarning
 
 #: Columns of the long score table.
 SCORE_COLUMNS = ("model", "task", "score")
@@ -25,6 +25,13 @@ TASK_INFO_COLUMNS = ("higher_is_better", "min_score", "max_score", "unit", "metr
 #: Allowed values of ``metric_type``.
 METRIC_TYPES = ("accuracy", "score", "rating", "loss", "statistic")
 FACTOR_KINDS = ("numeric", "categorical")
+#: What to do with scores outside their task's declared range (``min_score``,
+#: ``max_score``): ``"error"`` warns about cells within :data:`RANGE_TOLERANCE`
+#: of the range and refuses cells beyond it, ``"clip"`` clips every such cell to
+#: the range, ``"allow"`` keeps them; each names the cells in a warning.
+OUT_OF_RANGE = ("error", "clip", "allow")
+#: Share of a task's declared range by which a score may pass it with only a warning.
+RANGE_TOLERANCE = 0.01
 
 _TRUE = {"true", "yes", "1", "y", "t"}
 _FALSE = {"false", "no", "0", "n", "f"}
@@ -120,6 +127,59 @@ def parse_bools(values: pd.Series, *, file=None, column=None, lines=None) -> pd.
             raise DataError(f"{cell!r} is not a boolean; expected true or false", file=file,
                             line=_where(lines, i), column=column, value=cell)
     return pd.Series(out, index=values.index, dtype="boolean")
+
+
+def check_ranges(cells: pd.DataFrame, info: pd.DataFrame, out_of_range: str = "error", *,
+                 file=None, what: str = "score") -> pd.DataFrame:
+    """Hold ``cells`` (columns ``model``, ``task``, ``score``, optional ``_line``)
+    to their tasks' declared ranges in ``info`` (indexed by task).
+
+    Returns ``cells`` (clipped where ``out_of_range="clip"``). See
+    :data:`OUT_OF_RANGE`; a task without a declared bound is not checked
+    against it.
+
+    Raises
+    ------
+    DataError
+        Under ``"error"``, naming the cells that pass their range by more
+        than :data:`RANGE_TOLERANCE` of it.
+    """
+    if out_of_range not in OUT_OF_RANGE:
+        raise CppGraphError(f"out_of_range must be one of {list(OUT_OF_RANGE)}; "
+                            f"got {out_of_range!r}")
+    lo = cells["task"].map(info["min_score"]).to_numpy(dtype=np.float64)
+    hi = cells["task"].map(info["max_score"]).to_numpy(dtype=np.float64)
+    x = cells["score"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        outside = (x < lo) | (x > hi)
+        tol = RANGE_TOLERANCE * np.where(np.isfinite(hi - lo), hi - lo, 0.0)
+        far = (x < lo - tol) | (x > hi + tol)
+    if not outside.any():
+        return cells
+    lines = cells["_line"].to_numpy() if "_line" in cells.columns else None
+    where = f"{file}: " if file else ""
+
+    def named(mask) -> str:
+        idx = np.flatnonzero(mask)
+        shown = "; ".join(
+            f"model {cells['model'].iat[i]!r}, task {cells['task'].iat[i]!r}: {x[i]:g} not in "
+            f"[{lo[i]:g}, {hi[i]:g}]" + (f" (line {int(lines[i])})" if lines is not None else "")
+            for i in idx[:5])
+        return shown + (f" (and {len(idx) - 5} more)" if len(idx) > 5 else "")
+
+    if out_of_range == "error" and far.any():
+        raise DataError(f"{int(far.sum())} {what}(s) outside their task's declared range "
+                        f"(min_score, max_score) by more than {RANGE_TOLERANCE:.0%} of it: "
+                        f"{named(far)}. Fix the scores or the range, or clip them to the range "
+                        "(--clip, out_of_range='clip') or keep them "
+                        "(--allow-out-of-range, out_of_range='allow')", file=file)
+    if out_of_range == "clip":
+        warnings.warn(f"{where}{int(outside.sum())} {what}(s) clipped to their task's declared "
+                      f"range: {named(outside)}", DataWarning, stacklevel=3)
+        return cells.assign(score=np.where(outside, np.clip(x, lo, hi), x))
+    warnings.warn(f"{where}{int(outside.sum())} {what}(s) outside their task's declared range, "
+                  f"kept: {named(outside)}", DataWarning, stacklevel=3)
+    return cells
 
 
 def _categorical(values: pd.Series) -> pd.Series:
@@ -233,7 +293,8 @@ class CollabData:
                     factor_kinds: Mapping | None = None, meta: Mapping | None = None,
                     files: Mapping[str, object] | None = None,
                     models: Iterable[str] | None = None,
-                    tasks: Iterable[str] | None = None) -> "CollabData":
+                    tasks: Iterable[str] | None = None,
+                    out_of_range: str | None = "error") -> "CollabData":
         """Validate raw tables and assemble a :class:`CollabData`.
 
         Parameters
@@ -254,6 +315,9 @@ class CollabData:
             ``model_factors``, ``task_factors``) for error messages.
         models, tasks : iterable of str, optional
             Preferred order of models / tasks (the source's order).
+        out_of_range : {"error", "clip", "allow"} or None
+            Scores outside their task's declared range: see
+            :data:`OUT_OF_RANGE` (None: not checked, for data checked before).
 
         Raises
         ------
@@ -318,6 +382,8 @@ class CollabData:
                           f"no scores and are ignored: {extra[:5]}", DataWarning, stacklevel=2)
         info = info.reindex(task_order)
         info["metric_type"] = info["metric_type"].where(info["metric_type"].notna(), "accuracy")
+        if out_of_range is not None:
+            long = check_ranges(long, info, out_of_range, file=sfile)
 
 
         _warn_case_variants(model_order, "model", sfile)
@@ -409,7 +475,8 @@ class CollabData:
             s, task_info=self.task_info.loc[keep_t].reset_index(),
             model_factors=self.model_factors.loc[present_m].reset_index(),
             task_factors=self.task_factors.loc[keep_t].reset_index(),
-            factor_kinds=self.factor_kinds, meta=self.meta, models=present_m, tasks=keep_t)
+            factor_kinds=self.factor_kinds, meta=self.meta, models=present_m, tasks=keep_t,
+            out_of_range=None)
 
     def select_tasks(self, metric_types: Iterable[str]) -> "CollabData":
         """Keep only the tasks whose ``metric_type`` is one of ``metric_types``."""

@@ -131,7 +131,7 @@ _CPP_TASK_FACTORS = {"ability": "ability", "family": "task_family", "output": "o
                      "few-shot": "few_shot"}
 
 
-def read_cpp_llm(source: str | os.PathLike) -> CollabData:
+def read_cpp_llm(source: str | os.PathLike, *, out_of_range: str = "error") -> CollabData:
     """Read the CPP paper's collaborative data (``crowdsource_performance.csv`` and friends).
 
     Parameters
@@ -228,7 +228,7 @@ def read_cpp_llm(source: str | os.PathLike) -> CollabData:
     return CollabData.from_frames(
         scores, task_info=task_info, model_factors=model_factors, task_factors=task_factors,
         factor_kinds={"model": kinds_m, "task": kinds_t}, models=list(models), tasks=tasks,
-        files=files,
+        files=files, out_of_range=out_of_range,
         meta={"name": "cpp-crowdsource", "source": "CPP_LLM data/crowdsource_performance.csv "
               "(github.com/Don-Joey/CPP_LLM)", "paper_rows": "model",
               "description": "Scores collected from papers, technical reports and model cards; "
@@ -253,7 +253,8 @@ def _helm_metric(task: str) -> dict:
 _SIZE = re.compile(r"\((\d+(?:\.\d+)?)\s*([MB])\)\s*$")
 
 
-def read_helm(source: str | os.PathLike, *, metric_types=None) -> CollabData:
+def read_helm(source: str | os.PathLike, *, metric_types=None,
+              out_of_range: str = "error") -> CollabData:
     """Read the HELM core leaderboard table (``helm_core.csv``).
 
     Parameters
@@ -311,7 +312,7 @@ def read_helm(source: str | os.PathLike, *, metric_types=None) -> CollabData:
         scores, task_info=info, model_factors=model_factors,
         factor_kinds={"model": {"params_b": "numeric"}, "task": {}},
         models=models, tasks=list(info["task"]),
-        files={"scores": str(path), "task_info": str(path)},
+        files={"scores": str(path), "task_info": str(path)}, out_of_range=out_of_range,
         meta={"name": "helm-core", "source": "HELM classic core leaderboard (crfm.stanford.edu/helm)",
               "paper_rows": "task",
               "description": "HELM core scenarios x models; metrics typed by metric_type."})
@@ -325,7 +326,44 @@ _OBS_FACTORS = {"Model Family": ("family", "categorical", None),
 _OBS_BASE_FILE = "base_llm_benchmark_eval.csv"
 
 
-def read_obsscaling(source: str | os.PathLike) -> CollabData:
+def _obs_task_info(scores: pd.DataFrame, tasks: list, path) -> pd.DataFrame:
+    """Each ObsScaling column's range and unit, from its name (the source's metric
+    naming) and its values; every metric is higher-is-better.
+
+    - ``..._bleu``: BLEU, 0 to 100.
+    - ``...,norm``: accuracy normalized for chance, ``(acc - chance) / (1 - chance)``,
+      at most 1; the lower bound is -1 (chance 1/2) or the lowest value seen.
+    - ``Arena-Elo``, ``MTBench``: chat ratings rescaled by the source, no range.
+    - any other: a fraction in [0, 1]; a column with values above 1 is taken as
+      percent (0 to 100) when they fit, else it gets no range, with a warning.
+    """
+    low = scores.groupby("task")["score"].min()
+    high = scores.groupby("task")["score"].max()
+    rows, unranged = [], []
+    for task in tasks:
+        lo, hi = low.get(task, np.nan), high.get(task, np.nan)
+        if task in ("Arena-Elo", "MTBench"):
+            row = (np.nan, np.nan, "rescaled by source", "score")
+        elif task.endswith("_bleu"):
+            row = (0.0, 100.0, "BLEU", "score")
+        elif task.endswith(",norm"):
+            row = (min(-1.0, lo), 1.0, "chance-normalized", "score")
+        elif not hi > 1.0:
+            row = (0.0, 1.0, "fraction", "accuracy")
+        elif lo >= 0.0 and hi <= 100.0:
+            row = (0.0, 100.0, "%", "accuracy")
+        else:
+            row = (np.nan, np.nan, np.nan, "score")
+            unranged.append(task)
+        rows.append((task, True, *row))
+    if unranged:
+        warnings.warn(f"{path}: {len(unranged)} column(s) are neither fractions nor percents and "
+                      f"get no declared range: {unranged[:5]}", DataWarning, stacklevel=3)
+    return pd.DataFrame(rows, columns=["task", "higher_is_better", "min_score", "max_score",
+                                       "unit", "metric_type"])
+
+
+def read_obsscaling(source: str | os.PathLike, *, out_of_range: str = "error") -> CollabData:
     """Read an observational-scaling evaluation CSV (Ruan et al., 2024).
 
     Parameters
@@ -333,8 +371,8 @@ def read_obsscaling(source: str | os.PathLike) -> CollabData:
     source : file or folder
         One of the ``*_eval.csv`` files: column ``Model``, the factor columns
         ``Model Family``, ``Model Size (B)``, ``Pretraining Data Size (T)``,
-        ``FLOPs (1E21)`` where present, then one column per benchmark with
-        scores as fractions in [0, 1]. A folder means its
+        ``FLOPs (1E21)`` where present, then one column per benchmark
+        (ranges and units from :func:`_obs_task_info`). A folder means its
         ``base_llm_benchmark_eval.csv``. A file without factor columns (the
         leaderboard-v2 file) takes them from ``base_llm_benchmark_eval.csv`` in
         the same folder, joined on ``Model``, when that file exists.
@@ -370,13 +408,7 @@ def read_obsscaling(source: str | os.PathLike) -> CollabData:
     values = frame[tasks].set_axis(list(models), axis=0)
     scores = _wide_to_long(values, file=path, rows="model")
     names = {t: _OBS_LEADERBOARD_TASKS.get(t, t) for t in tasks}
-    info = pd.DataFrame({"task": tasks, "higher_is_better": True, "min_score": 0.0,
-                         "max_score": 1.0, "unit": "fraction", "metric_type": "accuracy"})
-    # Chat ratings arrive rescaled by the source, not as accuracies.
-    rescaled = info["task"].isin(["Arena-Elo", "MTBench"])
-    info.loc[rescaled, ["min_score", "max_score"]] = np.nan
-    info.loc[rescaled, "unit"] = "rescaled by source"
-    info.loc[rescaled, "metric_type"] = "score"
+    info = _obs_task_info(scores, tasks, path)
     model_factors = pd.DataFrame({"model": list(models)})
     kinds = {}
     for col, (name, kind, scale) in _OBS_FACTORS.items():
@@ -392,10 +424,10 @@ def read_obsscaling(source: str | os.PathLike) -> CollabData:
         scores, task_info=info, model_factors=model_factors, task_factors=task_factors,
         factor_kinds={"model": kinds, "task": {c: _TASK_FACTOR_KINDS[c] for c in task_factors.columns
                                                if c != "task"}},
-        models=list(models), tasks=tasks, files=files,
+        models=list(models), tasks=tasks, files=files, out_of_range=out_of_range,
         meta={"name": f"obsscaling-{path.stem}", "paper_rows": None,
               "source": f"ObsScaling eval_results/{path.name} (github.com/ryoungj/ObsScaling)",
-              "description": "Observational scaling laws evaluation results; fractions in [0, 1]."})
+              "description": "Observational scaling laws evaluation results."})
 
 
 # ---------------------------------------------------- open llm leaderboard
@@ -411,7 +443,8 @@ _OLL_FACTORS = {"metadata_params_billions": ("params_b", "numeric"),
                 "metadata_hub_license": ("license", "categorical")}
 
 
-def read_open_llm_leaderboard(source: str | os.PathLike, *, scores: str = "raw") -> CollabData:
+def read_open_llm_leaderboard(source: str | os.PathLike, *, scores: str = "raw",
+                              out_of_range: str = "error") -> CollabData:
     """Read the Open LLM Leaderboard v2 table (one row per evaluated submission).
 
     Parameters
@@ -490,7 +523,7 @@ def read_open_llm_leaderboard(source: str | os.PathLike, *, scores: str = "raw")
         long, task_info=info, model_factors=model_factors, task_factors=task_factors,
         factor_kinds={"model": kinds, "task": dict(_TASK_FACTOR_KINDS)},
         models=models, tasks=tasks, files={"scores": str(path), "model_factors": str(path)},
-        meta={"name": f"open-llm-leaderboard-v2-{scores}", "paper_rows": None,
+        out_of_range=out_of_range, meta={"name": f"open-llm-leaderboard-v2-{scores}", "paper_rows": None,
               "source": "Hugging Face Open LLM Leaderboard v2 (huggingface.co/spaces/"
                         "open-llm-leaderboard)",
               "description": f"Open LLM Leaderboard v2, {scores} scores, one row per model."})
@@ -511,7 +544,8 @@ def read_data(source: str | os.PathLike, format: str = "canonical", **options) -
     """Read ``source`` with the reader of ``format`` (a key of :data:`FORMATS`).
 
     ``options`` are passed to the reader (``metric_types`` for ``helm``,
-    ``scores`` for ``open-llm-leaderboard``).
+    ``scores`` for ``open-llm-leaderboard``, ``out_of_range`` for all:
+    :data:`~cppgraph.data.dataset.OUT_OF_RANGE`).
     """
     if format not in FORMATS:
         raise DataError(f"unknown format {format!r}; expected one of {list(FORMATS)}")

@@ -35,18 +35,24 @@ def resolve_threads(n: int | None) -> int:
 @contextmanager
 def limit_threads(n: int | None):
     """Run the block with torch and the BLAS libraries on ``n`` threads (see
-    :func:`resolve_threads`); the previous settings come back afterwards."""
+    :func:`resolve_threads`) and torch's deterministic algorithms, so that
+    several threads give the same numbers as one; the previous settings come
+    back afterwards."""
     import torch
     from threadpoolctl import threadpool_limits
 
     count = resolve_threads(n)
     before = torch.get_num_threads()
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
     torch.set_num_threads(count)
+    torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         with threadpool_limits(limits=count):
             yield count
     finally:
         torch.set_num_threads(before)
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
 
 
 def threaded(method):

@@ -76,6 +76,37 @@ def test_help_lists_data_group():
     assert "--version" in result.output and "--debug" in result.output
 
 
+LIGHT = """
+import sys
+from cppgraph.cli import cli
+try:
+    cli(sys.argv[1:], prog_name="cppgraph")
+except SystemExit as end:
+    code = end.code
+print("TORCH" if "torch" in sys.modules else "NO-TORCH", code, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["data", "check", "{tiny}"],
+                                  ["data", "import", "{tiny}", "--format", "canonical",
+                                   "--out", "{out}"]], ids=["help", "check", "import"])
+def test_help_and_data_commands_do_not_load_torch(tiny, tmp_path, args):
+    args = [a.format(tiny=tiny, out=tmp_path / "copy") for a in args]
+    proc = subprocess.run([sys.executable, "-c", LIGHT, *args], capture_output=True, text=True)
+    assert proc.stderr.strip().splitlines()[-1] == "NO-TORCH 0", proc.stderr
+
+
+def test_every_listed_command_loads_with_its_name():
+    from cppgraph.cli import COMMANDS
+    import click
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
+        assert isinstance(command, click.Command) and command.name.rstrip("_") == name
+    assert cli.get_command(ctx, "nonsense") is None
+    assert sorted(COMMANDS) == cli.list_commands(ctx)
+
+
 def test_short_help_option():
     assert invoke("-h").exit_code == 0
 

@@ -3,10 +3,13 @@
 Library errors (:class:`~cppgraph.errors.CppGraphError`) become a one-line
 ``error: ...`` message and exit code 1; ``--debug`` shows the full traceback.
 Output piped into a reader that stops early (``| head``) ends quietly.
+Each command's module is imported only when that command runs, so that
+``--help`` and the ``data`` commands start without loading torch.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -18,8 +21,41 @@ from cppgraph import __version__
 from cppgraph.errors import CppGraphError, DataWarning
 
 
+#: The commands, imported when run: name -> (module, attribute, one-line help).
+COMMANDS = {
+    "data": ("cppgraph.cli.data", "data",
+             "Import score matrices into the canonical form and check data folders."),
+    "fit": ("cppgraph.cli.engine", "fit", "Fit the engine on a canonical data folder."),
+    "predict": ("cppgraph.cli.engine", "predict", "Predict scores with a fitted model."),
+    "evaluate": ("cppgraph.cli.evaluate", "evaluate",
+                 "Measure the engine and the baselines on held-out cells."),
+    "neighbours": ("cppgraph.cli.inspect", "neighbours",
+                   "The models (or tasks) most similar to one, in a fitted model."),
+    "graph": ("cppgraph.cli.inspect", "graph",
+              "Write the embedding-similarity graph of the models (or tasks)."),
+    "embeddings": ("cppgraph.cli.inspect", "embeddings", "Export the node embeddings."),
+    "clusters": ("cppgraph.cli.inspect", "clusters",
+                 "Cluster the models and compare the clusters with the families."),
+    "explain": ("cppgraph.cli.explain", "explain", "Factor importance of a fitted model."),
+}
+
+
 class _Group(click.Group):
-    """A click group that turns library errors into one-line messages."""
+    """A click group that loads its commands on use (:data:`COMMANDS`) and turns
+    library errors into one-line messages."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str):
+        if name not in COMMANDS:
+            return None
+        module, attribute, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][2]) for name in self.list_commands(ctx)])
 
     def invoke(self, ctx: click.Context):
         try:
@@ -89,23 +125,6 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
     logger.addHandler(handler)
     warnings.simplefilter("always", DataWarning)
     warnings.showwarning = _show_warning
-
-
-from cppgraph.cli.data import data  # noqa: E402
-from cppgraph.cli.engine import fit, predict  # noqa: E402
-from cppgraph.cli.evaluate import evaluate  # noqa: E402
-from cppgraph.cli.explain import explain  # noqa: E402
-from cppgraph.cli.inspect import clusters, embeddings, graph, neighbours  # noqa: E402
-
-cli.add_command(data)
-cli.add_command(fit)
-cli.add_command(predict)
-cli.add_command(evaluate)
-cli.add_command(neighbours)
-cli.add_command(graph)
-cli.add_command(embeddings)
-cli.add_command(clusters)
-cli.add_command(explain)
 
 
 def main() -> None:

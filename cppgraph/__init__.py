@@ -12,4 +12,21 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 from cppgraph.errors import CppGraphError, DataError, DataWarning  # noqa: E402
 
-__all__ = ["__version__", "CppGraphError", "DataError", "DataWarning"]
+#: Names imported on first use, so that ``import cppgraph`` stays light.
+_LAZY = {"CPPGraph": "cppgraph.estimator", "Config": "cppgraph.config",
+         "CollabData": "cppgraph.data", "read_data": "cppgraph.data",
+         "read_canonical": "cppgraph.data", "write_canonical": "cppgraph.data",
+         "import_data": "cppgraph.data"}
+
+__all__ = ["__version__", "CppGraphError", "DataError", "DataWarning", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cppgraph' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -156,6 +156,14 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def replace(self, **changes) -> "Config":
+        """A copy with ``changes``; an unknown key is an error listing the known ones."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise CppGraphError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
+        return dataclasses.replace(self, **changes) if changes else self
+
     @classmethod
     def from_dict(cls, values: dict, *, source: str = "config") -> "Config":
         known = {f.name for f in fields(cls)}

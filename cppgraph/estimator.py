@@ -21,7 +21,7 @@ import torch
 
 from cppgraph import coldstart, persist
 from cppgraph.config import Config
-from cppgraph.data.dataset import CollabData
+from cppgraph.data.readers import as_data
 from cppgraph.errors import CppGraphError
 from cppgraph.graph import FactorEncoder, build_graph, compile_graph
 from cppgraph.nn import ScoreHead, make_encoder
@@ -40,7 +40,9 @@ class CPPGraph:
     Parameters
     ----------
     config : Config, optional
-        All settings; keyword arguments override single fields.
+        All settings; keyword arguments override single fields. The fields
+        are also the estimator's parameters (``get_params``, ``set_params``:
+        scikit-learn's ``clone`` works).
 
     Attributes (after :meth:`fit`)
     ------------------------------
@@ -65,13 +67,30 @@ class CPPGraph:
     """
 
     def __init__(self, config: Config | None = None, **overrides):
-        base = config if config is not None else Config()
-        self.config = dataclasses.replace(base, **overrides) if overrides else base
+        self.config = (config if config is not None else Config()).replace(**overrides)
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The configuration's fields, by name."""
+        return {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}
+
+    def set_params(self, **params) -> "CPPGraph":
+        """Change configuration fields (before :meth:`fit`); returns ``self``."""
+        self.config = self.config.replace(**params)
+        return self
 
     # ---------------------------------------------------------------- fit
     @_threaded
-    def fit(self, data: CollabData, *, callback: Callable[[dict], None] | None = None) -> "CPPGraph":
-        """Learn from every observed score of ``data``; returns ``self``."""
+    def fit(self, data, *, model_factors: pd.DataFrame | None = None,
+            task_factors: pd.DataFrame | None = None, tasks: pd.DataFrame | None = None,
+            callback: Callable[[dict], None] | None = None) -> "CPPGraph":
+        """Learn from every observed score of ``data``; returns ``self``.
+
+        ``data`` is a :class:`CollabData`, a canonical folder's path, or a
+        long DataFrame of scores (``model, task, score``) with the optional
+        tables ``model_factors``, ``task_factors`` and ``tasks`` (as in the
+        canonical folder's CSV files; :func:`cppgraph.data.as_data`).
+        """
+        data = as_data(data, model_factors=model_factors, task_factors=task_factors, tasks=tasks)
         cfg = self.config
         cfg.validate()
         torch.manual_seed(cfg.random_state)
@@ -152,13 +171,15 @@ class CPPGraph:
 
     # ------------------------------------------------------------ predict
     @_threaded
-    def predict(self, pairs: pd.DataFrame | None = None) -> pd.DataFrame:
+    def predict(self, pairs: pd.DataFrame | None = None, *, wide: bool = False) -> pd.DataFrame:
         """Predict cells of the training matrix.
 
         Parameters
         ----------
         pairs : DataFrame with columns ``model`` and ``task``, optional
             Default: every models x tasks cell.
+        wide : bool
+            Return only the raw predictions, as a models x tasks DataFrame.
 
         Returns
         -------
@@ -183,7 +204,11 @@ class CPPGraph:
         fold = np.where(edge >= 0, self.folds_.fold.numpy()[np.maximum(edge, 0)], -1)
         pred = self.observed_stage_.apply(pred, rows, cols, fold, self.training_scores_)
         obs = np.where(edge >= 0, data.scores["score"].to_numpy()[np.maximum(edge, 0)], np.nan)
-        return self.table(pairs["model"], pairs["task"], pred, obs)
+        table = self.table(pairs["model"], pairs["task"], pred, obs)
+        if wide:
+            grid = table.pivot(index="model", columns="task", values="predicted")
+            return grid.reindex(index=pd.unique(pairs["model"]), columns=pd.unique(pairs["task"]))
+        return table
 
     def _cells(self, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Model and task positions of known names, and each pair's score edge (-1: none)."""

@@ -124,3 +124,22 @@ def test_read_data_unknown_format(shared_data):
         read_data(shared_data / "cpp_llm", "csv")
     with pytest.raises(DataError, match="scores must be 'raw' or 'normalized'"):
         read_open_llm_leaderboard(shared_data / "open_llm_leaderboard" / "v2.csv", scores="pct")
+
+
+def test_as_data_takes_a_collab_data_a_path_or_frames(demo_dir):
+    import pandas as pd
+
+    from cppgraph.data import as_data, read_canonical
+    from cppgraph.errors import CppGraphError
+    data = read_canonical(demo_dir)
+    assert as_data(data) is data
+    assert as_data(str(demo_dir)).scores.equals(data.scores)
+    frames = as_data(pd.read_csv(demo_dir / "scores.csv"),
+                     model_factors=pd.read_csv(demo_dir / "model_factors.csv"),
+                     tasks=pd.read_csv(demo_dir / "tasks.csv"))
+    assert frames.models == data.models and frames.tasks == data.tasks
+    assert frames.task_info["max_score"].equals(data.task_info["max_score"])
+    with pytest.raises(CppGraphError, match="tasks go with a DataFrame"):
+        as_data(data, tasks=pd.read_csv(demo_dir / "tasks.csv"))
+    with pytest.raises(CppGraphError, match="got int"):
+        as_data(3)

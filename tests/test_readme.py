@@ -21,3 +21,35 @@ def test_quick_start_is_two_commands_and_ci_runs_them():
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     for command in commands:
         assert command in ci, f"{command!r} is in the README but not in .ci/run"
+
+
+def python_snippets() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Python API", 1)[1]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_the_first_python_snippet_fits_a_dataframe_and_predicts(monkeypatch):
+    snippet = python_snippets()[0]
+    code = [line for line in snippet.splitlines() if line.strip()]
+    assert len(code) <= 5
+    monkeypatch.chdir(ROOT)
+    scope: dict = {}
+    exec(compile(snippet, "README.md", "exec"), scope)
+    grid = scope["grid"]
+    assert grid.shape == (60, 20) and grid.notna().all().all()
+    assert grid.index[0] == scope["scores"]["model"].iloc[0]
+
+
+def test_clone_gives_an_unfitted_copy_with_the_same_settings():
+    from sklearn.base import clone
+
+    from cppgraph import CPPGraph
+    est = CPPGraph(hidden=16, random_state=4)
+    copy = clone(est)
+    assert copy is not est and copy.config == est.config
+    assert copy.set_params(hidden=8).config.hidden == 8 and est.config.hidden == 16
+    import pytest
+    from cppgraph.errors import CppGraphError
+    with pytest.raises(CppGraphError, match="unknown setting.*'hiden'"):
+        CPPGraph(hiden=3)

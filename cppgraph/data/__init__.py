@@ -4,6 +4,7 @@ from cppgraph.data.canonical import read_canonical, write_canonical
 from cppgraph.data.dataset import METRIC_TYPES, CollabData
 from cppgraph.data.readers import (
     FORMATS,
+    as_data,
     import_data,
     read_cpp_llm,
     read_data,
@@ -17,6 +18,7 @@ __all__ = [
     "METRIC_TYPES",
     "FORMATS",
     "read_data",
+    "as_data",
     "import_data",
     "read_canonical",
     "write_canonical",

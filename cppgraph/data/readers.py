@@ -25,7 +25,7 @@ from cppgraph.data.canonical import (
     write_canonical,
 )
 from cppgraph.data.dataset import METRIC_TYPES, CollabData, parse_numbers
-from cppgraph.errors import DataError, DataWarning
+from cppgraph.errors import CppGraphError, DataError, DataWarning
 
 logger = logging.getLogger(__name__)
 
@@ -550,6 +550,33 @@ def read_data(source: str | os.PathLike, format: str = "canonical", **options) -
     if format not in FORMATS:
         raise DataError(f"unknown format {format!r}; expected one of {list(FORMATS)}")
     return FORMATS[format](source, **options)
+
+
+def as_data(data, *, model_factors: pd.DataFrame | None = None,
+            task_factors: pd.DataFrame | None = None,
+            tasks: pd.DataFrame | None = None) -> CollabData:
+    """A :class:`CollabData` from one, from a canonical folder's path, or from a long
+    DataFrame of scores (columns ``model, task, score``) with the optional tables of
+    the canonical folder (``model_factors``: column ``model`` then factors;
+    ``task_factors``: ``task`` then factors; ``tasks``: ``task`` and the columns of
+    ``tasks.csv``), validated by :meth:`CollabData.from_frames`."""
+    frames = {"model_factors": model_factors, "task_factors": task_factors, "task_info": tasks}
+    given = [k for k, v in (("model_factors", model_factors), ("task_factors", task_factors),
+                            ("tasks", tasks)) if v is not None]
+    if isinstance(data, pd.DataFrame):  # orders as read_canonical takes them
+        order = {"models": model_factors, "tasks": tasks}
+        order = {k: list(v[k[:-1]]) for k, v in order.items()
+                 if isinstance(v, pd.DataFrame) and k[:-1] in v.columns}
+        return CollabData.from_frames(data, **frames, **order)
+    if given:
+        raise CppGraphError(f"{', '.join(given)} go with a DataFrame of scores; got "
+                            f"{type(data).__name__}")
+    if isinstance(data, CollabData):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        return read_canonical(data)
+    raise CppGraphError(f"expected a CollabData, a data folder's path or a DataFrame of scores; "
+                        f"got {type(data).__name__}")
 
 
 def import_data(source: str | os.PathLike, format: str, out: str | os.PathLike, *,

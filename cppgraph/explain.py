@@ -334,7 +334,7 @@ def importance_plot(table: pd.DataFrame, path: str | os.PathLike, *, title: str 
     :data:`MEASURES` columns (as from :func:`importance_table` or
     :meth:`ShapResult.one`); each gets its own panel, factors in table order.
     """
-    from cppgraph.plots import plt, save_figure
+    from cppgraph.plots import figure, save_figure
     path = check_plot_path(path, overwrite=overwrite)
     measures = [(c, lab) for c, lab in MEASURES.items()
                 if c in table.columns and table[c].notna().any()]
@@ -342,9 +342,8 @@ def importance_plot(table: pd.DataFrame, path: str | os.PathLike, *, title: str 
         raise CppGraphError("nothing to plot: the table has no importance column")
     shown = table.head(top).iloc[::-1]
     labels = [f"{f} ({e})" for f, e in zip(shown["factor"], shown["entity"])]
-    fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures) + 1.5,
-                                                        0.32 * len(shown) + 1.2),
-                             sharey=True, squeeze=False)
+    fig, axes = figure(1, len(measures), figsize=(4.2 * len(measures) + 1.5,
+                                                  0.32 * len(shown) + 1.2), sharey=True)
     for ax, (col, lab) in zip(axes[0], measures):
         vals = shown[col].to_numpy(dtype=float)
         err = shown["delta_std"].to_numpy(dtype=float) if col == "delta_mae" and \

@@ -715,7 +715,7 @@ def embedding_map(est: CPPGraph, path: str | os.PathLike, *, method: str = "pca"
         The most common families get their own colour and legend entry; the
         others are drawn grey as ``other``.
     """
-    from cppgraph.plots import plt, save_figure
+    from cppgraph.plots import colormap, figure, save_figure
     est._check_fitted()
     _choice(method, ("pca", "tsne"), "method")
     path = check_map_path(path, overwrite=overwrite)
@@ -727,8 +727,8 @@ def embedding_map(est: CPPGraph, path: str | os.PathLike, *, method: str = "pca"
     family = _families(est).fillna("(no family)")
     shown = list(family.value_counts().index[:max_families])
     group = family.where(family.isin(shown), "other")
-    fig, ax = plt.subplots(figsize=(6.4, 5.2))
-    colours = plt.get_cmap("tab10" if len(shown) <= 10 else "tab20")
+    fig, axes = figure(figsize=(6.4, 5.2))
+    ax, colours = axes[0, 0], colormap("tab10" if len(shown) <= 10 else "tab20")
     groups = [(f, colours(i % colours.N)) for i, f in enumerate(shown)] + [("other", "0.7")]
     for label, colour in groups:
         mask = (group == label).to_numpy()

@@ -1,4 +1,9 @@
-"""PNG figures: evaluation results here; inspection maps and importance charts call save_figure."""
+"""PNG figures: evaluation results here; inspection maps and importance charts call
+:func:`figure` and :func:`save_figure`.
+
+Figures are built with matplotlib's object API (``Figure``), never through
+``pyplot``: the caller's backend and open figures are left alone.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +12,33 @@ import os
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (backend first)
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from cppgraph.data.canonical import write_files_atomic
 
-from cppgraph.data.canonical import write_files_atomic  # noqa: E402
+
+def figure(rows: int = 1, cols: int = 1, *, figsize, **kwargs):
+    """A new ``Figure`` (not registered with ``pyplot``) and its ``[rows, cols]`` axes."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, cols, squeeze=False, **kwargs)
+
+
+def colormap(name: str):
+    """A named matplotlib colormap (``colormap("tab10")(i)`` is a colour)."""
+    return matplotlib.colormaps[name]
 
 
 def save_figure(fig, path: str | os.PathLike, *, dpi: int = 120) -> None:
     """Write ``fig`` as PNG to ``path`` atomically, replacing it (callers check first).
 
     Raises :class:`~cppgraph.errors.DataError` naming ``path`` when it cannot
-    be written; nothing is left behind. The figure is closed.
+    be written; nothing is left behind.
     """
-    try:
-        write_files_atomic({Path(path): lambda p: fig.savefig(p, format="png", dpi=dpi,
-                                                             bbox_inches="tight")},
-                           overwrite=True)
-    finally:
-        plt.close(fig)
+    write_files_atomic({Path(path): lambda p: fig.savefig(p, format="png", dpi=dpi,
+                                                         bbox_inches="tight")},
+                       overwrite=True)
 
 
 def parity(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: str | os.PathLike, *,
@@ -41,7 +52,7 @@ def parity(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: str | os.Path
         raise ValueError("parity plot: no panels")
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.5 * rows), squeeze=False)
+    fig, axes = figure(rows, cols, figsize=(3.6 * cols, 3.5 * rows))
     for ax, (label, (true, pred)) in zip(axes.flat, panels.items()):
         true, pred = np.asarray(true, float), np.asarray(pred, float)
         ok = np.isfinite(true) & np.isfinite(pred)
@@ -78,8 +89,8 @@ def error_bars(table: pd.DataFrame, path: str | os.PathLike, *, metric: str = "n
     methods = list(dict.fromkeys(table["method"]))
     width = 0.8 / len(methods)
     x = np.arange(len(settings))
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(settings) + 2), 3.8))
-    colors = plt.get_cmap("tab10")
+    fig, axes = figure(figsize=(max(5.0, 1.3 * len(settings) + 2), 3.8))
+    ax, colors = axes[0, 0], colormap("tab10")
     for i, method in enumerate(methods):
         rows = table[table["method"] == method].set_index("setting").reindex(settings)
         pos = x + (i - (len(methods) - 1) / 2) * width

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -82,3 +83,21 @@ def test_failed_figure_write_leaves_nothing(tmp_path, monkeypatch):
         plots.parity({"one": ([0.1, 0.5], [0.2, 0.4])}, tmp_path / "p.png")
     assert "p.png" in str(err.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_plots_leave_the_callers_backend_and_figures_alone(tmp_path):
+    import matplotlib
+    import matplotlib.pyplot as plt
+    old = matplotlib.get_backend()
+    plt.switch_backend("pdf")
+    before = plt.figure()
+    try:
+        plots.parity({"a": (np.array([0.1, 0.5]), np.array([0.2, 0.4]))}, tmp_path / "p.png")
+        plots.error_bars(pd.DataFrame({"setting": ["s"], "method": ["m"], "mean": [0.1],
+                                       "std": [0.01]}), tmp_path / "e.png")
+        assert matplotlib.get_backend() == "pdf"
+        assert plt.get_fignums() == [before.number]
+        assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    finally:
+        plt.close(before)
+        plt.switch_backend(old)

@@ -148,3 +148,27 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
     est.fit_seconds_ = meta.get("fit_seconds")
     est.val_mae_ = meta.get("val_mae")
     return est
+
+
+def card(cls, folder: Path, *, n_jobs: int | None = None) -> dict:
+    """A model folder's card: versions, training data, fit and configuration (the
+    folder is loaded, and so checked, first)."""
+    est = load(cls, folder, n_jobs=n_jobs)
+    meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    data = est.data_
+    return {
+        "model_dir": str(folder),
+        "saved_by": {"cppgraph": meta.get("cppgraph_version"), "torch": meta.get("torch_version"),
+                     "format": meta.get("format_version")},
+        "data": {"name": data.meta.get("name", ""), "synthetic": bool(data.meta.get("synthetic")),
+                 "fingerprint": meta.get("data_fingerprint"), "models": len(data.models),
+                 "tasks": len(data.tasks), "observed": data.n_observed,
+                 "density": round(data.density, 4)},
+        "fit": {"seconds": est.fit_seconds_, "epochs": len(est.log_),
+                "best_epoch": est.best_epoch_,
+                "validation_mae_normalized": (est.val_mae_ or {}).get("normalized"),
+                "validation_mae_raw": (est.val_mae_ or {}).get("raw"),
+                "validation_cells": (est.val_mae_ or {}).get("cells"),
+                "benchmark_regression_weight": est.observed_weight_},
+        "config": est.config.to_dict(),
+    }

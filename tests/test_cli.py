@@ -161,7 +161,7 @@ def test_import_canonical_then_check_gives_same_summary(tmp_path):
     out = tmp_path / "out"
     result = invoke("data", "import", src, "--format", "canonical", "--out", out)
     assert result.exit_code == 0, result.output
-    assert "wrote" in stdout_of(result)
+    assert "wrote" in stderr_of(result) and stdout_of(result) == ""
     before = json.loads(stdout_of(invoke("data", "check", src, "--json")))
     after = json.loads(stdout_of(invoke("data", "check", out, "--json")))
     assert after == before

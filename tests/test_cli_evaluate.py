@@ -20,7 +20,8 @@ def test_json_records(demo_dir):
                  "--seeds", 2, "--format", "json")
     assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)
-    assert {tuple(sorted(r)) for r in records} == {("mean", "method", "metric", "protocol", "std")}
+    assert {tuple(sorted(r)) for r in records} == {("mean", "method", "metric", "protocol", "seeds",
+                                                   "std")}
     table = pd.DataFrame(records)
     assert set(table["method"]) == {"task-mean", "svd", "cppgraph"}
     assert set(METRICS) <= set(table["metric"]) and (table["protocol"] == "random").all()

@@ -7,7 +7,7 @@ import json
 import click
 import pandas as pd
 
-from cppgraph.cli.options import range_option
+from cppgraph.cli.options import OUTPUTS, emit, range_option
 from cppgraph.data import FORMATS, METRIC_TYPES, import_data, read_data
 
 
@@ -15,11 +15,11 @@ def _reader_options(fmt: str, scores: str | None, metric_types: tuple[str, ...])
     options = {}
     if scores is not None:
         if fmt != "open-llm-leaderboard":
-            raise click.UsageError("--scores applies only to --format open-llm-leaderboard")
+            raise click.UsageError("--scores applies only to --input-format open-llm-leaderboard")
         options["scores"] = scores
     if metric_types:
         if fmt != "helm":
-            raise click.UsageError("--metric-type applies only to --format helm")
+            raise click.UsageError("--metric-type applies only to --input-format helm")
         options["metric_types"] = list(metric_types)
     return options
 
@@ -71,7 +71,7 @@ _FORMAT = click.Choice(list(FORMATS))
 
 @data.command("import")
 @click.argument("source", type=click.Path(path_type=str))
-@click.option("--format", "fmt", type=_FORMAT, required=True,
+@click.option("--input-format", "--format", "fmt", type=_FORMAT, required=True,
               help="Format of SOURCE (cpp-llm: a folder; helm, open-llm-leaderboard: a file; "
                    "obsscaling: a file or folder; canonical: a folder).")
 @click.option("--out", "out", type=click.Path(path_type=str), required=True,
@@ -90,24 +90,47 @@ def import_(source, fmt, out, force, scores, metric_types, out_of_range) -> None
     """
     collab = import_data(source, fmt, out, overwrite=force, out_of_range=out_of_range,
                          **_reader_options(fmt, scores, metric_types))
-    click.echo(f"wrote {out}: {collab!r}")
+    click.echo(f"wrote {out}: {collab!r}", err=True)
+
+
+def _input_or_output(ctx, param, value):
+    """``data check --format``: an output format, or (the older spelling) PATH's format."""
+    if value is None or value in OUTPUTS:
+        return value
+    if value in FORMATS:
+        ctx.meta["input_format"] = value
+        return None
+    raise click.BadParameter(f"{value!r} is neither an output format ({', '.join(OUTPUTS)}) "
+                             f"nor an input format ({', '.join(FORMATS)})")
 
 
 @data.command("check")
 @click.argument("path", type=click.Path(path_type=str))
-@click.option("--format", "fmt", type=_FORMAT, default="canonical", show_default=True,
-              help="Format of PATH.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--input-format", "input_format", type=_FORMAT, default=None,
+              help="Format of PATH (default canonical).")
+@click.option("--format", "fmt", default=None, callback=_input_or_output,
+              metavar="[table|csv|json]",
+              help="Output: a readable summary, the per-task coverage as CSV, or the summary "
+                   "as one JSON object.")
+@click.option("--json", "as_json", is_flag=True, hidden=True)
+@click.option("--out", "out", type=click.Path(path_type=str), default=None,
+              help="Write the result to this file instead of stdout.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @range_option
-def check(path, fmt, as_json, out_of_range) -> None:
+@click.pass_context
+def check(ctx, path, input_format, fmt, as_json, out, force, out_of_range) -> None:
     """Validate a data folder (or file) and print a summary.
 
     The summary gives models, tasks, observed cells, density and per-task
-    coverage; --json prints it as one JSON object.
+    coverage.
     """
-    collab = read_data(path, fmt, out_of_range=out_of_range)
+    input_format = input_format or ctx.meta.get("input_format") or "canonical"
+    fmt = "json" if as_json else fmt or "table"
+    collab = read_data(path, input_format, out_of_range=out_of_range)
     summary = collab.summary()
-    if as_json:
-        click.echo(json.dumps(summary, ensure_ascii=False))
+    coverage = pd.DataFrame(summary["task_coverage"])
+    if fmt == "json":
+        text = json.dumps(summary, ensure_ascii=False) + "\n"
+        emit(coverage, "table", out, force=force, text=text)
     else:
-        click.echo(format_summary(summary))
+        emit(coverage, fmt, out, force=force, text=format_summary(summary) + "\n")

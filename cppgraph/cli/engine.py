@@ -1,17 +1,20 @@
-"""``cppgraph fit`` and ``cppgraph predict``."""
+"""``cppgraph fit``, ``cppgraph predict`` and ``cppgraph info``."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 import pandas as pd
 
-from cppgraph.cli.options import range_option, threads_option
+from cppgraph.cli.options import emit, output_options, range_option, threads_option
 from cppgraph.config import Config
 from cppgraph.data import read_canonical
-from cppgraph.data.canonical import check_output_folder, read_csv_lines, write_text_atomic
+from cppgraph.data.canonical import (check_output_file, check_output_folder, read_csv_lines,
+                                     write_text_atomic)
 from cppgraph.estimator import CPPGraph
+from cppgraph.persist import card
 
 
 @click.command()
@@ -126,3 +129,44 @@ def predict(model_dir, model_name, task_name, all_cells, new_models, new_tasks, 
         click.echo(f"wrote {len(table)} predictions to {out}", err=True)
     else:
         click.echo(text, nl=False)
+
+
+def _card_text(card: dict) -> str:
+    data, fit, saved = card["data"], card["fit"], card["saved_by"]
+    tag = "  [SYNTHETIC data]" if data["synthetic"] else ""
+    mae = fit["validation_mae_normalized"]
+    lines = [f"model folder   {card['model_dir']}",
+             f"saved by       cppgraph {saved['cppgraph']} (format {saved['format']}), "
+             f"torch {saved['torch']}",
+             f"training data  {data['name'] or '(unnamed)'}{tag}: {data['models']} models x "
+             f"{data['tasks']} tasks, {data['observed']} scores (density {data['density']:.1%}), "
+             f"fingerprint {data['fingerprint']}",
+             f"fit            {fit['epochs']} epochs (best {fit['best_epoch']})"
+             + (f" in {fit['seconds']:.1f}s" if fit["seconds"] is not None else ""),
+             "validation     " + (f"MAE {mae:.4f} normalized on {fit['validation_cells']} cells"
+                                  if mae is not None else "none"),
+             f"benchmark-regression weight {fit['benchmark_regression_weight']:g}",
+             "settings:"]
+    lines += [f"  {key} = {value!r}" for key, value in card["config"].items()]
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(path_type=str))
+@output_options
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def info(model_dir, fmt, out, force) -> None:
+    """The card of the fitted model in MODEL_DIR: training data (fingerprint and
+    counts), fit (time, epochs, validation error), settings, and the version that
+    saved it. The folder is checked as predict checks it."""
+    if out:
+        check_output_file(out, overwrite=force)
+    model = card(CPPGraph, Path(model_dir))
+    flat = pd.json_normalize(model, sep=".").T.reset_index()
+    flat.columns = ["field", "value"]
+    flat["value"] = flat["value"].map(lambda v: json.dumps(v) if isinstance(v, (list, dict))
+                                      else v)
+    if fmt == "json":
+        emit(flat, "table", out, force=force, text=json.dumps(model, indent=1) + "\n")
+    else:
+        emit(flat, fmt, out, force=force, text=_card_text(model))

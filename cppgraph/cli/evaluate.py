@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from cppgraph.cli.data import _reader_options
-from cppgraph.cli.options import range_option, threads_option
+from cppgraph.cli.options import emit, output_options, range_option, threads_option
 from cppgraph.data import FORMATS, METRIC_TYPES, read_data
 from cppgraph.data.canonical import check_output_file, write_text_atomic
 from cppgraph.evaluate.methods import METHODS, make_methods
@@ -41,28 +39,28 @@ def _methods_option(ctx, param, value):
 @click.option("--normalization", type=click.Choice(list(UNITS)), default="minmax",
               show_default=True,
               help="Scale of the normalized metrics: per-task min-max, or the CPP paper's.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
 @click.option("--predictions", type=click.Path(path_type=str), default=None,
               help="Also write every test cell's prediction (all methods and seeds) to this CSV.")
-@click.option("--force", is_flag=True, help="Replace the --predictions file if it exists.")
+@click.option("--force", is_flag=True, help="Replace the --predictions and --out files if they exist.")
+@output_options
 @range_option
 @threads_option
 def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, seeds, methods,
-             normalization, fmt, predictions, force, out_of_range, threads) -> None:
+             normalization, predictions, force, fmt, out, out_of_range, threads) -> None:
     """Measure methods on held-out cells of DATA_DIR under a protocol.
 
     Each seed makes one split; every method learns from its training part
     and predicts its test cells. Prints mean ± std over seeds of each metric
-    (the table is sorted by normalized MAE); --format json prints records
-    with keys method, protocol, metric, mean, std.
+    (the table is sorted by normalized MAE); --format csv and json give
+    records with keys method, protocol, metric, mean, std, seeds.
     """
     if seeds < 1:
         raise click.BadParameter(f"must be 1 or more; got {seeds}", param_hint="--seeds")
     if known < 0:
         raise click.BadParameter(f"must be 0 or more; got {known}", param_hint="--known")
-    if predictions:
-        check_output_file(predictions, overwrite=force)  # before the long run, not after
+    for path in (predictions, out):
+        if path:
+            check_output_file(path, overwrite=force)  # before the long run, not after
     data = read_data(data_dir, input_format, out_of_range=out_of_range,
                      **_reader_options(input_format, None, metric_types))
     chosen = make_methods(methods, n_jobs=threads)
@@ -75,12 +73,10 @@ def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, s
     if predictions:
         write_text_atomic(predictions, result.predictions.to_csv(index=False), overwrite=force)
         click.echo(f"wrote {len(result.predictions)} predictions to {predictions}", err=True)
-    if fmt == "json":
-        records = summary.assign(protocol=protocol)[["method", "protocol", "metric", "mean", "std"]]
-        click.echo(json.dumps(json.loads(records.to_json(orient="records")), indent=1))
-        return
-    table = summary_table(summary)
+    records = summary.assign(protocol=protocol)[["method", "protocol", "metric", "mean", "std",
+                                                 "seeds"]]
     better = ", ".join(m for m in HIGHER_IS_BETTER)
-    click.echo(f"protocol {protocol}; normalized metrics on the {normalization} scale; "
-               f"higher is better for {better}, lower for the rest")
-    click.echo(table.to_string(index=False))
+    text = (f"protocol {protocol}; normalized metrics on the {normalization} scale; "
+            f"higher is better for {better}, lower for the rest\n"
+            + summary_table(summary).to_string(index=False) + "\n")
+    emit(records, fmt, out, force=force, text=text)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from cppgraph import explain as cpx
-from cppgraph.cli.inspect import _table
-from cppgraph.cli.options import threads_option
+from cppgraph.cli.options import emit, output_options, plain_table, threads_option
+from cppgraph.data.canonical import check_output_file
 from cppgraph.estimator import CPPGraph
 
 
@@ -26,11 +26,12 @@ from cppgraph.estimator import CPPGraph
                    f"{cpx.EXACT_MAX_FACTORS} factors); default 20 x (2 x factors + 1).")
 @click.option("--plot", "plot", type=click.Path(path_type=str), default=None,
               help="Also write a bar chart of the importance as PNG.")
-@click.option("--force", is_flag=True, help="Replace --plot if it exists.")
+@click.option("--force", is_flag=True, help="Replace --plot and --out if they exist.")
+@output_options
 @threads_option
 @click.pass_context
 def explain(ctx, model_dir, model, task, ablation, seeds, protocol, max_evals, plot,
-            force, threads) -> None:
+            force, fmt, out, threads) -> None:
     """Factor importance of the fitted model in MODEL_DIR.
 
     Prints the mean absolute SHAP value of each design factor over the
@@ -39,15 +40,21 @@ def explain(ctx, model_dir, model, task, ablation, seeds, protocol, max_evals, p
     """
     if plot:
         cpx.check_plot_path(plot, overwrite=force)
+    if out:
+        check_output_file(out, overwrite=force)
     est = CPPGraph.load(model_dir, n_jobs=threads)
     verbose = (ctx.obj or {}).get("verbose", 0) > 0
     result = cpx.shap_values(est, model=model, task=task, max_evals=max_evals, progress=verbose)
     if model is not None and task is not None:
         one = result.one(model, task)
-        click.echo(f"{model} on {task}: network prediction {result.prediction.iloc[0]:.4f} "
-                   f"(normalized) = {result.base.iloc[0]:.4f} with every factor removed "
-                   f"+ the SHAP values below ({result.method})")
-        click.echo(_table(one), nl=False)
+        head = (f"{model} on {task}: network prediction {result.prediction.iloc[0]:.4f} "
+                f"(normalized) = {result.base.iloc[0]:.4f} with every factor removed "
+                f"+ the SHAP values below ({result.method})\n")
+        emit(one, fmt, out, force=force, text=head + plain_table(one),
+             meta={"model": model, "task": task, "method": result.method,
+                   "explained": "network prediction, normalized",
+                   "prediction": float(result.prediction.iloc[0]),
+                   "base": float(result.base.iloc[0])})
         if plot:
             cpx.importance_plot(one, plot, overwrite=force, title=f"{model} on {task}: SHAP")
             click.echo(f"wrote {plot}", err=True)
@@ -56,18 +63,22 @@ def explain(ctx, model_dir, model, task, ablation, seeds, protocol, max_evals, p
         return
     shap_table = cpx.global_importance(result)
     scope = "every cell" if model is None and task is None else f"the cells of {model or task}"
-    click.echo(f"mean |SHAP| over {len(result.values)} predictions ({scope}; {result.method}; "
-               "normalized-score units)")
+    head = (f"mean |SHAP| over {len(result.values)} predictions ({scope}; {result.method}; "
+            "normalized-score units)\n")
     abl = None
     if ablation:
         progress = (lambda line: click.echo(line, err=True)) if verbose else None
         click.echo(f"refitting without each of {len(result.factors)} factors on {seeds} "
                    f"{protocol} split(s)...", err=True)
         abl = cpx.ablation_importance(est, seeds=seeds, protocol=protocol, progress=progress)
-        click.echo(f"ablation ({protocol}): held-out normalized MAE with every factor "
-                   f"{abl.attrs['mae_all']:.4f}; delta_mae = MAE without the factor minus that")
+        head += (f"ablation ({protocol}): held-out normalized MAE with every factor "
+                 f"{abl.attrs['mae_all']:.4f}; delta_mae = MAE without the factor minus that\n")
     table = cpx.importance_table(shap_table, abl)
-    click.echo(_table(table), nl=False)
+    meta = {"scope": scope, "predictions": len(result.values), "method": result.method,
+            "explained": "network prediction, normalized"}
+    if abl is not None:
+        meta.update(ablation=protocol, mae_all=float(abl.attrs["mae_all"]))
+    emit(table, fmt, out, force=force, text=head + plain_table(table), meta=meta)
     if plot:
         cpx.importance_plot(table, plot, overwrite=force, title=f"factor importance: {model_dir}")
         click.echo(f"wrote {plot}", err=True)

@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import click
-import pandas as pd
 
 from cppgraph import inspect as cpi
-from cppgraph.cli.options import threads_option
+from cppgraph.cli.options import emit, output_options, plain_table, threads_option
 from cppgraph.data.canonical import check_output_file, read_csv_lines
 from cppgraph.estimator import CPPGraph
-
-
-def _table(frame: pd.DataFrame) -> str:
-    """Plain-text table; text columns (names, member lists) aligned left."""
-    frame = frame.copy()
-    for col in frame.columns:
-        if not pd.api.types.is_numeric_dtype(frame[col]):
-            values = frame[col].map(str)
-            width = max([len(str(col))] + list(values.str.len()))
-            frame[col] = values.str.ljust(width)
-            frame = frame.rename(columns={col: str(col).ljust(width)})
-    text = frame.to_string(index=False, float_format=lambda v: f"{v:.4f}")
-    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
 
 
 @click.command("neighbours")
 @click.argument("model_dir", type=click.Path(path_type=str))
 @click.argument("name")
-@click.option("-k", "k", type=int, default=10, show_default=True, help="How many neighbours.")
+@click.option("-k", "--k", "k", type=int, default=10, show_default=True, help="How many neighbours.")
 @click.option("--by", type=click.Choice(["embedding", "scores"]), default="embedding",
               show_default=True,
               help="Cosine similarity of embeddings, or Pearson correlation of observed scores "
@@ -37,8 +25,11 @@ def _table(frame: pd.DataFrame) -> str:
               help="NAME is a new model, the row of this model_factors.csv-style file.")
 @click.option("--known-scores", type=click.Path(path_type=str), default=None,
               help="With --new-model: a scores.csv of its known scores.")
+@output_options
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @threads_option
-def neighbours(model_dir, name, k, by, is_task, new_model, known_scores, threads) -> None:
+def neighbours(model_dir, name, k, by, is_task, new_model, known_scores, fmt, out, force,
+               threads) -> None:
     """The models (or tasks) most similar to NAME in the fitted model in MODEL_DIR.
 
     The last column names the 3 tasks (models) where the two differ most in
@@ -48,6 +39,8 @@ def neighbours(model_dir, name, k, by, is_task, new_model, known_scores, threads
         raise click.UsageError("--new-model is for models; drop --task")
     if known_scores and not new_model:
         raise click.UsageError("--known-scores needs --new-model")
+    if out:
+        check_output_file(out, overwrite=force)
     est = CPPGraph.load(model_dir, n_jobs=threads)
     query, known, files = name, None, None
     if new_model:
@@ -63,7 +56,7 @@ def neighbours(model_dir, name, k, by, is_task, new_model, known_scores, threads
         files = {"model_factors": new_model, "known_scores": known_scores}
     table = cpi.neighbours(est, query, k, by=by, kind="task" if is_task else "model",
                            known_scores=known, files=files)
-    click.echo(_table(table), nl=False)
+    emit(table, fmt, out, force=force, meta={"query": name, "by": by})
 
 
 @click.command("graph")
@@ -112,7 +105,7 @@ def embeddings(model_dir, node_type, out, force, threads) -> None:
 
 @click.command("clusters")
 @click.argument("model_dir", type=click.Path(path_type=str))
-@click.option("--k", "k", type=int, default=None, help="Number of clusters.")
+@click.option("-k", "--k", "k", type=int, default=None, help="Number of clusters.")
 @click.option("--auto", is_flag=True, help="Choose k by silhouette over 2..12 (the default).")
 @click.option("--by", type=click.Choice(["profile", "embedding"]), default="profile",
               show_default=True,
@@ -125,27 +118,40 @@ def embeddings(model_dir, node_type, out, force, threads) -> None:
               help="Also draw a 2-D PNG map of what is clustered, coloured by family.")
 @click.option("--method", type=click.Choice(["pca", "tsne"]), default="pca", show_default=True,
               help="Projection of the map.")
-@click.option("--force", is_flag=True, help="Replace --map if it exists.")
+@click.option("--force", is_flag=True, help="Replace --map and --out if they exist.")
+@output_options
 @threads_option
-def clusters(model_dir, k, auto, by, control, map_path, method, force, threads) -> None:
-    """Cluster the models of MODEL_DIR and compare the clusters with the families."""
+def clusters(model_dir, k, auto, by, control, map_path, method, force, fmt, out,
+             threads) -> None:
+    """Cluster the models of MODEL_DIR and compare the clusters with the families.
+
+    The table (and --format csv) lists the clusters; --format json also gives
+    k, the silhouette, the agreement with the families and the models in a
+    cluster of another majority family.
+    """
     if k is not None and auto:
         raise click.UsageError("choose --k N or --auto, not both")
     if map_path:
         cpi.check_map_path(map_path, overwrite=force)
+    if out:
+        check_output_file(out, overwrite=force)
     control = [c.strip() for c in control.split(",") if c.strip()] if control else None
     est = CPPGraph.load(model_dir, n_jobs=threads)
     result = cpi.clusters(est, k, by=by, control=control)
     how = "chosen by silhouette" if k is None else "given"
     what = f"{by}s" + (f" without {', '.join(control)}" if control else "")
-    click.echo(f"clustered: {what}; k = {result.k} ({how}), "
-               f"silhouette {result.silhouette[result.k]:.3f}")
-    click.echo(f"against family ({result.n_scored} models): ARI {result.ari:.3f}, "
-               f"NMI {result.nmi:.3f}")
-    click.echo(_table(result.summary()), nl=False)
+    text = (f"clustered: {what}; k = {result.k} ({how}), "
+            f"silhouette {result.silhouette[result.k]:.3f}\n"
+            f"against family ({result.n_scored} models): ARI {result.ari:.3f}, "
+            f"NMI {result.nmi:.3f}\n" + plain_table(result.summary()))
     if len(result.mismatches):
-        click.echo(f"{len(result.mismatches)} models in a cluster of another majority family:")
-        click.echo(_table(result.mismatches), nl=False)
+        text += (f"{len(result.mismatches)} models in a cluster of another majority family:\n"
+                 + plain_table(result.mismatches))
+    meta = {"by": by, "control": control or [], "k": result.k, "k_chosen": k is None,
+            "silhouette": float(result.silhouette[result.k]), "ari": float(result.ari),
+            "nmi": float(result.nmi), "models_scored": int(result.n_scored),
+            "mismatches": json.loads(result.mismatches.to_json(orient="records"))}
+    emit(result.summary(), fmt, out, force=force, text=text, meta=meta)
     if map_path:
         cpi.embedding_map(est, map_path, method=method, by=by, control=control, overwrite=force)
         click.echo(f"wrote {map_path}", err=True)

@@ -37,3 +37,57 @@ def range_option(command):
         mode = "clip" if clip else "allow" if allow else "error"
         return command(*args, out_of_range=mode, **kwargs)
     return wrapped
+
+
+#: Output formats of the commands that print results.
+OUTPUTS = ("table", "csv", "json")
+
+
+def output_options(command):
+    """Add ``--format table|csv|json`` and ``--out FILE`` to a command that prints
+    results; it receives ``fmt`` and ``out`` (print with :func:`emit`)."""
+    @click.option("--out", "out", type=click.Path(path_type=str), default=None,
+                  help="Write the result to this file instead of stdout (--force replaces it).")
+    @click.option("--format", "fmt", type=click.Choice(OUTPUTS), default="table",
+                  show_default=True, help="Output format.")
+    @functools.wraps(command)
+    def wrapped(*args, **kwargs):
+        return command(*args, **kwargs)
+    return wrapped
+
+
+def plain_table(frame) -> str:
+    """Plain-text table; text columns (names, member lists) aligned left."""
+    import pandas as pd
+    frame = frame.copy()
+    for col in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[col]):
+            values = frame[col].map(str)
+            width = max([len(str(col))] + list(values.str.len()))
+            frame[col] = values.str.ljust(width)
+            frame = frame.rename(columns={col: str(col).ljust(width)})
+    text = frame.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+
+
+def emit(table, fmt: str, out: str | None = None, *, force: bool = False, text: str | None = None,
+         meta: dict | None = None) -> None:
+    """Print (or write to ``out``) a result: ``table`` (a DataFrame) as a plain table
+    (or ``text``, when given), CSV or JSON records; ``meta`` adds fields to the JSON
+    (an object with the records under ``rows``)."""
+    import json
+
+    from cppgraph.data.canonical import write_text_atomic
+    if fmt == "csv":
+        body = table.to_csv(index=False)
+    elif fmt == "json":
+        rows = json.loads(table.to_json(orient="records"))
+        body = json.dumps({**meta, "rows": rows} if meta else rows, indent=1,
+                          ensure_ascii=False) + "\n"
+    else:
+        body = text if text is not None else plain_table(table)
+    if out:
+        write_text_atomic(out, body, overwrite=force)
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(body, nl=False)

@@ -473,7 +473,7 @@ def read_open_llm_leaderboard(source: str | os.PathLike, *, scores: str = "raw",
             v1 in header for v1 in ("arc", "hellaswag", "truthfulqa", "winogrande")):
         raise DataError("this looks like the Open LLM Leaderboard v1 file (ARC, HellaSwag, MMLU, "
                         "TruthfulQA, Winogrande, GSM8K); only the v2 file (huggingface_v2.csv, "
-                        "IFEval to MMLU-Pro) is read by --format open-llm-leaderboard", file=path)
+                        "IFEval to MMLU-Pro) is read by --input-format open-llm-leaderboard", file=path)
     _require(frame, ["id", "model_name", "metadata_submission_date", *score_cols], path)
     frame["model_name"] = frame["model_name"].fillna("").astype(str).str.strip()
     empty = frame.index[frame["model_name"] == ""]

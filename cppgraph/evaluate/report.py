@@ -16,17 +16,21 @@ def is_engine(method: str) -> bool:
 
 
 def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Methods x metrics as ``mean ± std`` strings, best normalized MAE first."""
-    wide = summary.pivot_table(index="method", columns="metric", values=["mean", "std"],
+    """Methods x metrics as ``mean ± std`` strings (the mean alone from one seed), best
+    normalized MAE first."""
+    if "seeds" not in summary.columns:
+        summary = summary.assign(seeds=2)
+    wide = summary.pivot_table(index="method", columns="metric", values=["mean", "std", "seeds"],
                                sort=False)
     order = wide[("mean", "mae_norm")].sort_values().index
     cols = [m for m in (*METRICS, "coverage", "fit_seconds") if ("mean", m) in wide.columns]
     out = pd.DataFrame(index=order)
     for m in cols:
         mean, std = wide.loc[order, ("mean", m)], wide.loc[order, ("std", m)]
+        seeds = wide.loc[order, ("seeds", m)]
         digits = 2 if m in ("fit_seconds", "rmse_raw", "mae_raw") else 4
-        out[m] = [("" if pd.isna(a) else f"{a:.{digits}f} ± {b:.{digits}f}")
-                  for a, b in zip(mean, std)]
+        out[m] = [("" if pd.isna(a) else f"{a:.{digits}f}" if n <= 1 else
+                   f"{a:.{digits}f} ± {b:.{digits}f}") for a, b, n in zip(mean, std, seeds)]
     if "coverage" in out.columns and (wide.loc[order, ("mean", "coverage")] == 1).all():
         out = out.drop(columns="coverage")
     return out.rename(columns={"fit_seconds": "fit_s"}).rename_axis("method").reset_index()

@@ -132,10 +132,12 @@ def evaluate(data: CollabData, protocol: str, methods: Iterable[Method], *, seed
 
 
 def summarize(scores: pd.DataFrame) -> pd.DataFrame:
-    """Long table ``method, protocol, metric, mean, std`` (std over seeds, ddof 0)."""
+    """Long table ``method, protocol, metric, mean, std, seeds`` (std over seeds, ddof 0;
+    ``seeds``: how many seeds gave a value)."""
     metrics = [m for m in (*METRICS, "coverage", "fit_seconds") if m in scores.columns]
     long = scores.melt(id_vars=["method", "protocol", "seed"], value_vars=metrics,
                        var_name="metric", value_name="value")
     out = long.groupby(["method", "protocol", "metric"], sort=False)["value"].agg(
-        mean="mean", std=lambda v: float(np.std(v.dropna())) if v.notna().any() else np.nan)
+        mean="mean", std=lambda v: float(np.std(v.dropna())) if v.notna().any() else np.nan,
+        seeds=lambda v: int(v.notna().sum()))
     return out.reset_index()

@@ -70,3 +70,14 @@ def test_one_seed_prints_no_spread(demo_dir):
     assert res.exit_code == 0 and "±" not in res.stdout
     res = invoke("evaluate", demo_dir, "--methods", "task-mean", "--seeds", "2")
     assert "±" in res.stdout
+
+
+def test_quiet_drops_progress_but_keeps_results(demo_dir, tmp_path):
+    config = tmp_path / "short.toml"
+    config.write_text("epochs = 12\npatience = 12\n")
+    loud = invoke("fit", demo_dir, "--out", tmp_path / "a", "--config", config, "--every", "5")
+    assert loud.exit_code == 0 and "epoch   10" in loud.stderr and "saved" in loud.stdout
+    quiet = invoke("-q", "fit", demo_dir, "--out", tmp_path / "b", "--config", config)
+    assert quiet.exit_code == 0 and quiet.stderr == "" and "saved" in quiet.stdout
+    res = invoke("-q", "evaluate", demo_dir, "--methods", "task-mean", "--seeds", "2")
+    assert res.exit_code == 0 and res.stderr == "" and "task-mean" in res.stdout

@@ -104,9 +104,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="cppgraph")
 @click.option("-v", "--verbose", count=True, help="More output (-v: progress details, -vv: debug).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output: results, warnings and errors only.")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.pass_context
-def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
+def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
     """Predict how LLMs score on benchmarks they were never run on.
 
     cppgraph learns from the sparse matrix of published scores (models x
@@ -114,7 +115,8 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    ctx.obj["verbose"] = verbose
+    ctx.obj["verbose"] = 0 if quiet else verbose
+    ctx.obj["quiet"] = quiet
     level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING
     logger = logging.getLogger("cppgraph")
     logger.setLevel(level)

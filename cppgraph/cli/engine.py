@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from cppgraph.cli.options import emit, output_options, range_option, threads_option
+from cppgraph.cli.options import Progress, emit, output_options, range_option, threads_option
 from cppgraph.config import Config
 from cppgraph.data import read_canonical
 from cppgraph.data.canonical import (check_output_file, check_output_folder, read_csv_lines,
@@ -28,7 +28,7 @@ from cppgraph.persist import card
               help="Override the configuration's encoder.")
 @click.option("--force", is_flag=True, help="Replace --out if it is a folder cppgraph wrote (never an input or a folder holding one).")
 @click.option("--every", type=int, default=10, show_default=True,
-              help="Print progress every this many epochs.")
+              help="Without a progress bar (output not a terminal): print every this many epochs.")
 @range_option
 @threads_option
 def fit(data_dir, out, config_file, seed, encoder, force, every, out_of_range, threads) -> None:
@@ -39,14 +39,20 @@ def fit(data_dir, out, config_file, seed, encoder, force, every, out_of_range, t
     overrides["n_jobs"] = threads
     data = read_canonical(data_dir, out_of_range=out_of_range)
     tag = " [SYNTHETIC data]" if data.meta.get("synthetic") else ""
-    click.echo(f"fitting {config.encoder if encoder is None else encoder} on {data!r}{tag}", err=True)
+    est = CPPGraph(config, **overrides)
+    bar = Progress(est.config.epochs, "fit")
+    bar.note(f"fitting {est.config.encoder} on {data!r}{tag}")
 
     def progress(entry):
-        if entry["epoch"] == 1 or entry["epoch"] % every == 0:
-            click.echo(f"epoch {entry['epoch']:4d}  train MSE {entry['train_loss']:.5f}  "
-                       f"val MSE {entry['val_loss']:.5f}  ({entry['seconds']:.1f}s)", err=True)
+        line = (f"epoch {entry['epoch']:4d}  train MSE {entry['train_loss']:.5f}  "
+                f"val MSE {entry['val_loss']:.5f}  ({entry['seconds']:.1f}s)")
+        show = entry["epoch"] == 1 or entry["epoch"] % every == 0
+        bar.step(f"val MSE {entry['val_loss']:.5f}", line if show else None)
 
-    est = CPPGraph(config, **overrides).fit(data, callback=progress)
+    try:
+        est.fit(data, callback=progress)
+    finally:
+        bar.close()
     est.save(out, overwrite=force)
     mae = est.val_mae_
     units = est.data_.task_info["unit"].dropna().unique()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cppgraph.cli.data import _reader_options
-from cppgraph.cli.options import emit, output_options, range_option, threads_option
+from cppgraph.cli.options import Progress, emit, output_options, range_option, threads_option
 from cppgraph.data import FORMATS, METRIC_TYPES, read_data
 from cppgraph.data.canonical import check_output_file, write_text_atomic
 from cppgraph.evaluate.methods import METHODS, make_methods
@@ -64,11 +64,15 @@ def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, s
     data = read_data(data_dir, input_format, out_of_range=out_of_range,
                      **_reader_options(input_format, None, metric_types))
     chosen = make_methods(methods, n_jobs=threads)
-    click.echo(f"evaluating {len(chosen)} method(s) on {data!r}, protocol {protocol}, "
-               f"{seeds} seed(s)", err=True)
-    result = run_evaluation(data, protocol, chosen, seeds=range(seeds), test_size=test_size,
-                            known=known, unit=normalization,
-                            progress=lambda line: click.echo(line, err=True))
+    bar = Progress(seeds * len(chosen), "evaluate")
+    bar.note(f"evaluating {len(chosen)} method(s) on {data!r}, protocol {protocol}, "
+             f"{seeds} seed(s)")
+    try:
+        result = run_evaluation(data, protocol, chosen, seeds=range(seeds), test_size=test_size,
+                                known=known, unit=normalization,
+                                progress=lambda line: bar.step(" ".join(line.split()[:5]), line))
+    finally:
+        bar.close()
     summary = result.summary()
     if predictions:
         write_text_atomic(predictions, result.predictions.to_csv(index=False), overwrite=force)

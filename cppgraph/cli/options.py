@@ -91,3 +91,43 @@ def emit(table, fmt: str, out: str | None = None, *, force: bool = False, text: 
         click.echo(f"wrote {out}", err=True)
     else:
         click.echo(body, nl=False)
+
+
+def quiet() -> bool:
+    """Whether ``cppgraph -q`` asked for no progress output."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and (ctx.find_root().obj or {}).get("quiet"))
+
+
+class Progress:
+    """Progress of long work on stderr: a bar with ETA (tqdm) on a terminal, plain
+    lines otherwise (logs, pipes), nothing under ``-q``."""
+
+    def __init__(self, total: int, desc: str):
+        import sys
+        self.silent = quiet()
+        self.bar = None
+        if not self.silent and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=False,
+                            dynamic_ncols=True)
+
+    def step(self, status: str, line: str | None = None) -> None:
+        """One unit done; ``status`` goes beside the bar, ``line`` (if any) is printed
+        where there is no bar."""
+        if self.silent:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix_str(status, refresh=False)
+            self.bar.update(1)
+        elif line is not None:
+            click.echo(line, err=True)
+
+    def note(self, line: str) -> None:
+        """A message (not shown under ``-q``)."""
+        if not self.silent:
+            (self.bar.write if self.bar is not None else lambda t: click.echo(t, err=True))(line)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -38,6 +38,7 @@ from cppgraph.data.canonical import check_output_file, write_files_atomic
 from cppgraph.errors import CppGraphError, DataError
 from cppgraph.coldstart import unknown_name as _unknown
 from cppgraph.estimator import CPPGraph
+from cppgraph.regression import shrink_correlation
 
 NODE_TYPES = ("model", "task", "factor")
 KINDS = ("model", "task")
@@ -287,7 +288,9 @@ def neighbours(est: CPPGraph, name: str | pd.DataFrame, k: int = 10, *, by: str 
         ``embedding``: cosine similarity of the encoder embeddings.
         ``scores``: Pearson correlation of the normalized observed scores
         over the tasks (models) both have scores on, only where there are at
-        least ``min_common``; fewer than ``k`` rows come back when fewer
+        least ``min_common``, ranked shrunk toward 0 by the number of common
+        cells (:func:`~cppgraph.regression.shrink_correlation`, as
+        ``knn-models`` does); fewer than ``k`` rows come back when fewer
         entities qualify.
     kind : {"model", "task"}
     known_scores : DataFrame, optional
@@ -300,8 +303,8 @@ def neighbours(est: CPPGraph, name: str | pd.DataFrame, k: int = 10, *, by: str 
     Returns
     -------
     DataFrame
-        ``<kind>``, ``similarity`` (cosine) or ``correlation`` and
-        ``n_common`` (Pearson), and ``most_different_<other kind>s``: the 3
+        ``<kind>``, ``similarity`` (cosine) or ``shrunk_correlation``,
+        ``correlation`` and ``n_common`` (Pearson), and ``most_different_<other kind>s``: the 3
         tasks (models) where the two differ most in predicted normalized
         score, each with the neighbour's minus the query's prediction; most
         similar first.
@@ -330,7 +333,9 @@ def neighbours(est: CPPGraph, name: str | pd.DataFrame, k: int = 10, *, by: str 
             raise CppGraphError(f"no {kind} shares {min_common} or more observed scores with "
                                 f"{query.name!r} ({int(query.observed.notna().sum())} observed); "
                                 "use by='embedding'")
-        columns = {"correlation": score, "n_common": common}
+        columns = {"shrunk_correlation": shrink_correlation(score, common),
+                   "correlation": score, "n_common": common}
+        score = columns["shrunk_correlation"]
     top = score.dropna().sort_values(ascending=False, kind="stable").index[:k]
     other = "task" if kind == "model" else "model"
     out = pd.DataFrame({kind: list(top), **{c: v.reindex(top).to_numpy() for c, v in columns.items()}})

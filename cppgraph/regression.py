@@ -10,6 +10,17 @@ from __future__ import annotations
 import numpy as np
 
 
+#: Pseudo-count of :func:`shrink_correlation`.
+CORRELATION_PRIOR = 5.0
+
+
+def shrink_correlation(corr, n_common, prior: float = CORRELATION_PRIOR):
+    """A correlation over ``n_common`` pairs shrunk toward 0: ``corr * n / (n + prior)``,
+    so that r = 0.99 on 3 common cells ranks below r = 0.9 on 20."""
+    n = np.asarray(n_common, dtype=np.float64)
+    return corr * (n / (n + prior))
+
+
 def centered_ridge(x: np.ndarray, t: np.ndarray, alpha: float) -> tuple[float, np.ndarray, np.ndarray]:
     """Ridge fit of ``t`` on ``x`` with an unpenalized intercept: ``(t_mean, x_mean, coef)``.
 

@@ -175,13 +175,21 @@ def test_neighbours_by_embedding(fast_est, demo):
 def test_neighbours_by_scores(fast_est, demo):
     name = demo.models[0]
     table = cpi.neighbours(fast_est, name, k=4, by="scores")
-    assert list(table.columns) == ["model", "correlation", "n_common", "most_different_tasks"]
-    assert (table["n_common"] >= 3).all() and table["correlation"].is_monotonic_decreasing
+    assert list(table.columns) == ["model", "shrunk_correlation", "correlation", "n_common",
+                                   "most_different_tasks"]
+    assert (table["n_common"] >= 3).all() and table["shrunk_correlation"].is_monotonic_decreasing
     y = demo.scores.assign(y=fast_est.y_).pivot(index="model", columns="task", values="y")
     other = table["model"].iloc[0]
     both = y.loc[[name, other]].dropna(axis=1)
     assert table["correlation"].iloc[0] == pytest.approx(np.corrcoef(both.to_numpy())[0, 1])
     assert table["n_common"].iloc[0] == both.shape[1]
+    n = table["n_common"].to_numpy()
+    assert np.allclose(table["shrunk_correlation"], table["correlation"] * n / (n + 5))
+
+
+def test_a_perfect_correlation_on_few_cells_ranks_below_a_strong_one_on_many():
+    from cppgraph.regression import shrink_correlation
+    assert shrink_correlation(0.9995, 3) < shrink_correlation(0.9, 20)
 
 
 def test_neighbours_of_a_task(fast_est, demo):

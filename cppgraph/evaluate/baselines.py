@@ -12,7 +12,7 @@ import numpy as np
 
 from cppgraph.evaluate.base import MatrixMethod
 from cppgraph.evaluate.problem import Problem
-from cppgraph.regression import benchmark_regression, centered_ridge
+from cppgraph.regression import benchmark_regression, centered_ridge, shrink_correlation
 
 
 def _column_means(y: np.ndarray) -> np.ndarray:
@@ -150,7 +150,7 @@ class KNNModels(MatrixMethod):
 
     Residuals are taken from the additive fit (task mean + model offset);
     similarity is the Pearson correlation over co-observed tasks (3 or more),
-    shrunk by ``n / (n + 5)``. A cell gets the additive fit plus the
+    shrunk by ``n / (n + 5)`` (:func:`~cppgraph.regression.shrink_correlation`). A cell gets the additive fit plus the
     similarity-weighted mean residual of the ``k`` most similar models that
     scored the task (the additive fit alone when none did).
     """
@@ -170,7 +170,7 @@ class KNNModels(MatrixMethod):
         with np.errstate(invalid="ignore", divide="ignore"):
             sim = sxy / np.sqrt(sxx * sxx.T)
         sim = np.where((common >= self.min_common) & np.isfinite(sim), sim, 0.0)
-        sim *= common / (common + 5.0)
+        sim = shrink_correlation(sim, common)
         np.fill_diagonal(sim, 0.0)
         out = mu[problem.cols] + b[problem.rows]
         for i, (m, t) in enumerate(zip(problem.rows, problem.cols)):

@@ -700,8 +700,11 @@ def check_map_path(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
 
 def embedding_map(est: CPPGraph, path: str | os.PathLike, *, method: str = "pca",
                   by: str = "embedding", control: list[str] | None = None,
-                  overwrite: bool = False, max_families: int = 10) -> Path:
-    """A 2-D PNG map of the models, coloured by family.
+                  overwrite: bool = False, max_families: int = 10,
+                  clustering: "ClusterResult | None" = None, label_families: int = 5) -> Path:
+    """A 2-D PNG map of the models: coloured by cluster when ``clustering`` is given
+    (the legend names each cluster's majority family), else by family; the
+    ``label_families`` largest families are written at their centre.
 
     Parameters
     ----------
@@ -716,8 +719,12 @@ def embedding_map(est: CPPGraph, path: str | os.PathLike, *, method: str = "pca"
         What is mapped: the encoder embeddings (default) or the predicted
         profiles, as in :func:`clusters`.
     max_families : int
-        The most common families get their own colour and legend entry; the
-        others are drawn grey as ``other``.
+        Coloured by family: the most common families get their own colour
+        and legend entry; the others are drawn grey as ``other``.
+    clustering : ClusterResult, optional
+        From :func:`clusters` with the same ``by`` and ``control``.
+    label_families : int
+        How many of the largest families get a text label.
     """
     from cppgraph.plots import colormap, figure, save_figure
     est._check_fitted()
@@ -729,22 +736,39 @@ def embedding_map(est: CPPGraph, path: str | os.PathLike, *, method: str = "pca"
     xy = _project(_model_vectors(est, by, control) if by == "profile"
                   else est.node_embeddings()["model"], method, est.config.random_state)
     family = _families(est).fillna("(no family)")
-    shown = list(family.value_counts().index[:max_families])
-    group = family.where(family.isin(shown), "other")
-    fig, axes = figure(figsize=(6.4, 5.2))
+    if clustering is not None:
+        labels = clustering.labels.reindex(names).to_numpy()
+        summary = clustering.summary().set_index("cluster")
+        group = pd.Series([f"cluster {c}" for c in labels], index=names)
+        shown = [f"cluster {c}" for c in range(clustering.k)]
+        legend = {f"cluster {c}": f"cluster {c}: {summary.at[c, 'majority_family']}"
+                  for c in range(clustering.k)}
+        title = f"cluster (k = {clustering.k}): majority family"
+    else:
+        shown = list(family.value_counts().index[:max_families])
+        group = family.where(family.isin(shown), "other")
+        legend, title = {f: f for f in shown}, "family"
+    fig, axes = figure(figsize=(6.8, 5.4))
     ax, colours = axes[0, 0], colormap("tab10" if len(shown) <= 10 else "tab20")
-    groups = [(f, colours(i % colours.N)) for i, f in enumerate(shown)] + [("other", "0.7")]
+    groups = [(g, colours(i % colours.N)) for i, g in enumerate(shown)] + [("other", "0.7")]
     for label, colour in groups:
         mask = (group == label).to_numpy()
         if mask.any():
             ax.scatter(xy[mask, 0], xy[mask, 1], s=22, color=colour,
-                       label=f"{label} ({int(mask.sum())})", alpha=0.85, linewidths=0)
+                       label=f"{legend.get(label, label)} ({int(mask.sum())})", alpha=0.85,
+                       linewidths=0)
+    known = family[family != "(no family)"]
+    for fam in known.value_counts().index[:label_families]:
+        at = xy[(family == fam).to_numpy()].mean(axis=0)
+        ax.annotate(str(fam), at, fontsize=7, ha="center", va="center", weight="bold",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "0.5", "alpha": 0.8})
     what = "model embeddings" if by == "embedding" else "predicted profiles" + (
         f" without {', '.join(control)}" if control else "")
-    ax.set_title(f"{what} ({method.upper()}), {len(names)} models", fontsize=10)
+    ax.set_title(f"{what} ({method.upper()}), {len(names)} models; labels: the "
+                 f"{label_families} largest families at their centre", fontsize=9)
     ax.set_xlabel(f"{method} 1")
     ax.set_ylabel(f"{method} 2")
-    ax.legend(fontsize=7, loc="best", title="family", title_fontsize=8)
+    ax.legend(fontsize=7, loc="best", title=title, title_fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
     return path

@@ -115,7 +115,8 @@ def embeddings(model_dir, node_type, out, force, threads) -> None:
               help="With --by profile: model factors whose linear effect is removed first "
                    "(e.g. finetuned).")
 @click.option("--map", "map_path", type=click.Path(path_type=str), default=None,
-              help="Also draw a 2-D PNG map of what is clustered, coloured by family.")
+              help="Also draw a 2-D PNG map of what is clustered, coloured by cluster, with the "
+                   "largest families labelled.")
 @click.option("--method", type=click.Choice(["pca", "tsne"]), default="pca", show_default=True,
               help="Projection of the map.")
 @click.option("--force", is_flag=True, help="Replace --map and --out if they exist.")
@@ -153,5 +154,6 @@ def clusters(model_dir, k, auto, by, control, map_path, method, force, fmt, out,
             "mismatches": json.loads(result.mismatches.to_json(orient="records"))}
     emit(result.summary(), fmt, out, force=force, text=text, meta=meta)
     if map_path:
-        cpi.embedding_map(est, map_path, method=method, by=by, control=control, overwrite=force)
+        cpi.embedding_map(est, map_path, method=method, by=by, control=control, overwrite=force,
+                          clustering=result)
         click.echo(f"wrote {map_path}", err=True)

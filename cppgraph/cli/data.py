@@ -2,17 +2,54 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import click
 import pandas as pd
 
 from cppgraph.cli.options import OUTPUTS, emit, range_option
-from cppgraph.data import FORMATS, METRIC_TYPES, import_data, read_data
+from cppgraph.data import FORMATS, METRIC_TYPES, import_data, read_data, tables
 
 
-def _reader_options(fmt: str, scores: str | None, metric_types: tuple[str, ...]) -> dict:
-    options = {}
+def table_options(command):
+    """Options of ``--input-format long`` and ``wide`` (a user's own CSV or Excel table);
+    the command receives them as ``table``, a dict."""
+    options = [
+        click.option("--model-col", default=None, help="long, wide: the model name column "
+                     "[default: model]."),
+        click.option("--task-col", default=None, help="long: the task name column [default: task]."),
+        click.option("--score-col", default=None, help="long: the score column [default: score]."),
+        click.option("--model-factor", "model_factors", multiple=True, metavar="COL",
+                     help="long: a column taken as a model factor (repeatable)."),
+        click.option("--factor-cols", default=None, metavar="COL[,COL...]",
+                     help="wide: model columns that are factors, not tasks."),
+        click.option("--higher-is-better", multiple=True, metavar="TASK",
+                     help="long, wide: a higher-is-better task (the default; repeatable)."),
+        click.option("--lower-is-better", multiple=True, metavar="TASK",
+                     help="long, wide: a lower-is-better task (repeatable)."),
+        click.option("--range", "ranges", multiple=True, metavar="[TASK=]LO:HI",
+                     help="long, wide: a task's declared score range, or without TASK every "
+                          "other task's (repeatable)."),
+    ]
+
+    @functools.wraps(command)
+    def wrapped(*args, model_col, task_col, score_col, model_factors, factor_cols,
+                higher_is_better, lower_is_better, ranges, **kwargs):
+        table = {"model_col": model_col, "task_col": task_col, "score_col": score_col,
+                 "model_factors": model_factors, "lower_is_better": lower_is_better,
+                 "higher_is_better": higher_is_better, "ranges": ranges,
+                 "factor_cols": [c.strip() for c in factor_cols.split(",") if c.strip()]
+                 if factor_cols else None}
+        return command(*args, table=table, **kwargs)
+    for option in reversed(options):
+        wrapped = option(wrapped)
+    return wrapped
+
+
+def _reader_options(fmt: str, scores: str | None, metric_types: tuple[str, ...],
+                    table: dict | None = None) -> dict:
+    options = dict(tables.table_options(fmt, table or {}))
     if scores is not None:
         if fmt != "open-llm-leaderboard":
             raise click.UsageError("--scores applies only to --input-format open-llm-leaderboard")
@@ -82,14 +119,15 @@ _FORMAT = click.Choice(list(FORMATS))
                    "normalized 0-100 scores.")
 @click.option("--metric-type", "metric_types", type=click.Choice(list(METRIC_TYPES)),
               multiple=True, help="helm: keep only metrics of this type (repeatable).")
+@table_options
 @range_option
-def import_(source, fmt, out, force, scores, metric_types, out_of_range) -> None:
+def import_(source, fmt, out, force, scores, metric_types, table, out_of_range) -> None:
     """Read SOURCE in format --format and write the canonical CSVs to --out.
 
     Nothing is written unless the whole import succeeds.
     """
     collab = import_data(source, fmt, out, overwrite=force, out_of_range=out_of_range,
-                         **_reader_options(fmt, scores, metric_types))
+                         **_reader_options(fmt, scores, metric_types, table))
     click.echo(f"wrote {out}: {collab!r}", err=True)
 
 
@@ -116,9 +154,10 @@ def _input_or_output(ctx, param, value):
 @click.option("--out", "out", type=click.Path(path_type=str), default=None,
               help="Write the result to this file instead of stdout.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@table_options
 @range_option
 @click.pass_context
-def check(ctx, path, input_format, fmt, as_json, out, force, out_of_range) -> None:
+def check(ctx, path, input_format, fmt, as_json, out, force, table, out_of_range) -> None:
     """Validate a data folder (or file) and print a summary.
 
     The summary gives models, tasks, observed cells, density and per-task
@@ -126,7 +165,8 @@ def check(ctx, path, input_format, fmt, as_json, out, force, out_of_range) -> No
     """
     input_format = input_format or ctx.meta.get("input_format") or "canonical"
     fmt = "json" if as_json else fmt or "table"
-    collab = read_data(path, input_format, out_of_range=out_of_range)
+    collab = read_data(path, input_format, out_of_range=out_of_range,
+                       **_reader_options(input_format, None, (), table))
     summary = collab.summary()
     coverage = pd.DataFrame(summary["task_coverage"])
     if fmt == "json":

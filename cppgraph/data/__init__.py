@@ -2,6 +2,7 @@
 
 from cppgraph.data.canonical import read_canonical, write_canonical
 from cppgraph.data.dataset import METRIC_TYPES, CollabData
+from cppgraph.data import tables
 from cppgraph.data.readers import (
     FORMATS,
     as_data,

@@ -25,6 +25,7 @@ from cppgraph.data.canonical import (
     write_canonical,
 )
 from cppgraph.data.dataset import METRIC_TYPES, CollabData, parse_numbers
+from cppgraph.data.tables import read_long, read_wide
 from cppgraph.errors import CppGraphError, DataError, DataWarning
 
 logger = logging.getLogger(__name__)
@@ -537,6 +538,8 @@ FORMATS: dict[str, Callable[..., CollabData]] = {
     "obsscaling": read_obsscaling,
     "open-llm-leaderboard": read_open_llm_leaderboard,
     "canonical": read_canonical,
+    "long": read_long,
+    "wide": read_wide,
 }
 
 

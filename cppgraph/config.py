@@ -84,6 +84,9 @@ class Config:
         CPU threads of torch and the BLAS libraries while the estimator
         computes (:func:`cppgraph.threads.limit_threads`); 0 or less: one per
         core. The default, 1, stays fast on a machine shared with other work.
+    verbose : bool
+        ``fit`` shows a progress bar of the epochs (validation loss, ETA) and
+        a summary line on stderr; no effect on the results.
     """
 
     encoder: str = "sage"
@@ -109,6 +112,7 @@ class Config:
     predict_folds: int = 5
     random_state: int = 0
     n_jobs: int = 1
+    verbose: bool = False
 
     def __post_init__(self):
         self.validate()
@@ -147,6 +151,7 @@ class Config:
             self.known_shrinkage, bool) and self.known_shrinkage >= 0, "known_shrinkage",
             "a non-negative number (0: off)")
         need(isinstance(self.random_state, int), "random_state", "an integer")
+        need(isinstance(self.verbose, bool), "verbose", "true or false")
         need(isinstance(self.n_jobs, int) and not isinstance(self.n_jobs, bool), "n_jobs",
              "an integer (0 or less: one thread per core)")
         need(isinstance(self.task_scale_noise, (int, float)) and not isinstance(

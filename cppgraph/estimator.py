@@ -27,6 +27,7 @@ from cppgraph.graph import FactorEncoder, build_graph, compile_graph
 from cppgraph.nn import ScoreHead, make_encoder
 from cppgraph.nn.sparse import GraphView
 from cppgraph.normalize import make_normalizer
+from cppgraph.progress import epoch_bar
 from cppgraph.stages import BenchmarkMix, KnownScoreCorrection, KnownScoreMix, TrainingScores
 from cppgraph.table import prediction_table
 from cppgraph.threads import limit_threads, threaded as _threaded
@@ -92,6 +93,8 @@ class CPPGraph:
         """
         data = as_data(data, model_factors=model_factors, task_factors=task_factors, tasks=tasks)
         cfg = self.config
+        bar = epoch_bar(cfg.epochs) if cfg.verbose and callback is None else None
+        callback = bar.update if bar is not None else callback
         cfg.validate()
         torch.manual_seed(cfg.random_state)
         np.random.seed(cfg.random_state)
@@ -111,6 +114,9 @@ class CPPGraph:
         self._fit_stages()
         self.fit_seconds_ = time.perf_counter() - start
         self.val_mae_ = self._validation_mae()
+        if bar is not None:
+            bar.close(f"fitted {data!r}: {len(self.log_)} epochs in {self.fit_seconds_:.1f}s, "
+                      f"validation MAE {self.val_mae_['normalized']:.4f} (normalized)")
         return self
 
     def _prepare(self) -> None:

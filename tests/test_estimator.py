@@ -431,3 +431,12 @@ def test_a_task_with_one_score_gets_every_prediction(demo):
     assert len(cells) == len(demo.models)
     assert cells["predicted"].notna().all() and cells["predicted"].between(0, 100).all()
     assert cells["is_observed"].sum() == 1
+
+
+def test_verbose_fit_reports_on_stderr_and_quiet_fit_says_nothing(demo_dir, capsys):
+    from cppgraph import CPPGraph
+    CPPGraph(epochs=5, patience=5, verbose=True).fit(str(demo_dir))
+    err = capsys.readouterr().err
+    assert "fitted CollabData(60 models" in err and "validation MAE" in err
+    CPPGraph(epochs=5, patience=5).fit(str(demo_dir))
+    assert capsys.readouterr().err == ""

@@ -53,3 +53,12 @@ def test_clone_gives_an_unfitted_copy_with_the_same_settings():
     from cppgraph.errors import CppGraphError
     with pytest.raises(CppGraphError, match="unknown setting.*'hiden'"):
         CPPGraph(hiden=3)
+
+
+def test_the_python_api_example_runs():
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "python_api.py")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "saved, loaded, same predictions" in proc.stdout

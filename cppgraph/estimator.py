@@ -31,8 +31,7 @@ from cppgraph.progress import epoch_bar
 from cppgraph.stages import BenchmarkMix, KnownScoreCorrection, KnownScoreMix, TrainingScores
 from cppgraph.table import prediction_table
 from cppgraph.threads import limit_threads, threaded as _threaded
-from cppgraph.train import (Network, fit_network, observed_matrix, predict_observed,
-                            predict_pairs)
+from cppgraph.train import Network, fit_network, observed_matrix, predict_cells
 
 
 class CPPGraph:
@@ -223,20 +222,10 @@ class CPPGraph:
         key = pd.MultiIndex.from_frame(pairs[["model", "task"]])
         return rows, cols, self._edge_id.reindex(key).fillna(-1).to_numpy(dtype=np.int64)
 
-    def _network_predict(self, rows: np.ndarray, cols: np.ndarray, edge: np.ndarray, *,
-                         graph=None) -> np.ndarray:
-        """The network's predictions (on ``graph``, default the training graph); a cell
-        with a score edge (``edge >= 0``) by its fold's view."""
-        graph = self.graph_ if graph is None else graph
-        out = np.empty(len(rows))
-        free = edge < 0
-        if free.any():
-            pairs = torch.from_numpy(np.stack([rows[free], cols[free]]))
-            out[free] = predict_pairs(self.network_, graph, pairs).numpy()
-        if (~free).any():
-            out[~free] = predict_observed(self.network_, graph, self.folds_,
-                                          torch.from_numpy(edge[~free])).numpy()
-        return out
+    def _network_predict(self, rows, cols, edge, *, graph=None) -> np.ndarray:
+        """:func:`~cppgraph.train.predict_cells` on ``graph`` (default the training graph)."""
+        return predict_cells(self.network_, self.graph_ if graph is None else graph,
+                             self.folds_, rows, cols, edge)
 
     def table(self, models, tasks, pred_norm, observed_raw, *, norm=None, info=None,
               no_raw=None) -> pd.DataFrame:

@@ -217,3 +217,17 @@ def observed_matrix(net: Network, g: GraphTensors, folds: Folds) -> tuple:
     y[m, t], fold[m, t] = g.score.numpy(), folds.fold.numpy()
     pred[m, t] = predict_observed(net, g, folds, torch.arange(g.num_scores)).numpy()
     return y, fold, pred
+
+
+def predict_cells(net: Network, g: GraphTensors, folds: Folds, rows: np.ndarray,
+                  cols: np.ndarray, edge: np.ndarray) -> np.ndarray:
+    """The network's normalized predictions of cells ``(rows, cols)``: a cell without a
+    score edge (``edge < 0``) by :func:`predict_pairs`, one with score edge ``edge`` by
+    its fold's view (:func:`predict_observed`)."""
+    out = np.empty(len(rows))
+    free = edge < 0
+    if free.any():
+        out[free] = predict_pairs(net, g, torch.from_numpy(np.stack([rows[free], cols[free]]))).numpy()
+    if (~free).any():
+        out[~free] = predict_observed(net, g, folds, torch.from_numpy(edge[~free])).numpy()
+    return out

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from cppgraph import explain as cpx
-from cppgraph.cli.options import emit, output_options, plain_table, threads_option
+from cppgraph.cli.options import emit, output_options, plain_table, quiet, threads_option
 from cppgraph.data.canonical import check_output_file
 from cppgraph.estimator import CPPGraph
 
@@ -44,7 +46,8 @@ def explain(ctx, model_dir, model, task, ablation, seeds, protocol, max_evals, p
         check_output_file(out, overwrite=force)
     est = CPPGraph.load(model_dir, n_jobs=threads)
     verbose = (ctx.obj or {}).get("verbose", 0) > 0
-    result = cpx.shap_values(est, model=model, task=task, max_evals=max_evals, progress=verbose)
+    shown = not quiet() and (verbose or sys.stderr.isatty())  # shap's own bar, with ETA
+    result = cpx.shap_values(est, model=model, task=task, max_evals=max_evals, progress=shown)
     if model is not None and task is not None:
         one = result.one(model, task)
         head = (f"{model} on {task}: network prediction {result.prediction.iloc[0]:.4f} "
@@ -67,9 +70,10 @@ def explain(ctx, model_dir, model, task, ablation, seeds, protocol, max_evals, p
             "normalized-score units)\n")
     abl = None
     if ablation:
-        progress = (lambda line: click.echo(line, err=True)) if verbose else None
-        click.echo(f"refitting without each of {len(result.factors)} factors on {seeds} "
-                   f"{protocol} split(s)...", err=True)
+        progress = (lambda line: click.echo(line, err=True)) if shown else None
+        if not quiet():
+            click.echo(f"refitting without each of {len(result.factors)} factors on {seeds} "
+                       f"{protocol} split(s)...", err=True)
         abl = cpx.ablation_importance(est, seeds=seeds, protocol=protocol, progress=progress)
         head += (f"ablation ({protocol}): held-out normalized MAE with every factor "
                  f"{abl.attrs['mae_all']:.4f}; delta_mae = MAE without the factor minus that\n")

@@ -47,8 +47,9 @@ MAX_VALIDATION = 20_000
 #: After this many epochs without a lower validation loss the learning rate halves
 #: (inner validation on CPP crowdsource: mean normalized MAE 0.1024 -> 0.1010).
 LR_PATIENCE = 8
-#: The learning rate rises linearly over this many epochs: without it, Adam's first
-#: steps can saturate the sigmoid and a fit never recovers (a HELM split, hidden 64).
+#: The learning rate rises linearly over this many epochs (then the plateau rule takes
+#: over): without it, Adam's first steps can saturate the sigmoid and a fit never
+#: recovers (a HELM split, hidden 64).
 WARMUP = 5
 
 
@@ -128,7 +129,8 @@ def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float
             loss = nn.functional.mse_loss(net(g, view, pairs_all[:, sup]), y[sup])
             loss.backward()
             opt.step()
-            warm.step()
+            if warm.last_epoch < WARMUP * k:  # afterwards the plateau rule sets the rate
+                warm.step()
             losses.append(loss.item())
         train_loss = sum(losses) / len(losses) if losses else float("nan")
         net.eval()

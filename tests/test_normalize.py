@@ -129,8 +129,12 @@ def test_logit_needs_range_and_in_range_scores():
         make_normalizer("logit").fit(no_range)
     bad = data.scores.copy()
     bad.loc[0, "score"] = 120.0
+    with pytest.raises(DataError, match="'m1', task 'a': 120 not in \\[0, 100\\]"):
+        CollabData.from_frames(bad, task_info=data.task_info)
+    with pytest.warns(UserWarning, match="kept"):
+        kept = CollabData.from_frames(bad, task_info=data.task_info, out_of_range="allow")
     with pytest.raises(DataError, match="outside the task's declared range"):
-        make_normalizer("logit").fit(CollabData.from_frames(bad, task_info=data.task_info))
+        make_normalizer("logit").fit(kept)
 
 
 def test_extended_and_with_params():

@@ -81,3 +81,8 @@ def test_quiet_drops_progress_but_keeps_results(demo_dir, tmp_path):
     assert quiet.exit_code == 0 and quiet.stderr == "" and "saved" in quiet.stdout
     res = invoke("-q", "evaluate", demo_dir, "--methods", "task-mean", "--seeds", "2")
     assert res.exit_code == 0 and res.stderr == "" and "task-mean" in res.stdout
+
+
+def test_help_texts_show_plain_percent_signs():
+    res = invoke("explain", "--help")
+    assert "10% of the cells" in res.output and "%%" not in res.output

@@ -4,7 +4,8 @@
 Each round starts ``cppgraph fit DATA --out MODEL --force`` over an existing
 model and sends SIGKILL after a delay drawn uniformly between 0.2 s and 1.1
 times the duration of an undisturbed run, so kills land in start-up, training
-and saving alike. After each kill the output path must hold a whole model
+and saving alike; a run that ends before its delay is not a kill, and rounds
+go on until ``--kills`` runs were killed. After each kill the output path must hold a whole model
 that loads (``CPPGraph.load`` checks every file against its fingerprint): the
 old one (same folder inode) or the new one. A last undisturbed run must
 leave no temporary folder beside the output.
@@ -58,7 +59,8 @@ def run(kills: int, seed: int, work: Path) -> tuple[list[dict], list[str], float
     full = time.perf_counter() - start
     rng = random.Random(seed)
     rounds = []
-    for i in range(kills):
+    i = 0
+    while sum(r["killed"] for r in rounds) < kills:
         before = out.stat().st_ino
         delay = rng.uniform(0.2, 1.1 * full)
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -71,9 +73,10 @@ def run(kills: int, seed: int, work: Path) -> tuple[list[dict], list[str], float
         state = ("old model" if out.exists() and out.stat().st_ino == before else
                  "new model" if out.exists() else "nothing")
         hidden = sorted(p.name for p in work.iterdir() if p.name.startswith(".model"))
-        rounds.append({"round": i + 1, "delay": delay, "killed": not finished, "state": state,
+        i += 1
+        rounds.append({"round": i, "delay": delay, "killed": not finished, "state": state,
                        "loads": not problem, "problem": problem, "hidden": len(hidden)})
-        print(f"round {i + 1:2d}: {'killed' if not finished else 'finished'} after {delay:.1f}s, "
+        print(f"round {i:2d}: {'killed' if not finished else 'finished'} after {delay:.1f}s, "
               f"{state}, {'loads' if not problem else problem}, {len(hidden)} temporary folder(s)",
               file=sys.stderr)
     subprocess.run(cmd, check=True, capture_output=True)
@@ -92,11 +95,12 @@ def report(rounds: list[dict], left: list[str], full: float, seed: int) -> str:
              f"{sum(r['state'] == 'new model' for r in rounds)} | "
              f"{sum(not r['loads'] or r['state'] == 'nothing' for r in rounds)} | {len(left)} |",
              "", f"Verdict: {'every round left a whole model' if ok else 'FAILED'}.", "",
-             f"Made by `python tools/kill_check.py --kills {len(rounds)} --seed {seed}` on "
+             f"Made by `python tools/kill_check.py --kills {len(killed)} --seed {seed}` on "
              f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python "
              f"{platform.python_version()}. Each round runs `cppgraph fit DATA --out MODEL "
              "--force` over an existing model (demo data, 20 epochs) and sends SIGKILL after a "
-             f"delay drawn between 0.2 s and 1.1 times an undisturbed run ({full:.1f} s here). "
+             f"delay drawn between 0.2 s and 1.1 times an undisturbed run ({full:.1f} s here), "
+             "until that many runs were killed (a run done before its delay is not a kill). "
              "\"Old\" and \"new\" tell the folder at the output path by its inode; \"loads\" means "
              "`CPPGraph.load` accepted it (every file checked against the saved fingerprint). "
              "Temporary folders of killed runs are counted after each round, and must be gone "

@@ -22,7 +22,7 @@ from cppgraph.estimator import CPPGraph
               help="With --ablation: splits of the training data to average over.")
 @click.option("--protocol", type=click.Choice(["random", "cold-model"]), default="random",
               show_default=True,
-              help="With --ablation: hold out 10%% of the cells, or 10%% of the models entirely.")
+              help="With --ablation: hold out 10% of the cells, or 10% of the models entirely.")
 @click.option("--max-evals", type=int, default=None,
               help="Coalitions of the permutation SHAP estimate (more than "
                    f"{cpx.EXACT_MAX_FACTORS} factors); default 20 x (2 x factors + 1).")

@@ -113,7 +113,8 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     return (f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores, "
             f"Python {platform.python_version()}, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), cppgraph {__version__}")
+            f"({torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''}), "
+            f"cppgraph {__version__}")
 
 
 def _log(line: str) -> None:

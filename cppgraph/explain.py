@@ -156,6 +156,19 @@ class ShapResult:
                 .drop(columns="order").reset_index(drop=True))
 
 
+class _RemoveMasker:
+    """A shap masker that removes the masked-out factors: a coalition row is 1 where a
+    factor is kept and 0 where it is removed (a background of zeros). A plain callable:
+    shap's tabular maskers compile numba code on first use, which took longer than the
+    network's own passes for one cell."""
+
+    def __init__(self, n: int):
+        self.shape = (1, n)
+
+    def __call__(self, mask: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return (x * mask)[None, :]
+
+
 def shap_values(est: CPPGraph, *, model: str | None = None, task: str | None = None,
                 max_evals: int | None = None, progress: bool = False) -> ShapResult:
     """SHAP values of every design factor for the network's predictions.
@@ -188,13 +201,13 @@ def shap_values(est: CPPGraph, *, model: str | None = None, task: str | None = N
             f for f, keep in zip(facs, row) if not keep])) for row in coalitions > 0.5])
 
     n = len(facs)
-    background = np.zeros((1, n))
+    masker = _RemoveMasker(n)
     names = [f.label for f in facs]
     if n <= EXACT_MAX_FACTORS:
-        explainer, method, kwargs = shap.explainers.Exact(predict, background, feature_names=names), \
+        explainer, method, kwargs = shap.explainers.Exact(predict, masker, feature_names=names), \
             "exact", {}
     else:
-        explainer = shap.explainers.Permutation(predict, background, feature_names=names,
+        explainer = shap.explainers.Permutation(predict, masker, feature_names=names,
                                                 seed=est.config.random_state)
         method, kwargs = "permutation", {"max_evals": max_evals or 20 * (2 * n + 1)}
     out = explainer(np.ones((1, n)), silent=not progress, **kwargs)

@@ -36,6 +36,45 @@ def test_compare_default_higher_is_better_and_errors():
         compare_default(summary([("cppgraph", "mae_norm", 0.1, 0.0)]))
 
 
+def per_seed(rows):
+    """``rows``: method -> per-seed mae_norm."""
+    return pd.DataFrame([{"method": m, "seed": i, "mae_norm": v}
+                         for m, vals in rows.items() for i, v in enumerate(vals)])
+
+
+def test_paired_verdicts():
+    # Hand-computed: differences -0.01, -0.012, -0.008, -0.011, -0.009 (mean -0.01, sd
+    # 0.00158): t = -14.1 on 4 degrees of freedom, p = 0.00015.
+    scores = per_seed({"cppgraph": [0.09, 0.088, 0.092, 0.089, 0.091],
+                       "svd": [0.10, 0.10, 0.10, 0.10, 0.10], "task-mean": [0.2] * 5})
+    s = scores.groupby("method")["mae_norm"].agg(["mean", "std"]).reset_index().assign(
+        metric="mae_norm")
+    c = compare_default(s, scores=scores)
+    assert c["best"] == "svd" and c["verdict"] == "leads" and c["p"] == pytest.approx(1.5e-4, rel=0.05)
+    # The same means, but the differences flip sign between seeds: not significant.
+    noisy = per_seed({"cppgraph": [0.07, 0.11, 0.08, 0.12, 0.07], "svd": [0.10] * 5,
+                      "task-mean": [0.2] * 5})
+    c = compare_default(s, scores=noisy)
+    assert c["verdict"] == "ahead, not significant" and 0.05 < c["p"] < 1
+    behind = per_seed({"cppgraph": [0.11, 0.112, 0.108, 0.111, 0.109], "svd": [0.10] * 5,
+                       "task-mean": [0.2] * 5})
+    sb = behind.groupby("method")["mae_norm"].agg(["mean", "std"]).reset_index().assign(
+        metric="mae_norm")
+    assert compare_default(sb, scores=behind)["verdict"] == "behind"
+    # One seed cannot be tested; equal scores are tied.
+    one = per_seed({"cppgraph": [0.09], "svd": [0.10]})
+    s1 = one.assign(std=0.0).rename(columns={"mae_norm": "mean"}).assign(metric="mae_norm")
+    c = compare_default(s1, scores=one)
+    assert np.isnan(c["p"]) and c["verdict"] == "ahead, not significant"
+    same = per_seed({"cppgraph": [0.1, 0.2], "svd": [0.1, 0.2]})
+    s2 = same.groupby("method")["mae_norm"].agg(["mean", "std"]).reset_index().assign(
+        metric="mae_norm")
+    assert compare_default(s2, scores=same)["verdict"] == "tied"
+    table = headline({"x": s}, scores={"x": scores})
+    assert list(table.columns) == ["setting", "best baseline", "cppgraph", "p", "verdict"]
+    assert table.loc[0, "p"] == "0.000" and table.loc[0, "verdict"] == "leads"
+
+
 def test_headline_and_markdown():
     s = summary([("cppgraph", "mae_norm", 0.0872, 0.017), ("svd", "mae_norm", 0.0897, 0.02)])
     table = headline({"CPP: random 0.05": s})

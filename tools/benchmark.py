@@ -32,7 +32,7 @@ from cppgraph import __version__, plots
 from cppgraph.data import read_data
 from cppgraph.evaluate import paper
 from cppgraph.evaluate.methods import make_methods
-from cppgraph.evaluate.report import DEFAULT, compare_default, headline, markdown, summary_table
+from cppgraph.evaluate.report import ALPHA, DEFAULT, compare_default, headline, markdown, summary_table
 from cppgraph.evaluate.runner import evaluate
 from cppgraph.threads import DEFAULT_THREADS, limit_threads
 
@@ -139,7 +139,7 @@ def run_settings(settings, datasets: dict, data_root: Path, out_dir: Path, *,
                       seeds=range(s.seeds), test_size=s.size, known=s.known, progress=_progress)
         name = f"{s.data}-{s.label.replace(' ', '-')}"
         ev.scores.to_csv(out_dir / f"{name}.csv", index=False)
-        results.append({"setting": s, "summary": ev.summary(),
+        results.append({"setting": s, "summary": ev.summary(), "scores": ev.scores,
                         "cells": ev.predictions[ev.predictions["method"] == DEFAULT],
                         "minutes": (time.perf_counter() - start) / 60})
     return results
@@ -296,11 +296,15 @@ def report(results: list[dict], paper_results: dict | None, figure_paths: dict,
              "methods are in `cppgraph/evaluate/`.", ""]
     if results:
         lines += ["## Headline: the default engine against the best baseline", "",
-                  f"Normalized MAE. The verdict `within 1 std` means {DEFAULT} trails the best "
-                  "baseline by no more than that baseline's standard deviation over seeds.", ""]
-        by = {f"{datasets[r['setting'].data].title.split(' (')[0]}: {r['setting'].label}":
-              r["summary"] for r in results}
-        lines += [markdown(headline(by)), ""]
+                  f"Normalized MAE, mean ± std over seeds. The best baseline is the one with the "
+                  f"lowest mean. Every method sees the same split at a given seed, so the verdict "
+                  f"is a paired t-test over the seeds of {DEFAULT} against that baseline: `leads` "
+                  f"or `behind` when the two-sided p-value is below {ALPHA}, else `ahead, not "
+                  f"significant` or `behind, not significant`.", ""]
+        label = {id(r): f"{datasets[r['setting'].data].title.split(' (')[0]}: {r['setting'].label}"
+                 for r in results}
+        lines += [markdown(headline({label[id(r)]: r["summary"] for r in results},
+                                    scores={label[id(r)]: r["scores"] for r in results})), ""]
     if paper_results:
         lines += paper_sections(paper_results)
     for key in dict.fromkeys(r["setting"].data for r in results):

@@ -8,6 +8,8 @@ from cppgraph.evaluate.metrics import HIGHER_IS_BETTER, METRICS
 
 #: The engine's default configuration in method tables.
 DEFAULT = "cppgraph"
+#: Significance level of the paired test behind a "leads" or "behind" verdict.
+ALPHA = 0.05
 
 
 def is_engine(method: str) -> bool:
@@ -43,14 +45,22 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join("| " + " | ".join(r) + " |" for r in rows)
 
 
-def compare_default(summary: pd.DataFrame, metric: str = "mae_norm") -> dict:
+def compare_default(summary: pd.DataFrame, metric: str = "mae_norm",
+                    scores: pd.DataFrame | None = None, alpha: float = ALPHA) -> dict:
     """The default engine against the best method that is not the engine, on one metric.
 
-    Returns ``best`` (name), ``best_mean``, ``best_std``, ``mean``, ``std``
-    (of :data:`DEFAULT`) and ``verdict``: ``"leads"`` when the default is at
-    least as good as every baseline, ``"within 1 std"`` when it trails the
-    best baseline by at most that baseline's standard deviation over seeds,
-    else ``"behind"``.
+    Returns ``best`` (the baseline with the best mean), ``best_mean``,
+    ``best_std``, ``mean``, ``std`` (of :data:`DEFAULT`), ``p`` and ``verdict``.
+
+    With ``scores`` (per-seed rows: ``method``, ``seed`` and a column per
+    metric, as :attr:`Evaluation.scores`) the verdict is a paired t-test over
+    the seeds, which share their splits: ``"leads"`` or ``"behind"`` when the
+    two-sided p-value is below ``alpha``, else ``"ahead, not significant"``,
+    ``"behind, not significant"`` or ``"tied"``; ``p`` is that p-value (NaN
+    below 2 seeds, which gives a not-significant verdict). Without ``scores``
+    (``p`` NaN): ``"leads"`` when the default is at least as good as every
+    baseline, ``"within 1 std"`` when it trails the best one by at most that
+    baseline's standard deviation over seeds, else ``"behind"``.
     """
     rows = summary[summary["metric"] == metric].set_index("method")
     if DEFAULT not in rows.index:
@@ -63,17 +73,48 @@ def compare_default(summary: pd.DataFrame, metric: str = "mae_norm") -> dict:
     mean, std = rows.loc[DEFAULT, "mean"], rows.loc[DEFAULT, "std"]
     b_mean, b_std = base.loc[best, "mean"], base.loc[best, "std"]
     gap = (b_mean - mean) if higher else (mean - b_mean)
-    verdict = "leads" if gap <= 0 else ("within 1 std" if gap <= b_std else "behind")
+    p = float("nan")
+    if scores is None:
+        verdict = "leads" if gap <= 0 else ("within 1 std" if gap <= b_std else "behind")
+    else:
+        p = paired_p(scores, DEFAULT, best, metric)
+        if p < alpha:
+            verdict = "leads" if gap < 0 else "behind"
+        else:
+            verdict = ("tied" if gap == 0 else "ahead, not significant" if gap < 0
+                       else "behind, not significant")
     return {"best": best, "best_mean": b_mean, "best_std": b_std, "mean": mean, "std": std,
-            "verdict": verdict}
+            "p": p, "verdict": verdict}
 
 
-def headline(summaries: dict[str, pd.DataFrame], metric: str = "mae_norm") -> pd.DataFrame:
-    """One row per setting (``label -> summary``): best baseline vs the default engine."""
+def paired_p(scores: pd.DataFrame, a: str, b: str, metric: str) -> float:
+    """Two-sided p-value of a paired t-test of methods ``a`` and ``b`` on ``metric`` over the
+    seeds both have (NaN below 2 seeds; 1.0 when every paired difference is 0)."""
+    from scipy.stats import ttest_rel
+
+    wide = scores.pivot_table(index="seed", columns="method", values=metric)
+    if a not in wide.columns or b not in wide.columns:
+        raise ValueError(f"the per-seed scores have no {a!r} or no {b!r} rows for {metric!r}")
+    pair = wide[[a, b]].dropna()
+    if len(pair) < 2:
+        return float("nan")
+    diff = (pair[a] - pair[b]).to_numpy()
+    if not diff.any():
+        return 1.0
+    return float(ttest_rel(pair[a], pair[b]).pvalue)
+
+
+def headline(summaries: dict[str, pd.DataFrame], metric: str = "mae_norm",
+             scores: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """One row per setting (``label -> summary``): best baseline vs the default engine, with
+    the paired test's p-value where ``scores`` (``label -> per-seed scores``) are given."""
     rows = []
     for label, summary in summaries.items():
-        c = compare_default(summary, metric)
-        rows.append({"setting": label,
-                     "best baseline": f"{c['best']} {c['best_mean']:.4f} ± {c['best_std']:.4f}",
-                     DEFAULT: f"{c['mean']:.4f} ± {c['std']:.4f}", "verdict": c["verdict"]})
+        c = compare_default(summary, metric, None if scores is None else scores[label])
+        row = {"setting": label,
+               "best baseline": f"{c['best']} {c['best_mean']:.4f} ± {c['best_std']:.4f}",
+               DEFAULT: f"{c['mean']:.4f} ± {c['std']:.4f}"}
+        if scores is not None:
+            row["p"] = "" if pd.isna(c["p"]) else f"{c['p']:.3f}"
+        rows.append({**row, "verdict": c["verdict"]})
     return pd.DataFrame(rows)

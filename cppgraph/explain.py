@@ -44,7 +44,6 @@ import pandas as pd
 import torch
 
 from cppgraph.data import CollabData
-from cppgraph.data.canonical import check_output_file
 from cppgraph.errors import CppGraphError
 from cppgraph.coldstart import unknown_name as _unknown
 from cppgraph.estimator import CPPGraph
@@ -327,10 +326,9 @@ def _selected(facs: list[Factor], only: list[str] | None) -> list[Factor]:
 # ---------------------------------------------------------------------- plot
 def check_plot_path(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Fail early unless :func:`importance_plot` can write ``path`` (a new ``.png`` file)."""
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise CppGraphError(f"{path}: the importance plot is written as PNG; give a .png path")
-    return check_output_file(path, overwrite=overwrite)
+    from cppgraph.plots import check_png_path
+
+    return check_png_path(path, overwrite=overwrite, what="the importance plot")
 
 
 #: Importance columns the plot knows, with their axis labels.

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from cppgraph.data.canonical import write_files_atomic
+from cppgraph.data.canonical import check_output_file, write_files_atomic
+from cppgraph.errors import CppGraphError
 
 
 def figure(rows: int = 1, cols: int = 1, *, figsize, **kwargs):
@@ -28,6 +29,15 @@ def figure(rows: int = 1, cols: int = 1, *, figsize, **kwargs):
 def colormap(name: str):
     """A named matplotlib colormap (``colormap("tab10")(i)`` is a colour)."""
     return matplotlib.colormaps[name]
+
+
+def check_png_path(path: str | os.PathLike, *, overwrite: bool = False, what: str = "the plot") -> Path:
+    """Fail early (before long work) unless a figure can be written to ``path``: a ``.png``
+    path, new unless ``overwrite``."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise CppGraphError(f"{path}: {what} is written as PNG; give a .png path")
+    return check_output_file(path, overwrite=overwrite)
 
 
 def save_figure(fig, path: str | os.PathLike, *, dpi: int = 120) -> None:

@@ -54,3 +54,31 @@ def test_bad_options(demo_dir, tmp_path):
     assert bad.exit_code == 2 and "--seeds" in bad.stderr
     bad = run("evaluate", tmp_path / "nowhere", "--methods", "task-mean")
     assert bad.exit_code == 1 and "nowhere" in bad.stderr
+
+
+def test_parity_plot(demo_dir, tmp_path, monkeypatch):
+    import cppgraph.evaluate.report as report
+
+    seen = {}
+    real = report.parity_plot
+
+    def spy(predictions, path, **kwargs):
+        seen["methods"] = list(dict.fromkeys(predictions["method"]))
+        seen["rows"] = len(predictions)
+        real(predictions, path, **kwargs)
+
+    monkeypatch.setattr("cppgraph.cli.evaluate.parity_plot", spy)
+    png = tmp_path / "parity.png"
+    result = run("evaluate", demo_dir, "--seeds", 2, "--methods", "task-mean,svd", "--plot", png)
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {png}" in result.stderr
+    assert sorted(seen["methods"]) == ["svd", "task-mean"] and seen["rows"] > 0
+    # Not a PNG path, or an existing file without --force: refused before any work.
+    for path, message in ((tmp_path / "parity.pdf", "give a .png path"), (png, "file exists")):
+        again = run("evaluate", demo_dir, "--seeds", 1, "--methods", "task-mean", "--plot", path)
+        assert again.exit_code == 1 and message in again.stderr, again.output
+        assert "evaluating" not in again.stderr
+    assert not (tmp_path / "parity.pdf").exists()
+    forced = run("evaluate", demo_dir, "--seeds", 1, "--methods", "task-mean", "--plot", png,
+                 "--force")
+    assert forced.exit_code == 0, forced.output

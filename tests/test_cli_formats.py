@@ -79,8 +79,14 @@ def test_quiet_drops_progress_but_keeps_results(demo_dir, tmp_path):
     assert loud.exit_code == 0 and "epoch   10" in loud.stderr and "saved" in loud.stdout
     quiet = invoke("-q", "fit", demo_dir, "--out", tmp_path / "b", "--config", config)
     assert quiet.exit_code == 0 and quiet.stderr == "" and "saved" in quiet.stdout
-    res = invoke("-q", "evaluate", demo_dir, "--methods", "task-mean", "--seeds", "2")
-    assert res.exit_code == 0 and res.stderr == "" and "task-mean" in res.stdout
+    res = invoke("-q", "evaluate", demo_dir, "--methods", "task-mean", "--seeds", "2",
+                 "--format", "csv", "--out", tmp_path / "e.csv", "--plot", tmp_path / "e.png")
+    assert res.exit_code == 0 and res.stderr == "" and res.stdout == ""
+    assert "task-mean" in (tmp_path / "e.csv").read_text() and (tmp_path / "e.png").exists()
+    # Without -q the written files are confirmed on stderr.
+    res = invoke("evaluate", demo_dir, "--methods", "task-mean", "--seeds", "1",
+                 "--out", tmp_path / "f.txt")
+    assert f"wrote {tmp_path / 'f.txt'}" in res.stderr
 
 
 def test_help_texts_show_plain_percent_signs():

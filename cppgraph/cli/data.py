@@ -8,7 +8,7 @@ import json
 import click
 import pandas as pd
 
-from cppgraph.cli.options import OUTPUTS, emit, range_option
+from cppgraph.cli.options import OUTPUTS, emit, range_option, tell
 from cppgraph.data import FORMATS, METRIC_TYPES, import_data, read_data, tables
 
 
@@ -128,7 +128,7 @@ def import_(source, fmt, out, force, scores, metric_types, table, out_of_range) 
     """
     collab = import_data(source, fmt, out, overwrite=force, out_of_range=out_of_range,
                          **_reader_options(fmt, scores, metric_types, table))
-    click.echo(f"wrote {out}: {collab!r}", err=True)
+    tell(f"wrote {out}: {collab!r}")
 
 
 def _input_or_output(ctx, param, value):

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from cppgraph.cli.options import Progress, emit, output_options, range_option, threads_option
+from cppgraph.cli.options import (Progress, emit, output_options, range_option, tell,
+                                  threads_option)
 from cppgraph.config import Config
 from cppgraph.data import read_canonical
 from cppgraph.data.canonical import (check_output_file, check_output_folder, read_csv_lines,
@@ -132,7 +133,7 @@ def predict(model_dir, model_name, task_name, all_cells, new_models, new_tasks, 
     text = _render(table, fmt)
     if out:
         write_text_atomic(out, text, overwrite=force)
-        click.echo(f"wrote {len(table)} predictions to {out}", err=True)
+        tell(f"wrote {len(table)} predictions to {out}")
     else:
         click.echo(text, nl=False)
 

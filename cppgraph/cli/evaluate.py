@@ -5,14 +5,16 @@ from __future__ import annotations
 import click
 
 from cppgraph.cli.data import _reader_options
-from cppgraph.cli.options import Progress, emit, output_options, range_option, threads_option
+from cppgraph.cli.options import (Progress, emit, output_options, range_option, tell,
+                                  threads_option)
 from cppgraph.data import FORMATS, METRIC_TYPES, read_data
 from cppgraph.data.canonical import check_output_file, write_text_atomic
 from cppgraph.evaluate.methods import METHODS, make_methods
 from cppgraph.evaluate.metrics import HIGHER_IS_BETTER
-from cppgraph.evaluate.report import summary_table
+from cppgraph.evaluate.report import parity_plot, summary_table
 from cppgraph.evaluate.runner import UNITS, evaluate as run_evaluation
 from cppgraph.evaluate.splits import PROTOCOLS
+from cppgraph.plots import check_png_path
 
 
 def _methods_option(ctx, param, value):
@@ -41,12 +43,16 @@ def _methods_option(ctx, param, value):
               help="Scale of the normalized metrics: per-task min-max, or the CPP paper's.")
 @click.option("--predictions", type=click.Path(path_type=str), default=None,
               help="Also write every test cell's prediction (all methods and seeds) to this CSV.")
-@click.option("--force", is_flag=True, help="Replace the --predictions and --out files if they exist.")
+@click.option("--plot", type=click.Path(path_type=str), default=None,
+              help="Also write a parity plot (PNG) of the test cells: one panel per method, "
+                   "every seed, normalized scale.")
+@click.option("--force", is_flag=True,
+              help="Replace the --predictions, --plot and --out files if they exist.")
 @output_options
 @range_option
 @threads_option
 def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, seeds, methods,
-             normalization, predictions, force, fmt, out, out_of_range, threads) -> None:
+             normalization, predictions, plot, force, fmt, out, out_of_range, threads) -> None:
     """Measure methods on held-out cells of DATA_DIR under a protocol.
 
     Each seed makes one split; every method learns from its training part
@@ -61,6 +67,8 @@ def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, s
     for path in (predictions, out):
         if path:
             check_output_file(path, overwrite=force)  # before the long run, not after
+    if plot:
+        check_png_path(plot, overwrite=force)
     data = read_data(data_dir, input_format, out_of_range=out_of_range,
                      **_reader_options(input_format, None, metric_types))
     chosen = make_methods(methods, n_jobs=threads)
@@ -76,7 +84,12 @@ def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, s
     summary = result.summary()
     if predictions:
         write_text_atomic(predictions, result.predictions.to_csv(index=False), overwrite=force)
-        click.echo(f"wrote {len(result.predictions)} predictions to {predictions}", err=True)
+        tell(f"wrote {len(result.predictions)} predictions to {predictions}")
+    if plot:
+        name = data.meta.get("name") or data_dir
+        parity_plot(result.predictions, plot,
+                    title=f"{name}: {protocol}, {seeds} seed(s), {normalization} scale")
+        tell(f"wrote {plot}")
     records = summary.assign(protocol=protocol)[["method", "protocol", "metric", "mean", "std",
                                                  "seeds"]]
     better = ", ".join(m for m in HIGHER_IS_BETTER)

@@ -7,7 +7,7 @@ import sys
 import click
 
 from cppgraph import explain as cpx
-from cppgraph.cli.options import emit, output_options, plain_table, quiet, threads_option
+from cppgraph.cli.options import emit, output_options, plain_table, quiet, tell, threads_option
 from cppgraph.data.canonical import check_output_file
 from cppgraph.estimator import CPPGraph
 
@@ -60,7 +60,7 @@ def explain(ctx, model_dir, model, task, ablation, seeds, protocol, max_evals, p
                    "base": float(result.base.iloc[0])})
         if plot:
             cpx.importance_plot(one, plot, overwrite=force, title=f"{model} on {task}: SHAP")
-            click.echo(f"wrote {plot}", err=True)
+            tell(f"wrote {plot}")
         if ablation:
             click.echo("(--ablation is global: run it without --model and --task)", err=True)
         return
@@ -85,4 +85,4 @@ def explain(ctx, model_dir, model, task, ablation, seeds, protocol, max_evals, p
     emit(table, fmt, out, force=force, text=head + plain_table(table), meta=meta)
     if plot:
         cpx.importance_plot(table, plot, overwrite=force, title=f"factor importance: {model_dir}")
-        click.echo(f"wrote {plot}", err=True)
+        tell(f"wrote {plot}")

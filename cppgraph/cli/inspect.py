@@ -7,7 +7,7 @@ import json
 import click
 
 from cppgraph import inspect as cpi
-from cppgraph.cli.options import emit, output_options, plain_table, threads_option
+from cppgraph.cli.options import emit, output_options, plain_table, tell, threads_option
 from cppgraph.data.canonical import check_output_file, read_csv_lines
 from cppgraph.estimator import CPPGraph
 
@@ -79,8 +79,8 @@ def graph(model_dir, knn, is_task, out, force, threads) -> None:
     g = cpi.similarity_graph(est, kind="task" if is_task else "model", knn=knn)
     cpi.export_graph(g, out, overwrite=force)
     communities = len({c for _, c in g.nodes(data="community")})
-    click.echo(f"wrote {g.number_of_nodes()} nodes, {g.number_of_edges()} edges, "
-               f"{communities} communities to {out}", err=True)
+    tell(f"wrote {g.number_of_nodes()} nodes, {g.number_of_edges()} edges, "
+         f"{communities} communities to {out}")
 
 
 @click.command("embeddings")
@@ -99,8 +99,8 @@ def embeddings(model_dir, node_type, out, force, threads) -> None:
     frame = cpi.embeddings(est, node_type)
     written = cpi.export_embeddings(frame, out, overwrite=force)
     dims = len(cpi.vector_columns(frame))
-    click.echo(f"wrote {len(frame)} {node_type} embeddings ({dims} dimensions) to "
-               f"{', '.join(map(str, written))}", err=True)
+    tell(f"wrote {len(frame)} {node_type} embeddings ({dims} dimensions) to "
+         f"{', '.join(map(str, written))}")
 
 
 @click.command("clusters")
@@ -156,4 +156,4 @@ def clusters(model_dir, k, auto, by, control, map_path, method, force, fmt, out,
     if map_path:
         cpi.embedding_map(est, map_path, method=method, by=by, control=control, overwrite=force,
                           clustering=result)
-        click.echo(f"wrote {map_path}", err=True)
+        tell(f"wrote {map_path}")

@@ -88,7 +88,7 @@ def emit(table, fmt: str, out: str | None = None, *, force: bool = False, text: 
         body = text if text is not None else plain_table(table)
     if out:
         write_text_atomic(out, body, overwrite=force)
-        click.echo(f"wrote {out}", err=True)
+        tell(f"wrote {out}")
     else:
         click.echo(body, nl=False)
 
@@ -97,6 +97,12 @@ def quiet() -> bool:
     """Whether ``cppgraph -q`` asked for no progress output."""
     ctx = click.get_current_context(silent=True)
     return bool(ctx is not None and (ctx.find_root().obj or {}).get("quiet"))
+
+
+def tell(line: str) -> None:
+    """A confirmation on stderr ("wrote FILE"), not shown under ``-q``."""
+    if not quiet():
+        click.echo(line, err=True)
 
 
 class Progress:

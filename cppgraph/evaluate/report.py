@@ -118,3 +118,16 @@ def headline(summaries: dict[str, pd.DataFrame], metric: str = "mae_norm",
             row["p"] = "" if pd.isna(c["p"]) else f"{c['p']:.3f}"
         rows.append({**row, "verdict": c["verdict"]})
     return pd.DataFrame(rows)
+
+
+def parity_plot(predictions: pd.DataFrame, path, *, title: str = "") -> None:
+    """A parity plot of an evaluation's test cells (:attr:`Evaluation.predictions`): one panel
+    per method, every seed, on the evaluation's normalized scale, best MAE first."""
+    from cppgraph import plots
+
+    cells = predictions.dropna(subset=["score_norm", "predicted_norm"])
+    mae = (cells["predicted_norm"] - cells["score_norm"]).abs().groupby(cells["method"]).mean()
+    panels = {m: (cells.loc[cells["method"] == m, "score_norm"].to_numpy(),
+                  cells.loc[cells["method"] == m, "predicted_norm"].to_numpy())
+              for m in mae.sort_values(kind="stable").index}
+    plots.parity(panels, path, title=title)

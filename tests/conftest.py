@@ -25,6 +25,14 @@ def load_tool(name: str):
     return sys.modules[key]
 
 
+@pytest.fixture(autouse=True)
+def no_outside_downloads(monkeypatch, tmp_path_factory):
+    """Downloads go to a closed local port and a temporary cache unless a test says
+    otherwise (``tests/test_pull.py`` serves files from its own local server)."""
+    monkeypatch.setenv("CPPGRAPH_PULL_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("CPPGRAPH_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Path to ../shared/data; skipped when absent, except under CI where it must exist."""

@@ -89,7 +89,8 @@ print("TORCH" if "torch" in sys.modules else "NO-TORCH", code, file=sys.stderr)
 
 @pytest.mark.parametrize("args", [["--help"], ["data", "check", "{tiny}"],
                                   ["data", "import", "{tiny}", "--format", "canonical",
-                                   "--out", "{out}"]], ids=["help", "check", "import"])
+                                   "--out", "{out}"], ["data", "pull", "--list"]],
+                         ids=["help", "check", "import", "pull"])
 def test_help_and_data_commands_do_not_load_torch(tiny, tmp_path, args):
     args = [a.format(tiny=tiny, out=tmp_path / "copy") for a in args]
     proc = subprocess.run([sys.executable, "-c", LIGHT, *args], capture_output=True, text=True)

@@ -174,3 +174,79 @@ def check(ctx, path, input_format, fmt, as_json, out, force, table, out_of_range
         emit(coverage, "table", out, force=force, text=text)
     else:
         emit(coverage, fmt, out, force=force, text=format_summary(summary) + "\n")
+
+
+@data.command("pull")
+@click.argument("name", required=False)
+@click.option("--list", "show_list", is_flag=True, help="List the known sources and stop.")
+@click.option("--out", "out", type=click.Path(path_type=str), default=None,
+              help="Folder to write the canonical CSVs to [default: NAME].")
+@click.option("--cache", type=click.Path(path_type=str), default=None,
+              help="Folder of downloaded files [default: the user's cache folder, or "
+                   "$CPPGRAPH_CACHE].")
+@click.option("--refresh", is_flag=True, help="Download again even when the cache has the files.")
+@click.option("--force", is_flag=True, help="Replace --out if it is a folder cppgraph wrote (never an input or a folder holding one).")
+@click.option("--format", "fmt", type=click.Choice(OUTPUTS), default="table", show_default=True,
+              help="--list output format.")
+@range_option
+def pull(name, show_list, out, cache, refresh, force, fmt, out_of_range) -> None:
+    """Download the public score matrix NAME and write it as a canonical folder.
+
+    The files come from a pinned commit of their repository, are checked
+    against their sha256 and kept in a cache: a second pull makes no
+    request. --list shows the sources.
+    """
+    from cppgraph.data import pull as sources
+
+    if show_list:
+        table = pd.DataFrame([{"name": s.name, "holds": s.holds, "licence": s.licence,
+                               "files": s.origin} for s in sources.SOURCES.values()])
+        text = "\n".join(f"{s.name}\n  {s.holds}\n  licence: {s.licence}\n  files: {s.origin}"
+                         for s in sources.SOURCES.values()) + "\n"
+        emit(table, fmt, None, text=text)
+        return
+    if name is None:
+        raise click.UsageError("give a source NAME, or --list to see them")
+    out = out or name
+    report = _download_report()
+    try:
+        collab = sources.pull(name, out, cache=cache, refresh=refresh, overwrite=force,
+                              report=report, out_of_range=out_of_range)
+    finally:
+        report.close()
+    tell(f"wrote {out}: {collab!r}")
+
+
+def _download_report():
+    """Download progress on stderr: a byte bar per file on a terminal, a line per file
+    otherwise, nothing under -q."""
+    import sys
+
+    from cppgraph.cli.options import quiet
+
+    class Report:
+        def __init__(self):
+            self.file, self.bar = None, None
+
+        def __call__(self, file, done, total):
+            if quiet():
+                return
+            if file is not self.file:
+                self.close()
+                self.file = file
+                if sys.stderr.isatty():
+                    from tqdm import tqdm
+                    self.bar = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr,
+                                    desc=file.path.rsplit("/", 1)[-1], leave=False)
+                else:
+                    click.echo(f"downloading {file.repo}/{file.path} at {file.commit[:10]} "
+                               f"({total:,} bytes)", err=True)
+            if self.bar is not None:
+                self.bar.update(done - self.bar.n)
+
+        def close(self):
+            if self.bar is not None:
+                self.bar.close()
+            self.bar = None
+
+    return Report()

@@ -82,6 +82,39 @@ def test_cold_task_hides_the_tasks(demo, known):
     assert set(split.test["task"]) == set(held)
 
 
+def test_frontier_holds_out_the_best_models():
+    # Hand-made: 6 models x 3 tasks, task "c" lower-is-better; each model's mean normalized
+    # score (per-task min-max) is known by construction.
+    from cppgraph.data import CollabData
+
+    rows = [("m1", 10, 20, 9), ("m2", 20, 40, 7), ("m3", 30, 60, 5), ("m4", 40, 80, 3),
+            ("m5", 50, 100, 1), ("m6", 45, 90, 2)]
+    scores = pd.DataFrame([(m, t, v) for m, a, b, c in rows for t, v in (("a", a), ("b", b),
+                                                                           ("c", c))],
+                          columns=["model", "task", "score"])
+    info = pd.DataFrame({"task": ["a", "b", "c"], "higher_is_better": [True, True, False]})
+    data = CollabData.from_frames(scores, task_info=info)
+    # Means: m5 1.0, m6 0.875, m4 0.75, ...: the top third is m5 and m6.
+    split = make_split(data, "frontier", 0, test_size=1 / 3, known=1)
+    assert sorted(split.new_models.index) == ["m5", "m6"] and split.rank_by == "model"
+    assert (split.known.groupby("model").size() == 1).all()
+    assert _cells(split.test) | _cells(split.known) == _cells(scores[scores["model"].isin(["m5", "m6"])])
+    assert not set(split.train.models) & {"m5", "m6"}
+
+
+def test_frontier_on_the_demo(demo):
+    from cppgraph.normalize import make_normalizer
+
+    split = make_split(demo, "frontier", 3, test_size=0.1, known=2)
+    s = demo.scores
+    mean = pd.Series(make_normalizer("minmax").fit(demo).transform(s["task"], s["score"]),
+                     index=s.index).groupby(s["model"]).mean()
+    held = set(split.new_models.index)
+    assert len(held) == round(0.1 * len(demo.models))
+    assert mean[list(held)].min() > mean.drop(index=list(held)).max()  # better than all seen
+    assert (split.known.groupby("model").size() == 2).all()
+
+
 def test_named_entities_and_bad_protocol_options(demo):
     split = split_cold_model(demo, 0.1, 0, models=["syn-aurora-762m-ft"], known=1)
     assert list(split.new_models.index) == ["syn-aurora-762m-ft"] and len(split.known) == 1

@@ -34,6 +34,7 @@ from cppgraph.evaluate import paper
 from cppgraph.evaluate.methods import make_methods
 from cppgraph.evaluate.report import ALPHA, DEFAULT, compare_default, headline, markdown, summary_table
 from cppgraph.evaluate.runner import evaluate
+from cppgraph.evaluate.splits import KNOWN_PROTOCOLS
 from cppgraph.threads import DEFAULT_THREADS, limit_threads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +80,7 @@ class Setting:
     @property
     def label(self) -> str:
         size = "" if self.size is None else f" {self.size:g}"
-        known = f" k={self.known}" if self.protocol in ("cold-model", "cold-task") else ""
+        known = f" k={self.known}" if self.protocol in KNOWN_PROTOCOLS else ""
         return f"{self.protocol}{size}{known}"
 
     def command(self, d: Dataset) -> str:

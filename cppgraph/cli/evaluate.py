@@ -31,9 +31,10 @@ def _methods_option(ctx, param, value):
 @click.option("--protocol", type=click.Choice(list(PROTOCOLS)), default="random", show_default=True)
 @click.option("--test-size", type=float, default=None,
               help="Share held out: of the cells (random, default 0.05), the models (cold-model, "
-                   "cold-family, default 0.1) or the tasks (cold-task, default 0.1).")
+                   "cold-family, frontier, default 0.1) or the tasks (cold-task, default 0.1).")
 @click.option("--known", type=int, default=0, show_default=True,
-              help="cold-model / cold-task: scores kept known per held-out model or task.")
+              help="cold-model, cold-task, frontier: scores kept known per held-out model or "
+                   "task.")
 @click.option("--seeds", type=int, default=5, show_default=True,
               help="Number of seeded splits (seeds 0 .. N-1).")
 @click.option("--methods", "methods", multiple=True, callback=_methods_option,

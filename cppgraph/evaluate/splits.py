@@ -13,6 +13,8 @@ cold-model      a share of the models: all their cells but ``k`` known ones
 cold-family     whole families (drawn until a share of the models is out)
 scale-up        the largest model of each family with 3+ sizes
 cold-task       a share of the tasks: all their cells but ``k`` known ones
+frontier        the share of the models with the highest mean normalized score:
+                all their cells but ``k`` known ones (models better than any seen)
 ==============  =============================================================
 """
 
@@ -27,7 +29,9 @@ import pandas as pd
 from cppgraph.data.dataset import CollabData, suggest
 from cppgraph.errors import DataError
 
-PROTOCOLS = ("random", "cold-model", "cold-family", "scale-up", "cold-task")
+PROTOCOLS = ("random", "cold-model", "cold-family", "scale-up", "cold-task", "frontier")
+#: Protocols that keep ``k`` known scores of each held-out model or task.
+KNOWN_PROTOCOLS = ("cold-model", "cold-task", "frontier")
 
 
 @dataclass(frozen=True, eq=False)
@@ -197,6 +201,32 @@ def split_cold_model(data: CollabData, test_size: float, seed: int, *, known: in
     return _hold_out_entities(data, "model", chosen, known, rng, "cold-model", seed)
 
 
+def split_frontier(data: CollabData, test_size: float, seed: int, *, known: int = 0) -> Split:
+    """Hold out the best models: the share ``test_size`` with the highest mean normalized
+    score, keeping ``known`` scores of each (drawn at random, seeded).
+
+    A model's mean is over its observed cells on the per-task min-max scale of
+    all cells (higher is better on every task). Models are taken from the
+    best down, skipping those :func:`split_cold_model` could not hold out
+    either (too few scores, or a task left with fewer than 2).
+    """
+    from cppgraph.normalize import make_normalizer
+
+    if known < 0:
+        raise DataError(f"known must be 0 or more; got {known}")
+    _check_share(test_size)
+    s = data.scores
+    normalized = make_normalizer("minmax").fit(data).transform(s["task"], s["score"])
+    mean = pd.Series(normalized, index=s.index).groupby(s["model"]).mean()
+    order = mean.sort_values(ascending=False, kind="stable").index.tolist()
+    n = max(1, int(round(test_size * len(data.models))))
+    chosen = _removable(data, "model", order, n, known)
+    if not chosen:
+        raise DataError(f"no model has more than {known} scores and can be held out")
+    rng = np.random.default_rng(seed)
+    return _hold_out_entities(data, "model", chosen, known, rng, "frontier", seed)
+
+
 def _checked_names(names, known_names, what) -> list[str]:
     names = [str(n) for n in names]
     valid = set(known_names)
@@ -297,12 +327,13 @@ def make_split(data: CollabData, protocol: str, seed: int, *, test_size: float |
     """The split of ``protocol`` (one of :data:`PROTOCOLS`) for ``seed``.
 
     ``test_size`` defaults to 0.05 for ``random`` and 0.1 otherwise (share of
-    cells, models or tasks); ``known`` is k for ``cold-model`` / ``cold-task``.
+    cells, models or tasks); ``known`` is k for ``cold-model``, ``cold-task``
+    and ``frontier``.
     """
     if protocol not in PROTOCOLS:
         raise DataError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
-    if known and protocol not in ("cold-model", "cold-task"):
-        raise DataError(f"known scores apply to the cold-model and cold-task protocols, "
+    if known and protocol not in KNOWN_PROTOCOLS:
+        raise DataError(f"known scores apply to the {', '.join(KNOWN_PROTOCOLS)} protocols, "
                         f"not {protocol!r}")
     size = test_size if test_size is not None else (0.05 if protocol == "random" else 0.1)
     if protocol == "random":
@@ -314,4 +345,6 @@ def make_split(data: CollabData, protocol: str, seed: int, *, test_size: float |
         return split_cold_family(data, size, seed)
     if protocol == "scale-up":
         return split_scale_up(data, seed)
+    if protocol == "frontier":
+        return split_frontier(data, size, seed, known=known)
     return split_cold_task(data, size, seed, known=known)

@@ -73,13 +73,16 @@ def test_paper_tables_count_wins():
     assert len(table) == 8 and line == "cppgraph has the lower MSE in 4 of 8 (task, k) cells."
 
 
-def test_benchmark_report_on_demo(tmp_path):
+def test_benchmark_report_on_demo(tmp_path, monkeypatch):
     bench = load_tool("benchmark")
     datasets = {"demo": bench.Dataset(str(DEMO), "canonical", "Demo (synthetic)")}
     settings = [bench.Setting("demo", "random", 0.1, seeds=2, methods=("task-mean", "cppgraph")),
                 bench.Setting("demo", "cold-model", 0.1, 2, seeds=2,
                               methods=("task-mean", "cppgraph"))]
+    steps = []
+    monkeypatch.setattr(bench, "_progress", steps.append)
     results = bench.run_settings(settings, datasets, tmp_path, tmp_path)
+    assert len(steps) == bench.fits(settings, {"demo"}) == 8  # the progress bar's total
     assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["demo-cold-model-0.1-k=2.csv",
                                                               "demo-random-0.1.csv"]
     paths = bench.figures(results, tmp_path, datasets)

@@ -118,12 +118,47 @@ def machine() -> str:
             f"cppgraph {__version__}")
 
 
-def _log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+class _Progress:
+    """Progress on stderr: a bar over every (method, seed) fit with an ETA on a terminal,
+    plain lines otherwise (logs)."""
+
+    def __init__(self):
+        self.bar = None
+
+    def start(self, total: int) -> None:
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc="benchmark", unit="fit", file=sys.stderr,
+                            dynamic_ncols=True)
+
+    def log(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description_str(line.removeprefix("== "), refresh=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def step(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+        else:
+            print("  " + line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
-def _progress(line: str) -> None:
-    _log("  " + line)
+PROGRESS = _Progress()
+_log, _progress = PROGRESS.log, PROGRESS.step
+
+
+def fits(settings, groups, seeds: int = 5) -> int:
+    """How many (method, seed) fits a run makes: the progress bar's total."""
+    total = sum(len(make_methods(list(s.methods))) * s.seeds for s in settings)
+    if "paper" in groups:
+        total += 2 * len(make_methods(["all"])) * seeds
+        total += 2 * (len(paper.TABLE4) + len(paper.TABLE5)) * len(PAPER_4_5) * seeds
+    return total
 
 
 def run_settings(settings, datasets: dict, data_root: Path, out_dir: Path, *,
@@ -166,7 +201,7 @@ def run_paper(data_root: Path, out_dir: Path, seeds: int = 5, *, threads: int | 
             for name in names:
                 _log(f"== paper: {key} {name} k={known}")
                 ev = evaluate(cpp, key, make_methods(list(PAPER_4_5), n_jobs=threads), seeds=range(seeds),
-                              unit="paper", splits=make(cpp, name, known))
+                              unit="paper", splits=make(cpp, name, known), progress=_progress)
                 frames.append(ev.summary().assign(known=known, name=name))
                 scores.append(ev.scores.assign(known=known, name=name))
         pd.concat(scores).to_csv(out_dir / f"paper-{key}.csv", index=False)
@@ -406,9 +441,13 @@ def run(args, threads: int) -> None:
     res_dir.mkdir(parents=True, exist_ok=True)
     fig_dir.mkdir(parents=True, exist_ok=True)
     data_root = Path(args.data)
-    results = run_settings([s for s in SETTINGS if s.data in groups], DATASETS, data_root, res_dir,
-                           threads=threads)
-    paper_results = run_paper(data_root, res_dir, threads=threads) if "paper" in groups else None
+    settings = [s for s in SETTINGS if s.data in groups]
+    PROGRESS.start(fits(settings, groups))
+    try:
+        results = run_settings(settings, DATASETS, data_root, res_dir, threads=threads)
+        paper_results = run_paper(data_root, res_dir, threads=threads) if "paper" in groups else None
+    finally:
+        PROGRESS.close()
     paths = figures(results, fig_dir, DATASETS)
     command = "python tools/benchmark.py" + (f" --only {' '.join(args.only)}" if args.only else "")
     out.write_text(report(results, paper_results, paths, DATASETS, out.parent, command),

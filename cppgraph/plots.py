@@ -31,7 +31,8 @@ def colormap(name: str):
     return matplotlib.colormaps[name]
 
 
-def check_png_path(path: str | os.PathLike, *, overwrite: bool = False, what: str = "the plot") -> Path:
+def check_png_path(path: str | os.PathLike, *, overwrite: bool = False,
+                   what: str = "the plot") -> Path:
     """Fail early (before long work) unless a figure can be written to ``path``: a ``.png``
     path, new unless ``overwrite``."""
     path = Path(path)

@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from cppgraph import __version__, plots
+from cppgraph.cli.options import Progress
 from cppgraph.data import read_data
 from cppgraph.evaluate import paper
 from cppgraph.evaluate.methods import make_methods
@@ -118,38 +119,23 @@ def machine() -> str:
             f"cppgraph {__version__}")
 
 
-class _Progress:
-    """Progress on stderr: a bar over every (method, seed) fit with an ETA on a terminal,
-    plain lines otherwise (logs)."""
-
-    def __init__(self):
-        self.bar = None
-
-    def start(self, total: int) -> None:
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-            self.bar = tqdm(total=total, desc="benchmark", unit="fit", file=sys.stderr,
-                            dynamic_ncols=True)
-
-    def log(self, line: str) -> None:
-        if self.bar is not None:
-            self.bar.set_description_str(line.removeprefix("== "), refresh=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
-
-    def step(self, line: str) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-        else:
-            print("  " + line, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+#: The run's progress bar (:class:`cppgraph.cli.options.Progress`: a bar with an ETA on a
+#: terminal, plain lines in logs), set by :func:`run`; without one, lines go to stderr.
+_bar = None
 
 
-PROGRESS = _Progress()
-_log, _progress = PROGRESS.log, PROGRESS.step
+def _log(line: str) -> None:
+    if _bar is not None:
+        _bar.note(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _progress(line: str) -> None:
+    if _bar is not None:
+        _bar.step(" ".join(line.split()[:3]), "  " + line)
+    else:
+        print("  " + line, file=sys.stderr, flush=True)
 
 
 def fits(settings, groups, seeds: int = 5) -> int:
@@ -442,12 +428,14 @@ def run(args, threads: int) -> None:
     fig_dir.mkdir(parents=True, exist_ok=True)
     data_root = Path(args.data)
     settings = [s for s in SETTINGS if s.data in groups]
-    PROGRESS.start(fits(settings, groups))
+    global _bar
+    _bar = Progress(fits(settings, groups), "benchmark", unit="fit")
     try:
         results = run_settings(settings, DATASETS, data_root, res_dir, threads=threads)
         paper_results = run_paper(data_root, res_dir, threads=threads) if "paper" in groups else None
     finally:
-        PROGRESS.close()
+        _bar.close()
+        _bar = None
     paths = figures(results, fig_dir, DATASETS)
     command = "python tools/benchmark.py" + (f" --only {' '.join(args.only)}" if args.only else "")
     out.write_text(report(results, paper_results, paths, DATASETS, out.parent, command),

@@ -59,7 +59,6 @@ def run(kills: int, seed: int, work: Path) -> tuple[list[dict], list[str], float
     full = time.perf_counter() - start
     rng = random.Random(seed)
     rounds = []
-    i = 0
     while sum(r["killed"] for r in rounds) < kills:
         before = out.stat().st_ino
         delay = rng.uniform(0.2, 1.1 * full)
@@ -73,7 +72,7 @@ def run(kills: int, seed: int, work: Path) -> tuple[list[dict], list[str], float
         state = ("old model" if out.exists() and out.stat().st_ino == before else
                  "new model" if out.exists() else "nothing")
         hidden = sorted(p.name for p in work.iterdir() if p.name.startswith(".model"))
-        i += 1
+        i = len(rounds) + 1
         rounds.append({"round": i, "delay": delay, "killed": not finished, "state": state,
                        "loads": not problem, "problem": problem, "hidden": len(hidden)})
         print(f"round {i:2d}: {'killed' if not finished else 'finished'} after {delay:.1f}s, "

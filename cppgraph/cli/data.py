@@ -8,7 +8,7 @@ import json
 import click
 import pandas as pd
 
-from cppgraph.cli.options import OUTPUTS, emit, range_option, tell
+from cppgraph.cli.options import OUTPUTS, Progress, emit, range_option, tell
 from cppgraph.data import FORMATS, METRIC_TYPES, import_data, read_data, tables
 
 
@@ -208,7 +208,7 @@ def pull(name, show_list, out, cache, refresh, force, fmt, out_of_range) -> None
     if name is None:
         raise click.UsageError("give a source NAME, or --list to see them")
     out = out or name
-    report = _download_report()
+    report = _DownloadProgress()
     try:
         collab = sources.pull(name, out, cache=cache, refresh=refresh, overwrite=force,
                               report=report, out_of_range=out_of_range)
@@ -217,36 +217,24 @@ def pull(name, show_list, out, cache, refresh, force, fmt, out_of_range) -> None
     tell(f"wrote {out}: {collab!r}")
 
 
-def _download_report():
-    """Download progress on stderr: a byte bar per file on a terminal, a line per file
-    otherwise, nothing under -q."""
-    import sys
+class _DownloadProgress:
+    """``report`` of :func:`cppgraph.data.pull.pull`: a byte bar per file on a terminal, a
+    line per file otherwise, nothing under -q (:class:`~cppgraph.cli.options.Progress`)."""
 
-    from cppgraph.cli.options import quiet
+    def __init__(self):
+        self.file, self.bar, self.done = None, None, 0
 
-    class Report:
-        def __init__(self):
-            self.file, self.bar = None, None
+    def __call__(self, file, done: int, total: int) -> None:
+        if file is not self.file:
+            self.close()
+            self.file, self.done = file, 0
+            self.bar = Progress(total, file.path.rsplit("/", 1)[-1], unit="B")
+            self.bar.note(f"downloading {file.repo}/{file.path} at {file.commit[:10]} "
+                          f"({total:,} bytes)")
+        self.bar.step(n=done - self.done)
+        self.done = done
 
-        def __call__(self, file, done, total):
-            if quiet():
-                return
-            if file is not self.file:
-                self.close()
-                self.file = file
-                if sys.stderr.isatty():
-                    from tqdm import tqdm
-                    self.bar = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr,
-                                    desc=file.path.rsplit("/", 1)[-1], leave=False)
-                else:
-                    click.echo(f"downloading {file.repo}/{file.path} at {file.commit[:10]} "
-                               f"({total:,} bytes)", err=True)
-            if self.bar is not None:
-                self.bar.update(done - self.bar.n)
-
-        def close(self):
-            if self.bar is not None:
-                self.bar.close()
-            self.bar = None
-
-    return Report()
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.bar = None

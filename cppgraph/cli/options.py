@@ -109,23 +109,24 @@ class Progress:
     """Progress of long work on stderr: a bar with ETA (tqdm) on a terminal, plain
     lines otherwise (logs, pipes), nothing under ``-q``."""
 
-    def __init__(self, total: int, desc: str):
+    def __init__(self, total: int, desc: str, *, unit: str = "it"):
         import sys
         self.silent = quiet()
         self.bar = None
         if not self.silent and sys.stderr.isatty():
             from tqdm import tqdm
-            self.bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=False,
-                            dynamic_ncols=True)
+            self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B",
+                            file=sys.stderr, leave=False, dynamic_ncols=True)
 
-    def step(self, status: str, line: str | None = None) -> None:
-        """One unit done; ``status`` goes beside the bar, ``line`` (if any) is printed
+    def step(self, status: str = "", line: str | None = None, *, n: int = 1) -> None:
+        """``n`` units done; ``status`` goes beside the bar, ``line`` (if any) is printed
         where there is no bar."""
         if self.silent:
             return
         if self.bar is not None:
-            self.bar.set_postfix_str(status, refresh=False)
-            self.bar.update(1)
+            if status:
+                self.bar.set_postfix_str(status, refresh=False)
+            self.bar.update(n)
         elif line is not None:
             click.echo(line, err=True)
 

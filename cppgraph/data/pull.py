@@ -28,7 +28,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -83,7 +83,6 @@ class Source:
     format: str
     files: tuple = ()
     read: str = "file"
-    options: dict = field(default_factory=dict)
 
     @property
     def origin(self) -> str:
@@ -274,5 +273,4 @@ def pull(name: str, out: str | os.PathLike, *, cache: str | os.PathLike | None =
     paths = [fetch(f, cache, base_url=base_url, refresh=refresh, timeout=timeout,
                    retries=retries, backoff=backoff, report=report) for f in src.files]
     entry = paths[0].parent if src.read == "folder" else paths[0]
-    return import_data(entry, src.format, out, overwrite=overwrite, out_of_range=out_of_range,
-                       **src.options)
+    return import_data(entry, src.format, out, overwrite=overwrite, out_of_range=out_of_range)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from cppgraph.data.dataset import CollabData, suggest
 from cppgraph.errors import DataError
+from cppgraph.normalize import make_normalizer
 
 PROTOCOLS = ("random", "cold-model", "cold-family", "scale-up", "cold-task", "frontier")
 #: Protocols that keep ``k`` known scores of each held-out model or task.
@@ -210,8 +211,6 @@ def split_frontier(data: CollabData, test_size: float, seed: int, *, known: int 
     best down, skipping those :func:`split_cold_model` could not hold out
     either (too few scores, or a task left with fewer than 2).
     """
-    from cppgraph.normalize import make_normalizer
-
     if known < 0:
         raise DataError(f"known must be 0 or more; got {known}")
     _check_share(test_size)

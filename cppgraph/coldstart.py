@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cppgraph.calibrate import half_widths
 from cppgraph.data.dataset import check_ranges, parse_numbers, parse_task_info, suggest
 from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.graph import add_nodes, compile_graph
@@ -246,7 +247,8 @@ def predict_pass(est, new: NewEntities, use: np.ndarray, *,
 
 
 def predict_new(est, kind: str, factors: pd.DataFrame, known, *, task_info=None,
-                out_of_range: str = "error", files: dict) -> pd.DataFrame:
+                out_of_range: str = "error", files: dict,
+                interval: float | None = None) -> pd.DataFrame:
     """The prediction table of every cell of new models or tasks (see the module docstring)."""
     if kind == "model" and est.normalizer_.by == "model":
         raise CppGraphError("the paper normalization is per model and cannot scale the scores "
@@ -287,14 +289,22 @@ def predict_new(est, kind: str, factors: pd.DataFrame, known, *, task_info=None,
             pred[at] = np.where(np.isfinite(again), again, pred_f[at])
             no_raw[at] = ~np.isfinite(raw)
     data = est.data_
-    row_models = [data.models[i] if kind == "task" else names[i - len(data.models)]
-                  for i in new.pairs[0].tolist()]
-    row_tasks = [data.tasks[i] if kind == "model" else names[i - len(data.tasks)]
-                 for i in new.pairs[1].tolist()]
+    all_models = np.asarray(data.models + (names if kind == "model" else []), dtype=object)
+    all_tasks = np.asarray(data.tasks + (names if kind == "task" else []), dtype=object)
+    row_models = all_models[new.pairs[0].numpy()].tolist()
+    row_tasks = all_tasks[new.pairs[1].numpy()].tolist()
     obs = pd.Series(known["score"].astype(float).to_numpy(),
                     index=pd.MultiIndex.from_frame(known[["model", "task"]]))
     obs = obs.reindex(pd.MultiIndex.from_arrays([row_models, row_tasks])).to_numpy(dtype=np.float64)
-    return est.table(row_models, row_tasks, pred, obs, norm=norm, info=info, no_raw=no_raw)
+    half = None
+    if interval is not None:  # each new entity by its number of known scores
+        counts = known[kind].value_counts().reindex(names, fill_value=0).to_numpy()
+        own = (new.pairs[0] - len(data.models) if kind == "model" else new.pairs[1] - len(data.tasks))
+        half = half_widths(est.calibration_, interval, kind,
+                           new.pairs[1].numpy() if kind == "model" else None,
+                           counts[own.numpy()])
+    return est.table(row_models, row_tasks, pred, obs, norm=norm, info=info, no_raw=no_raw,
+                     half_width=half)
 
 
 def new_model_graph(est, model_factors: pd.DataFrame, known_scores, files: dict) -> GraphTensors:

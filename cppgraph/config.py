@@ -78,6 +78,12 @@ class Config:
         Folds of the training cells, and cross-fitted ID tables: a training
         cell is predicted by the table that never saw it, with its fold out
         of the graph.
+    intervals : bool
+        Calibrate prediction intervals at fit time: one more fit of the same
+        settings without a share of the models, tasks and cells, whose
+        errors on them become the intervals' conformal scores
+        (:mod:`cppgraph.calibrate`). Costs about one more fit; without it
+        predictions have no intervals.
     random_state : int
         Seeds torch, numpy and every split.
     n_jobs : int
@@ -110,6 +116,7 @@ class Config:
     task_prior: str = "factors"
     task_scale_noise: float = 0.4
     predict_folds: int = 5
+    intervals: bool = True
     random_state: int = 0
     n_jobs: int = 1
     verbose: bool = False
@@ -152,6 +159,7 @@ class Config:
             "a non-negative number (0: off)")
         need(isinstance(self.random_state, int), "random_state", "an integer")
         need(isinstance(self.verbose, bool), "verbose", "true or false")
+        need(isinstance(self.intervals, bool), "intervals", "true or false")
         need(isinstance(self.n_jobs, int) and not isinstance(self.n_jobs, bool), "n_jobs",
              "an integer (0 or less: one thread per core)")
         need(isinstance(self.task_scale_noise, (int, float)) and not isinstance(

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cppgraph import coldstart, persist
+from cppgraph import calibrate, coldstart, persist
 from cppgraph.config import Config
 from cppgraph.data.readers import as_data
 from cppgraph.errors import CppGraphError
@@ -58,6 +58,9 @@ class CPPGraph:
         prediction of each of its cells.
     observed_stage_, known_stage_
         The post-hoc stages (:mod:`cppgraph.stages`).
+    calibration_ : Calibration or None
+        The conformal scores of the prediction intervals (:mod:`cppgraph.calibrate`;
+        None when fitted with ``intervals=False``).
     log_ : list of dict
         One entry per epoch (train and validation MSE, normalized scale).
     best_epoch_ : int
@@ -111,6 +114,7 @@ class CPPGraph:
             batch_size=cfg.batch_size, generator=generator, callback=callback)
         self.best_epoch_ = int(min(self.log_, key=lambda e: e["val_loss"])["epoch"])
         self._fit_stages()
+        self.calibration_ = calibrate.fit_calibration(self, callback) if cfg.intervals else None
         self.fit_seconds_ = time.perf_counter() - start
         self.val_mae_ = self._validation_mae()
         if bar is not None:
@@ -176,7 +180,8 @@ class CPPGraph:
 
     # ------------------------------------------------------------ predict
     @_threaded
-    def predict(self, pairs: pd.DataFrame | None = None, *, wide: bool = False) -> pd.DataFrame:
+    def predict(self, pairs: pd.DataFrame | None = None, *, wide: bool = False,
+                interval: float | None = None) -> pd.DataFrame:
         """Predict cells of the training matrix.
 
         Parameters
@@ -185,6 +190,9 @@ class CPPGraph:
             Default: every models x tasks cell.
         wide : bool
             Return only the raw predictions, as a models x tasks DataFrame.
+        interval : float, optional
+            Add ``lower`` and ``upper`` (raw units): the prediction interval at
+            this level, e.g. 0.9 (:mod:`cppgraph.calibrate`).
 
         Returns
         -------
@@ -209,7 +217,9 @@ class CPPGraph:
         fold = np.where(edge >= 0, self.folds_.fold.numpy()[np.maximum(edge, 0)], -1)
         pred = self.observed_stage_.apply(pred, rows, cols, fold, self.training_scores_)
         obs = np.where(edge >= 0, data.scores["score"].to_numpy()[np.maximum(edge, 0)], np.nan)
-        table = self.table(pairs["model"], pairs["task"], pred, obs)
+        half = None if interval is None else calibrate.half_widths(
+            self.calibration_, interval, "cell", cols)
+        table = self.table(pairs["model"], pairs["task"], pred, obs, half_width=half)
         if wide:
             grid = table.pivot(index="model", columns="task", values="predicted")
             return grid.reindex(index=pd.unique(pairs["model"]), columns=pd.unique(pairs["task"]))
@@ -228,17 +238,18 @@ class CPPGraph:
                              self.folds_, rows, cols, edge)
 
     def table(self, models, tasks, pred_norm, observed_raw, *, norm=None, info=None,
-              no_raw=None) -> pd.DataFrame:
+              no_raw=None, half_width=None) -> pd.DataFrame:
         """:func:`~cppgraph.table.prediction_table` with this model's normalization and tasks."""
         return prediction_table(models, tasks, pred_norm, observed_raw,
                                 norm=self.normalizer_ if norm is None else norm,
-                                info=self.data_.task_info if info is None else info, no_raw=no_raw)
+                                info=self.data_.task_info if info is None else info, no_raw=no_raw,
+                                half_width=half_width)
 
     @_threaded
     def predict_new_models(self, model_factors: pd.DataFrame,
                            known_scores: pd.DataFrame | None = None, *,
-                           out_of_range: str = "error",
-                           files: dict | None = None) -> pd.DataFrame:
+                           out_of_range: str = "error", files: dict | None = None,
+                           interval: float | None = None) -> pd.DataFrame:
         """Cold start: predict every task for models not seen in training.
 
         ``model_factors`` has column ``model`` plus factor columns (as in
@@ -248,18 +259,20 @@ class CPPGraph:
         (``model_factors``, ``known_scores``) for error messages. Known scores
         are held to their tasks' declared ranges as training scores are
         (``out_of_range``: ``"error"``, ``"clip"`` or ``"allow"``). Returns a
-        table as :meth:`predict`'s; a known cell is predicted without its own score.
+        table as :meth:`predict`'s (``interval`` as there); a known cell is
+        predicted without its own score.
         """
         self._check_fitted()
         return coldstart.predict_new(self, "model", model_factors, known_scores,
-                                     out_of_range=out_of_range, files=files or {})
+                                     out_of_range=out_of_range, files=files or {},
+                                     interval=interval)
 
     @_threaded
     def predict_new_tasks(self, task_factors: pd.DataFrame,
                           known_scores: pd.DataFrame | None = None, *,
                           task_info: pd.DataFrame | None = None,
-                          out_of_range: str = "error",
-                          files: dict | None = None) -> pd.DataFrame:
+                          out_of_range: str = "error", files: dict | None = None,
+                          interval: float | None = None) -> pd.DataFrame:
         """Cold start: predict every training model on tasks not seen in training.
 
         ``task_factors`` has column ``task`` plus factor columns; ``known_scores``
@@ -268,13 +281,13 @@ class CPPGraph:
         higher-is-better). A new task's raw scale starts from similar training
         tasks and is refitted to its known scores (:mod:`cppgraph.coldstart`);
         without either, ``predicted`` is NaN and a warning says so. Known
-        scores are held to the declared ranges (``out_of_range``, as in
-        :meth:`predict_new_models`).
+        scores are held to the declared ranges (``out_of_range`` and
+        ``interval`` as in :meth:`predict_new_models`).
         """
         self._check_fitted()
         return coldstart.predict_new(self, "task", task_factors, known_scores,
                                      task_info=task_info, out_of_range=out_of_range,
-                                     files=files or {})
+                                     files=files or {}, interval=interval)
 
     # -------------------------------------------------------- embeddings
     @_threaded

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from cppgraph import __version__
+from cppgraph.calibrate import Calibration
 from cppgraph.config import Config
 from cppgraph.data.canonical import OUTPUT_FILES, atomic_folder, read_canonical, write_canonical
 from cppgraph.errors import CppGraphError
@@ -69,6 +70,7 @@ def save(est, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         "fit_seconds": est.fit_seconds_,
         "val_mae": est.val_mae_,
         "observed_weight": est.observed_weight_,
+        "calibration": None if est.calibration_ is None else est.calibration_.to_dict(),
     }
     state = {"network": est.network_.state_dict(), "folds": est.folds_.fold}
     with atomic_folder(path, overwrite=overwrite, kind="model") as tmp:
@@ -134,6 +136,12 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
             raise CppGraphError(f"{folder / WEIGHTS_FILE}: the folds do not match the training data")
         est.folds_ = Folds(fold.long(), est.config.predict_folds)
         est._fit_stages()
+        cal = meta.get("calibration")
+        est.calibration_ = None if cal is None else Calibration.from_dict(cal)
+        if cal is not None and len(est.calibration_.scale) != len(data.tasks):
+            raise CppGraphError(f"{folder / META_FILE}: the calibration has "
+                                f"{len(est.calibration_.scale)} task scales for "
+                                f"{len(data.tasks)} tasks; the model folder is corrupted")
     except CppGraphError:
         raise
     except (KeyError, TypeError, RuntimeError, OSError, ValueError, AttributeError, EOFError,

@@ -121,3 +121,29 @@ def error_bars(table: pd.DataFrame, path: str | os.PathLike, *, metric: str = "n
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def lines(table: pd.DataFrame, path: str | os.PathLike, *, x: str, panel: str,
+          metric: str = "normalized MAE", title: str = "") -> None:
+    """One panel per value of ``panel``; in each, ``mean`` ± ``std`` against ``x``, one line
+    per ``method`` (long table)."""
+    if table.empty:
+        raise ValueError("line plot: empty table")
+    panels = list(dict.fromkeys(table[panel]))
+    fig, axes = figure(1, len(panels), figsize=(3.4 * len(panels), 3.2))
+    colors = colormap("tab10")
+    for ax, name in zip(axes[0], panels):
+        part = table[table[panel] == name]
+        for i, method in enumerate(dict.fromkeys(part["method"])):
+            rows = part[part["method"] == method].sort_values(x)
+            ax.errorbar(rows[x], rows["mean"], yerr=rows["std"], marker="o", ms=3, lw=1,
+                        capsize=2, label=method, color=colors(i % 10))
+        ax.set_title(str(name), fontsize=9)
+        ax.set_xlabel(x)
+        ax.set_xticks(sorted(part[x].unique()))
+    axes[0, 0].set_ylabel(metric)
+    axes[0, 0].legend(fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)

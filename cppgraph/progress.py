@@ -15,6 +15,9 @@ class epoch_bar:  # noqa: N801 - used like a function
         self.bar = tqdm(total=total, desc="fit", unit="epoch", file=sys.stderr, leave=False)
 
     def update(self, entry: dict) -> None:
+        if entry.get("phase") and entry["epoch"] == 1:  # the next phase starts from 0
+            self.bar.reset()
+            self.bar.set_description_str(entry["phase"], refresh=False)
         self.bar.set_postfix_str(f"val MSE {entry['val_loss']:.5f}", refresh=False)
         self.bar.update(1)
 

@@ -112,6 +112,10 @@ def test_every_method_runs_on_the_demo_and_is_deterministic(demo_dir):
     scores = first.scores.set_index("method")
     assert scores["mae_norm"].notna().all() and (scores["coverage"] == 1).all()
     assert (scores["mae_norm"] < scores.at["task-mean", "mae_norm"] * 1.5).all()
+    # the engine gives intervals (an ensemble does not), the baselines none
+    assert 0.5 < scores.at["cppgraph", "coverage_90"] <= 1 and scores.at["cppgraph", "width_90"] > 0
+    assert scores[["coverage_90", "width_90"]].drop(["cppgraph", "cppgraph-lightgcn",
+                                                     "cppgraph-sage"]).isna().all().all()
     again = evaluate(small, "random", make_methods(["task-model-offset", "ncf", "cppgraph"]),
                      seeds=[0], test_size=0.1)
     merged = first.predictions.merge(again.predictions, on=["method", "seed", "model", "task"])

@@ -1,5 +1,6 @@
-"""The same inputs and seed give byte-identical predictions, in separate processes (with
-different string-hash seeds) on two threads, on a matrix of more than 5,000 models."""
+"""The same inputs and seed give byte-identical predictions and intervals, in separate
+processes (with different string-hash seeds) on two threads, on a matrix of more than
+5,000 models."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def _fit_and_predict(data, config, out, hash_seed, threads):
     env = dict(os.environ, PYTHONHASHSEED=str(hash_seed))
     model = out / "model"
     for args in (["fit", str(data), "--out", str(model), "--config", str(config)],
-                 ["predict", str(model), "--all", "--format", "csv",
+                 ["predict", str(model), "--all", "--interval", "0.9", "--format", "csv",
                   "--out", str(out / "pred.csv")]):
         args += ["--threads", str(threads)]
         proc = subprocess.run([sys.executable, "-m", "cppgraph.cli", *args], env=env,

@@ -17,7 +17,8 @@ from cppgraph.estimator import CPPGraph
 from cppgraph.normalize import refit_task_scale
 from cppgraph.regression import benchmark_regression, known_score_regression
 
-FAST = dict(epochs=80, patience=80)
+#: Short fits; the interval calibration (tests/test_intervals.py) is off here.
+FAST = dict(epochs=80, patience=80, intervals=False)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from cppgraph.data import read_canonical, write_canonical
 from cppgraph.data.canonical import MARKER_FILE, _clean_stale, _put_in_place
 from cppgraph.errors import DataError
 
-FAST = "epochs = 20\npatience = 20\n"
+FAST = "epochs = 20\npatience = 20\nintervals = false\n"
 
 
 def run(*args):

@@ -27,6 +27,8 @@ COMMANDS = {
              "Import score matrices into the canonical form and check data folders."),
     "fit": ("cppgraph.cli.engine", "fit", "Fit the engine on a canonical data folder."),
     "predict": ("cppgraph.cli.engine", "predict", "Predict scores with a fitted model."),
+    "suggest": ("cppgraph.cli.engine", "suggest",
+                "Which tasks to evaluate next on a model, to improve its other predictions."),
     "info": ("cppgraph.cli.engine", "info",
              "A fitted model's card: training data, fit, settings, version."),
     "evaluate": ("cppgraph.cli.evaluate", "evaluate",

@@ -45,8 +45,14 @@ def fit(data_dir, out, config_file, seed, encoder, force, every, out_of_range, t
     bar.note(f"fitting {est.config.encoder} on {data!r}{tag}")
 
     def progress(entry):
-        line = (f"epoch {entry['epoch']:4d}  train MSE {entry['train_loss']:.5f}  "
-                f"val MSE {entry['val_loss']:.5f}  ({entry['seconds']:.1f}s)")
+        phase = entry.get("phase", "")
+        if phase and entry["epoch"] == 1:
+            bar.note("calibrating the prediction intervals: the same fit without a share of "
+                     "the models, tasks and cells")
+            bar.restart(est.config.epochs, "calibrate")
+        line = (f"{phase + ' ' if phase else ''}epoch {entry['epoch']:4d}  train MSE "
+                f"{entry['train_loss']:.5f}  val MSE {entry['val_loss']:.5f}  "
+                f"({entry['seconds']:.1f}s)")
         show = entry["epoch"] == 1 or entry["epoch"] % every == 0
         bar.step(f"val MSE {entry['val_loss']:.5f}", line if show else None)
 
@@ -90,6 +96,10 @@ def _render(table: pd.DataFrame, fmt: str) -> str:
                    "(default: higher is better).")
 @click.option("--known-scores", type=click.Path(path_type=str), default=None,
               help="With --new-models or --new-tasks: a scores.csv of their known scores.")
+@click.option("--interval", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=None, metavar="LEVEL",
+              help="Add 'lower' and 'upper' columns (raw units): the prediction interval at "
+                   "this level, e.g. 0.9.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
 @click.option("--out", "out", type=click.Path(path_type=str), default=None,
@@ -98,12 +108,14 @@ def _render(table: pd.DataFrame, fmt: str) -> str:
 @range_option
 @threads_option
 def predict(model_dir, model_name, task_name, all_cells, new_models, new_tasks, task_info,
-            known_scores, fmt, out, force, out_of_range, threads) -> None:
+            known_scores, interval, fmt, out, force, out_of_range, threads) -> None:
     """Predict scores with the fitted model in MODEL_DIR.
 
     Each row has the prediction in raw units and normalized, and, for an
     observed (or known) cell, the observed value; that cell is predicted with
-    its own score left out.
+    its own score left out. With --interval, each row also has the interval
+    that holds the true score with that probability (calibrated at fit time on
+    held-out models, tasks and cells).
     """
     modes = sum([bool(all_cells), new_models is not None, new_tasks is not None,
                  model_name is not None or task_name is not None])
@@ -118,24 +130,71 @@ def predict(model_dir, model_name, task_name, all_cells, new_models, new_tasks, 
     known = read_csv_lines(known_scores) if known_scores else None
     if new_models:
         table = est.predict_new_models(read_csv_lines(new_models), known,
-                                       out_of_range=out_of_range, files={"model_factors": new_models,
+                                       out_of_range=out_of_range, interval=interval,
+                                       files={"model_factors": new_models,
                                               "known_scores": known_scores})
     elif new_tasks:
         info = read_csv_lines(task_info) if task_info else None
         table = est.predict_new_tasks(read_csv_lines(new_tasks), known, task_info=info,
-                                      out_of_range=out_of_range, files={"task_factors": new_tasks, "known_scores": known_scores,
+                                      out_of_range=out_of_range, interval=interval,
+                                      files={"task_factors": new_tasks,
+                                             "known_scores": known_scores,
                                              "task_info": task_info})
     else:
         models = [model_name] if model_name else data.models
         tasks = [task_name] if task_name else data.tasks
         pairs = pd.MultiIndex.from_product([models, tasks], names=["model", "task"]).to_frame(index=False)
-        table = est.predict(pairs)
+        table = est.predict(pairs, interval=interval)
     text = _render(table, fmt)
     if out:
         write_text_atomic(out, text, overwrite=force)
         tell(f"wrote {len(table)} predictions to {out}")
     else:
         click.echo(text, nl=False)
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(path_type=str))
+@click.option("--budget", type=int, required=True,
+              help="How many tasks to propose per model (in order).")
+@click.option("--model", "model_name", default=None,
+              help="A training model: propose among the tasks it has no score for.")
+@click.option("--new-models", type=click.Path(path_type=str), default=None,
+              help="A model_factors.csv of models not seen in training.")
+@click.option("--known-scores", type=click.Path(path_type=str), default=None,
+              help="With --new-models: a scores.csv of their known scores (those tasks are "
+                   "not proposed).")
+@output_options
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@threads_option
+def suggest(model_dir, budget, model_name, new_models, known_scores, fmt, out, force,
+            threads) -> None:
+    """The --budget tasks to evaluate next on each model, in order, so that its
+    predictions on the other tasks improve most.
+
+    Each row gives, once that task and the ones above it are run, the expected
+    mean absolute error (normalized scale) of the model's tasks that stay
+    unknown after the whole plan, and how much that step lowered it. The
+    choice uses the fitted model's calibrated error scales and the
+    correlations of the tasks' scores; nothing is refitted.
+    """
+    from cppgraph.suggest import suggest as suggest_tasks
+
+    if (model_name is None) == (new_models is None):
+        raise click.UsageError("choose one of --model or --new-models")
+    if known_scores and not new_models:
+        raise click.UsageError("--known-scores needs --new-models")
+    if budget < 1:
+        raise click.BadParameter(f"must be 1 or more; got {budget}", param_hint="--budget")
+    if out:
+        check_output_file(out, overwrite=force)
+    est = CPPGraph.load(model_dir, n_jobs=threads)
+    table = suggest_tasks(
+        est, budget, model=model_name,
+        model_factors=read_csv_lines(new_models) if new_models else None,
+        known_scores=read_csv_lines(known_scores) if known_scores else None,
+        files={"model_factors": new_models, "known_scores": known_scores})
+    emit(table, fmt, out, force=force)
 
 
 def _card_text(card: dict) -> str:

@@ -13,7 +13,7 @@ from cppgraph.evaluate.methods import METHODS, make_methods
 from cppgraph.evaluate.metrics import HIGHER_IS_BETTER
 from cppgraph.evaluate.report import parity_plot, summary_table
 from cppgraph.evaluate.runner import UNITS, evaluate as run_evaluation
-from cppgraph.evaluate.splits import PROTOCOLS
+from cppgraph.evaluate.splits import CHOICES, PROTOCOLS
 from cppgraph.plots import check_png_path
 
 
@@ -35,6 +35,10 @@ def _methods_option(ctx, param, value):
 @click.option("--known", type=int, default=0, show_default=True,
               help="cold-model, cold-task, frontier: scores kept known per held-out model or "
                    "task.")
+@click.option("--choose", type=click.Choice(list(CHOICES)), default="random", show_default=True,
+              help="cold-model: how the --known scores of a held-out model are chosen among "
+                   "its scored tasks: at random, the tasks with the most scores (popular), or "
+                   "as 'cppgraph suggest' proposes from the engine fitted on the training part.")
 @click.option("--seeds", type=int, default=5, show_default=True,
               help="Number of seeded splits (seeds 0 .. N-1).")
 @click.option("--methods", "methods", multiple=True, callback=_methods_option,
@@ -52,7 +56,7 @@ def _methods_option(ctx, param, value):
 @output_options
 @range_option
 @threads_option
-def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, seeds, methods,
+def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, choose, seeds, methods,
              normalization, predictions, plot, force, fmt, out, out_of_range, threads) -> None:
     """Measure methods on held-out cells of DATA_DIR under a protocol.
 
@@ -65,6 +69,9 @@ def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, s
         raise click.BadParameter(f"must be 1 or more; got {seeds}", param_hint="--seeds")
     if known < 0:
         raise click.BadParameter(f"must be 0 or more; got {known}", param_hint="--known")
+    if choose != "random" and protocol != "cold-model":
+        raise click.BadParameter(f"applies to --protocol cold-model, not {protocol}",
+                                 param_hint="--choose")
     for path in (predictions, out):
         if path:
             check_output_file(path, overwrite=force)  # before the long run, not after
@@ -78,7 +85,7 @@ def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, s
              f"{seeds} seed(s)")
     try:
         result = run_evaluation(data, protocol, chosen, seeds=range(seeds), test_size=test_size,
-                                known=known, unit=normalization,
+                                known=known, choose=choose, unit=normalization,
                                 progress=lambda line: bar.step(" ".join(line.split()[:5]), line))
     finally:
         bar.close()

@@ -130,6 +130,12 @@ class Progress:
         elif line is not None:
             click.echo(line, err=True)
 
+    def restart(self, total: int, desc: str) -> None:
+        """Start the bar again from 0 for the next phase of the work."""
+        if self.bar is not None:
+            self.bar.reset(total=total)
+            self.bar.set_description_str(desc, refresh=False)
+
     def note(self, line: str) -> None:
         """A message (not shown under ``-q``)."""
         if not self.silent:

@@ -15,10 +15,13 @@ class Method:
     :meth:`fit_predict` learns from ``split.train`` (plus the factors and
     known scores of the split's new models or tasks) and returns raw-unit
     predictions of ``split.test``, in its row order. It must never read
-    ``split.test["score"]``.
+    ``split.test["score"]``. A method that gives prediction intervals at
+    :data:`~cppgraph.evaluate.metrics.INTERVAL_LEVEL` sets ``intervals_`` to
+    ``(lower, upper)`` raw arrays of the same cells; it is None otherwise.
     """
 
     name = "method"
+    intervals_: tuple | None = None
 
     def fit_predict(self, split: Split, *, seed: int, norm: Normalizer | None = None) -> np.ndarray:
         raise NotImplementedError

@@ -13,6 +13,7 @@ from cppgraph.errors import DataError, DataWarning
 from cppgraph.estimator import CPPGraph
 from cppgraph.evaluate import baselines, paper_methods
 from cppgraph.evaluate.base import Method
+from cppgraph.evaluate.metrics import INTERVAL_LEVEL
 from cppgraph.evaluate.splits import Split
 from cppgraph.normalize import Normalizer
 
@@ -31,7 +32,8 @@ class CPPGraphMethod(Method):
     name : str
     ensemble : int
         Number of seeds whose raw predictions are averaged; ``spread_`` then
-        holds the standard deviation over them, per test cell.
+        holds the standard deviation over them, per test cell. An ensemble
+        gives no intervals.
     config : Config, optional
         Defaults to the built-in defaults; ``overrides`` replace single keys.
     """
@@ -44,29 +46,35 @@ class CPPGraphMethod(Method):
         runs = []
         for member in range(self.ensemble):
             overrides = {**self.overrides, "random_state": seed * 1000 + member}
+            if self.ensemble > 1:  # the members' intervals are not those of their mean
+                overrides["intervals"] = False
             est = CPPGraph(self.config, **overrides).fit(split.train)
-            runs.append(_engine_predictions(est, split))
-        runs = np.stack(runs)
-        self.spread_ = runs.std(axis=0)
-        return runs.mean(axis=0)
+            runs.append(_engine_predictions(est, split, INTERVAL_LEVEL if est.config.intervals
+                                            else None))
+        runs = np.stack(runs)  # [members, columns, cells]
+        self.spread_ = runs[:, 0].std(axis=0)
+        self.intervals_ = tuple(runs[:, 1:].mean(axis=0)) if runs.shape[1] == 3 else None
+        return runs[:, 0].mean(axis=0)
 
 
-def _engine_predictions(est: CPPGraph, split: Split) -> np.ndarray:
+def _engine_predictions(est: CPPGraph, split: Split, interval: float | None = None) -> np.ndarray:
+    """``[1 or 3, cells]``: raw predictions of the test cells, and with ``interval`` the
+    interval's lower and upper ends."""
     test = split.test[["model", "task"]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)  # unseen factor values, unknown raw scale
         if split.kind is None:
-            table = est.predict(test)
-            return table["predicted"].to_numpy(dtype=np.float64)
-        if split.kind == "model":
+            table = est.predict(test, interval=interval)
+        elif split.kind == "model":
             table = est.predict_new_models(split.new_models.rename_axis("model").reset_index(),
-                                           split.known)
+                                           split.known, interval=interval)
         else:
             table = est.predict_new_tasks(split.new_tasks.rename_axis("task").reset_index(),
-                                          split.known,
+                                          split.known, interval=interval,
                                           task_info=split.new_task_info.rename_axis("task").reset_index())
-    pred = table.set_index(["model", "task"])["predicted"]
-    return pred.reindex(pd.MultiIndex.from_frame(test)).to_numpy(dtype=np.float64)
+    cols = ["predicted"] if interval is None else ["predicted", "lower", "upper"]
+    table = table.set_index(["model", "task"])[cols].reindex(pd.MultiIndex.from_frame(test))
+    return table.to_numpy(dtype=np.float64).T
 
 
 #: Method name -> factory, in the order tables list them.

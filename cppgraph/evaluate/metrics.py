@@ -15,6 +15,11 @@ rank_acc   share of cells whose predicted rank within its group equals the
            a group of one cell counts as ranked right)
 rank_mae2  share of cells whose predicted rank is within 2 of the true rank
            (the paper's "MAE@2")
+coverage_90 share of cells whose true score lies in the method's 90% prediction
+           interval (methods that give intervals; NaN for the others)
+width_90   mean width of those intervals on the normalized scale
+width_rho  Spearman correlation of each cell's interval width and absolute
+           error: positive when wider intervals mark larger errors
 ========== ==================================================================
 """
 
@@ -23,9 +28,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-METRICS = ("mae_norm", "mse_norm", "mae_raw", "rmse_raw", "r2", "spearman", "rank_acc", "rank_mae2")
-#: Metrics where higher is better (the others are errors).
+INTERVAL_METRICS = ("coverage_90", "width_90", "width_rho")
+METRICS = ("mae_norm", "mse_norm", "mae_raw", "rmse_raw", "r2", "spearman", "rank_acc", "rank_mae2",
+           *INTERVAL_METRICS)
+#: Metrics where higher is better (the others are errors; the interval metrics are neither,
+#: :data:`INTERVAL_METRICS`).
 HIGHER_IS_BETTER = ("r2", "spearman", "rank_acc", "rank_mae2")
+#: The level of the intervals that ``coverage_90`` and ``width_90`` measure.
+INTERVAL_LEVEL = 0.9
 
 
 def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
@@ -79,11 +89,26 @@ def mean_spearman(groups, y_true, y_pred, *, min_cells: int = 3) -> float:
     return float(np.mean(rhos)) if rhos else float("nan")
 
 
-def all_metrics(*, groups, true_norm, pred_norm, true_raw, pred_raw) -> dict:
+def interval_metrics(true_norm, pred_norm, lower_norm, upper_norm) -> dict:
+    """``coverage_90``, ``width_90`` and ``width_rho`` of intervals ``[lower, upper]``
+    (normalized; either end may be infinite)."""
+    true_norm, pred_norm = _pair(true_norm, pred_norm)
+    lo, hi = np.fmin(lower_norm, upper_norm), np.fmax(lower_norm, upper_norm)
+    width = hi - lo
+    err = np.abs(pred_norm - true_norm)
+    varied = np.ptp(width) > 0 and np.ptp(err) > 0 and np.isfinite(width).all()
+    rho = float(pd.Series(width).rank().corr(pd.Series(err).rank())) if varied else float("nan")
+    return {"coverage_90": float(((lo <= true_norm) & (true_norm <= hi)).mean()),
+            "width_90": float(width.mean()), "width_rho": rho}
+
+
+def all_metrics(*, groups, true_norm, pred_norm, true_raw, pred_raw, lower_norm=None,
+                upper_norm=None) -> dict:
     """Every metric of :data:`METRICS` for one set of held-out cells.
 
     ``groups`` are the rank groups (task or model name of each cell). A cell
-    without a raw prediction (NaN) is left out of the raw metrics only.
+    without a raw prediction (NaN) is left out of the raw metrics only. The
+    interval metrics need ``lower_norm`` and ``upper_norm`` (else NaN).
     """
     out = {}
     e = error_metrics(true_norm, pred_norm)
@@ -99,4 +124,8 @@ def all_metrics(*, groups, true_norm, pred_norm, true_raw, pred_raw) -> dict:
     out["r2"] = r2_score(true_norm, pred_norm)
     out["spearman"] = mean_spearman(groups, true_norm, pred_norm)
     out.update(rank_metrics(groups, true_norm, pred_norm))
+    if lower_norm is None or upper_norm is None:
+        out.update(dict.fromkeys(INTERVAL_METRICS, float("nan")))
+    else:
+        out.update(interval_metrics(true_norm, pred_norm, lower_norm, upper_norm))
     return out

@@ -63,6 +63,7 @@ def score_split(split: Split, method: Method, *, unit: Normalizer, seed: int,
                 working: Normalizer | None = None) -> tuple[dict, pd.DataFrame]:
     """Fit-predict one method on one split; its metrics and per-cell predictions."""
     start = time.perf_counter()
+    method.intervals_ = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         pred = np.asarray(method.fit_predict(split, seed=seed, norm=working), dtype=np.float64)
@@ -72,6 +73,11 @@ def score_split(split: Split, method: Method, *, unit: Normalizer, seed: int,
                                models=test["model"])
     pred_norm = unit.transform(test["task"], pred, models=test["model"])
     has = np.isfinite(pred_norm)
+    ends = {}
+    if method.intervals_ is not None:
+        ends = {f"{end}_norm": unit.transform(test["task"], np.asarray(v, dtype=np.float64),
+                                              models=test["model"])
+                for end, v in zip(("lower", "upper"), method.intervals_)}
     if not has.all():
         logger.warning("%s: %d of %d test cells have no prediction (unknown raw scale); the "
                        "metrics leave them out and 'coverage' says so", method.name,
@@ -80,17 +86,18 @@ def score_split(split: Split, method: Method, *, unit: Normalizer, seed: int,
         metrics = all_metrics(groups=test[split.rank_by].to_numpy()[has], true_norm=true_norm[has],
                               pred_norm=pred_norm[has],
                               true_raw=test["score"].to_numpy(dtype=np.float64)[has],
-                              pred_raw=pred[has])
+                              pred_raw=pred[has], **{k: v[has] for k, v in ends.items()})
     else:
         metrics = dict.fromkeys(METRICS, float("nan"))
     metrics["coverage"] = float(has.mean())
     metrics.update(cells=len(test), fit_seconds=seconds)
-    cells = test.assign(predicted=pred, score_norm=true_norm, predicted_norm=pred_norm)
+    cells = test.assign(predicted=pred, score_norm=true_norm, predicted_norm=pred_norm, **ends)
     return metrics, cells
 
 
 def evaluate(data: CollabData, protocol: str, methods: Iterable[Method], *, seeds: Iterable[int],
-             test_size: float | None = None, known: int = 0, unit: str = "minmax",
+             test_size: float | None = None, known: int = 0, choose: str = "random",
+             unit: str = "minmax",
              splits: Callable[[int], Split] | None = None,
              progress: Callable[[str], None] | None = None) -> Evaluation:
     """Run every method on the split of each seed.
@@ -104,7 +111,7 @@ def evaluate(data: CollabData, protocol: str, methods: Iterable[Method], *, seed
     methods : iterable of Method
     seeds : iterable of int
         One split per seed; the seed also seeds the methods.
-    test_size, known : see :func:`cppgraph.evaluate.splits.make_split`.
+    test_size, known, choose : see :func:`cppgraph.evaluate.splits.make_split`.
     unit : {"minmax", "paper"}
         Scale of the normalized metrics (:func:`unit_normalizer`). With
         ``paper``, the baselines also work on that scale, as the CPP
@@ -120,7 +127,7 @@ def evaluate(data: CollabData, protocol: str, methods: Iterable[Method], *, seed
     rows, cells = [], []
     for seed in seeds:
         split = splits(seed) if splits is not None else make_split(
-            data, protocol, seed, test_size=test_size, known=known)
+            data, protocol, seed, test_size=test_size, known=known, choose=choose)
         for method in methods:
             metrics, pred = score_split(split, method, unit=norm, seed=seed, working=working)
             rows.append({"method": method.name, "protocol": protocol, "seed": seed, **metrics})

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,8 @@ from cppgraph.errors import DataError
 from cppgraph.normalize import make_normalizer
 
 PROTOCOLS = ("random", "cold-model", "cold-family", "scale-up", "cold-task", "frontier")
+#: How ``cold-model`` chooses the known scores of a held-out model.
+CHOICES = ("random", "popular", "suggest")
 #: Protocols that keep ``k`` known scores of each held-out model or task.
 KNOWN_PROTOCOLS = ("cold-model", "cold-task", "frontier")
 
@@ -137,14 +140,19 @@ def split_random(data: CollabData, test_size: float, seed: int) -> tuple[CollabD
 
 
 def _hold_out_entities(data: CollabData, kind: str, chosen: list[str], known: int,
-                       rng: np.random.Generator, protocol: str, seed: int) -> Split:
-    """A split that removes the ``chosen`` models or tasks, keeping ``known`` cells of each."""
+                       rng: np.random.Generator, protocol: str, seed: int,
+                       pick: Callable | None = None) -> Split:
+    """A split that removes the ``chosen`` models or tasks, keeping ``known`` cells of each:
+    drawn at random, or ``pick(name, own cells, n)`` (the row labels of ``n`` of them)."""
     s = data.scores
     cells = s[s[kind].isin(chosen)]
     keep = []
     for name in chosen:
         own = cells.index[cells[kind] == name].to_numpy()
-        keep += sorted(rng.choice(own, size=min(known, len(own) - 1), replace=False).tolist())
+        n = min(known, len(own) - 1)
+        picked = (rng.choice(own, size=n, replace=False) if pick is None
+                  else pick(name, cells.loc[own], n))
+        keep += sorted(np.asarray(picked, dtype=np.int64).tolist())
     known_cells = s.loc[keep].reset_index(drop=True)
     test = cells.drop(index=keep).reset_index(drop=True)
     train = (_without(data, models=chosen) if kind == "model" else _without(data, tasks=chosen))
@@ -181,15 +189,22 @@ def _removable(data: CollabData, kind: str, order, n_target: int, known: int) ->
 
 
 def split_cold_model(data: CollabData, test_size: float, seed: int, *, known: int = 0,
-                     models=None) -> Split:
+                     models=None, choose: str = "random") -> Split:
     """Hold out a share of the models (or the given ones), keeping ``known`` scores of each.
 
     Models are drawn at random (seeded) among those with more than ``known``
     scores whose removal leaves every task 2+ training scores; at least one
-    is held out. The ``known`` kept cells are drawn at random too.
+    is held out. The ``known`` kept cells (among each model's scored tasks)
+    are chosen by ``choose`` (:data:`CHOICES`): ``random`` draws them;
+    ``popular`` takes the tasks with the most training scores; ``suggest``
+    takes those :func:`cppgraph.suggest.suggest` proposes, in its order,
+    from the engine fitted on the training part (default settings, seeded
+    with ``seed``), which sees the model's factors but none of its scores.
     """
     if known < 0:
         raise DataError(f"known must be 0 or more; got {known}")
+    if choose not in CHOICES:
+        raise DataError(f"unknown choice {choose!r}; expected one of {list(CHOICES)}")
     rng = np.random.default_rng(seed)
     if models is None:
         _check_share(test_size)
@@ -199,7 +214,34 @@ def split_cold_model(data: CollabData, test_size: float, seed: int, *, known: in
         chosen = _checked_names(models, data.models, "model")
     if not chosen:
         raise DataError(f"no model has more than {known} scores and can be held out")
-    return _hold_out_entities(data, "model", chosen, known, rng, "cold-model", seed)
+    pick = None if choose == "random" or known == 0 else _picker(data, chosen, choose, seed)
+    return _hold_out_entities(data, "model", chosen, known, rng, "cold-model", seed, pick)
+
+
+def _picker(data: CollabData, chosen: list[str], choose: str, seed: int) -> Callable:
+    """``pick(model, its cells, n)`` for :func:`_hold_out_entities` (see :func:`split_cold_model`)."""
+    train = _without(data, models=chosen)
+    if choose == "popular":
+        count = train.scores.groupby("task").size()
+
+        def popular(name, cells, n):
+            order = cells.assign(c=count.reindex(cells["task"]).fillna(0).to_numpy())
+            return order.sort_values("c", ascending=False, kind="stable").index[:n]
+        return popular
+    from cppgraph.estimator import CPPGraph  # torch: only for this choice
+    from cppgraph.suggest import suggest as suggest_tasks
+
+    est = CPPGraph(random_state=seed).fit(train)
+
+    def suggested(name, cells, n):
+        if n == 0:
+            return []
+        factors = data.model_factors.loc[[name]].rename_axis("model").reset_index()
+        plan = suggest_tasks(est, n, model_factors=factors,
+                       candidates={name: cells["task"].tolist()})
+        by_task = pd.Series(cells.index, index=cells["task"])
+        return by_task.reindex(plan["task"]).to_numpy()
+    return suggested
 
 
 def split_frontier(data: CollabData, test_size: float, seed: int, *, known: int = 0) -> Split:
@@ -322,12 +364,13 @@ def split_cold_task(data: CollabData, test_size: float, seed: int, *, known: int
 
 
 def make_split(data: CollabData, protocol: str, seed: int, *, test_size: float | None = None,
-               known: int = 0) -> Split:
+               known: int = 0, choose: str = "random") -> Split:
     """The split of ``protocol`` (one of :data:`PROTOCOLS`) for ``seed``.
 
     ``test_size`` defaults to 0.05 for ``random`` and 0.1 otherwise (share of
     cells, models or tasks); ``known`` is k for ``cold-model``, ``cold-task``
-    and ``frontier``.
+    and ``frontier``; ``choose`` how ``cold-model`` picks the known scores
+    (:func:`split_cold_model`).
     """
     if protocol not in PROTOCOLS:
         raise DataError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
@@ -338,8 +381,11 @@ def make_split(data: CollabData, protocol: str, seed: int, *, test_size: float |
     if protocol == "random":
         train, test = split_random(data, size, seed)
         return Split("random", seed, train, test)
+    if choose != "random" and protocol != "cold-model":
+        raise DataError(f"choosing the known scores applies to the cold-model protocol, not "
+                        f"{protocol!r}")
     if protocol == "cold-model":
-        return split_cold_model(data, size, seed, known=known)
+        return split_cold_model(data, size, seed, known=known, choose=choose)
     if protocol == "cold-family":
         return split_cold_family(data, size, seed)
     if protocol == "scale-up":

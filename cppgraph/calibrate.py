@@ -1,0 +1,258 @@
+"""Prediction intervals: split-conformal residuals of a calibration refit.
+
+A fitted :class:`~cppgraph.estimator.CPPGraph` cannot measure its own
+errors on new models honestly: its shared weights have seen every training
+model. So :func:`fit_calibration` refits the same configuration once on the
+training data without
+
+- a random share of the models (:data:`HOLD_MODELS`), which then come back
+  as new models with 0, 1, 2, 3 or 5 known scores (:data:`KNOWN_COUNTS`),
+- a random share of the tasks (:data:`HOLD_TASKS`, when there are at least
+  :data:`MIN_TASKS`), which come back as new tasks the same way,
+- a random share of the remaining cells (:data:`HOLD_CELLS`), which are then
+  predicted as unobserved cells of training models,
+
+and keeps each held-out cell's conformity score: its absolute error on the
+fitted model's normalized scale divided by its task's error scale (the mean
+absolute leak-free training residual of the task, shrunk toward the mean of
+all tasks). A cell's interval at level ``a`` is its prediction plus or minus
+the conformal ``a``-quantile of the scores of its kind (unobserved cell, new
+model with that many known scores, new task) times its task's scale, clipped
+to the task's declared range. The width thus grows with the task's spread of
+errors, with fewer known scores, and for new entities.
+
+An observed training cell is predicted with its fold out of the graph; its
+interval is that of an unobserved cell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from cppgraph.errors import CppGraphError, DataWarning
+
+#: Share of the models held out of the calibration refit (new models), at most MAX_MODELS.
+HOLD_MODELS = 0.2
+MAX_MODELS = 500
+#: Share of the tasks held out (new tasks), if there are at least MIN_TASKS.
+HOLD_TASKS = 0.1
+MIN_TASKS = 5
+#: Share of the remaining cells held out (unobserved cells of training models), at most
+#: MAX_SCORES.
+HOLD_CELLS = 0.1
+#: Each kind keeps at most this many conformity scores (a random subset).
+MAX_SCORES = 5000
+#: Known-score counts at which new models and tasks are calibrated; an entity with
+#: more known scores uses the largest.
+KNOWN_COUNTS = (0, 1, 2, 3, 5)
+#: Pseudo-count of the mean error that each task's error scale shrinks toward.
+SCALE_PRIOR = 5.0
+#: The fewest conformity scores a kind needs; with fewer, its intervals are the whole range.
+MIN_SCORES = 20
+KINDS = ("cell", "model", "task")
+
+
+@dataclass
+class Calibration:
+    """Sorted conformity scores by kind, and the fitted model's per-task error scale.
+
+    ``scores["cell"]`` is one array; ``scores["model"]`` and ``scores["task"]``
+    map a known-score count to an array.
+    """
+
+    scale: np.ndarray
+    scores: dict = field(default_factory=dict)
+
+    def quantile(self, kind: str, level: float, known: int = 0) -> float:
+        """Conformal ``level``-quantile of the scores of ``kind`` (``inf`` if too few)."""
+        values = self.scores.get(kind)
+        if isinstance(values, dict):
+            counts = sorted(values)
+            at = [c for c in counts if c <= known]
+            values = values[at[-1]] if at else None
+        if values is None or len(values) < MIN_SCORES:
+            return float("inf")
+        n = len(values)
+        rank = int(np.ceil((n + 1) * level))
+        return float(values[rank - 1]) if rank <= n else float("inf")
+
+    def to_dict(self) -> dict:
+        def plain(v):
+            return {str(k): plain(x) for k, x in v.items()} if isinstance(v, dict) else \
+                [float(x) for x in v]
+        return {"scale": plain(self.scale), "scores": {k: plain(v) for k, v in self.scores.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        def arr(v):
+            return {int(k): arr(x) for k, x in v.items()} if isinstance(v, dict) else \
+                np.asarray(v, dtype=np.float64)
+        scale = np.asarray(d["scale"], dtype=np.float64)
+        scores = {k: arr(v) for k, v in d["scores"].items()}
+        for k, v in scores.items():
+            flat = np.concatenate(list(v.values())) if isinstance(v, dict) and v else v
+            if k not in KINDS or not np.isfinite(np.asarray(flat, dtype=float)).all():
+                raise ValueError(f"calibration scores {k!r} are not finite numbers")
+        if not (np.isfinite(scale).all() and (scale > 0).all()):
+            raise ValueError("calibration scale must be positive numbers")
+        return cls(scale, scores)
+
+
+def task_scale(est, norm=None) -> pd.Series:
+    """Per task of ``est``: the mean absolute leak-free residual of its training cells on
+    ``norm``'s scale (default ``est``'s), shrunk toward the mean over all cells by
+    :data:`SCALE_PRIOR` pseudo-cells."""
+    ts = est.training_scores_
+    rows, cols = np.nonzero(ts.known)
+    pred = est.observed_stage_.apply(ts.predicted[rows, cols], rows, cols, ts.fold[rows, cols], ts)
+    if norm is None:
+        err = np.abs(pred - ts.y[rows, cols])
+    else:
+        models = np.asarray(est.data_.models, dtype=object)[rows]
+        tasks = np.asarray(est.data_.tasks, dtype=object)[cols]
+        raw = est.normalizer_.inverse_transform(tasks, pred, models=models)
+        truth = est.normalizer_.inverse_transform(tasks, ts.y[rows, cols], models=models)
+        err = np.abs(norm.transform(tasks, raw, models=models)
+                     - norm.transform(tasks, truth, models=models))
+    n_tasks = ts.y.shape[1]
+    ok = np.isfinite(err)
+    mean = float(err[ok].mean()) if ok.any() else 1.0
+    mean = mean if mean > 0 else 1.0
+    total = np.bincount(cols[ok], err[ok], minlength=n_tasks)
+    count = np.bincount(cols[ok], minlength=n_tasks)
+    return pd.Series((total + SCALE_PRIOR * mean) / (count + SCALE_PRIOR), index=est.data_.tasks)
+
+
+def _draw(names: list, share: float, rng: np.random.Generator, eligible: set,
+          most: int) -> list:
+    pool = [n for n in names if n in eligible]
+    n = min(int(round(share * len(names))), len(pool), most)
+    return sorted(rng.choice(pool, n, replace=False).tolist()) if n > 0 else []
+
+
+def _known_cells(scores: pd.DataFrame, key: str, k: int, rng: np.random.Generator) -> pd.Series:
+    """A boolean mask over ``scores``: ``k`` random cells of each ``key`` entity (fewer if
+    it has only ``k`` or fewer, so that at least one cell is left to predict)."""
+    mask = np.zeros(len(scores), dtype=bool)
+    for _, rows in scores.groupby(key).indices.items():
+        take = min(k, len(rows) - 1)
+        if take > 0:
+            mask[rng.choice(rows, take, replace=False)] = True
+    return mask
+
+
+def fit_calibration(est, callback=None) -> Calibration:
+    """Refit ``est``'s configuration without held-out models, tasks and cells, and
+    collect the conformity scores of their predictions (see the module docstring).
+
+    ``callback`` receives the refit's epoch entries, marked ``"phase": "calibration"``.
+    """
+    data, cfg = est.data_, est.config
+    rng = np.random.default_rng(cfg.random_state + 11)
+    s = data.scores
+    scale = task_scale(est)
+    counts_m, counts_t = s.groupby("model").size(), s.groupby("task").size()
+    cold_ok = est.normalizer_.by != "model"
+    models = _draw(data.models, HOLD_MODELS, rng, set(counts_m[counts_m >= 2].index),
+                   MAX_MODELS) if cold_ok and len(data.models) >= 10 else []
+    tasks = _draw(data.tasks, HOLD_TASKS, rng, set(counts_t[counts_t >= 2].index),
+                  len(data.tasks)) if len(data.tasks) >= MIN_TASKS else []
+    rest = s[~s["model"].isin(models) & ~s["task"].isin(tasks)]
+    n_cells = min(int(round(HOLD_CELLS * len(rest))), MAX_SCORES)
+    order = rng.permutation(rest.index.to_numpy())[:n_cells]
+    left_m, left_t = rest.groupby("model").size(), rest.groupby("task").size()
+    cells = []
+    for i in order:  # keep at least 2 scores per task and 1 per model
+        m, t = s.at[i, "model"], s.at[i, "task"]
+        if left_t[t] > 2 and left_m[m] > 1:
+            left_t[t] -= 1
+            left_m[m] -= 1
+            cells.append(i)
+    train_rows = rest.index.difference(cells)
+    sub = _restricted(data, s.loc[train_rows], models, tasks)
+    from cppgraph.estimator import CPPGraph  # the estimator imports this module
+
+    cal = CPPGraph(cfg.replace(intervals=False, verbose=False, random_state=cfg.random_state + 1))
+    cal.fit(sub, callback=None if callback is None else
+            (lambda entry: callback({**entry, "phase": "calibration"})))
+    cal_scale = task_scale(cal, est.normalizer_)
+
+    def conformity(table: pd.DataFrame, truth: pd.DataFrame, unit: pd.Series) -> np.ndarray:
+        got = table.set_index(["model", "task"])["predicted"].reindex(
+            pd.MultiIndex.from_frame(truth[["model", "task"]])).to_numpy(dtype=np.float64)
+        tasks_, models_ = truth["task"].to_numpy(), truth["model"].to_numpy()
+        err = np.abs(est.normalizer_.transform(tasks_, got, models=models_)
+                     - est.normalizer_.transform(tasks_, truth["score"].to_numpy(), models=models_))
+        err = err / unit.reindex(tasks_).to_numpy()
+        err = err[np.isfinite(err)]
+        if len(err) > MAX_SCORES:
+            err = rng.choice(err, MAX_SCORES, replace=False)
+        return np.sort(err)
+
+    out = {}
+    if cells:
+        held = s.loc[cells]
+        out["cell"] = conformity(cal.predict(held[["model", "task"]]), held, cal_scale)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        for kind, names in (("model", models), ("task", tasks)):
+            if not names:
+                continue
+            held = s[s[kind].isin(names)]
+            other = "task" if kind == "model" else "model"
+            held = held[held[other].isin(sub.tasks if kind == "model" else sub.models)]
+            factors = (data.model_factors if kind == "model" else data.task_factors).loc[names]
+            unit = cal_scale if kind == "model" else pd.Series(float(cal_scale.mean()),
+                                                                index=tasks)
+            out[kind] = {}
+            for k in KNOWN_COUNTS:
+                mask = _known_cells(held, kind, k, rng)
+                known = held[mask][["model", "task", "score"]]
+                if kind == "model":
+                    table = cal.predict_new_models(factors.rename_axis("model").reset_index(), known)
+                else:
+                    table = cal.predict_new_tasks(factors.rename_axis("task").reset_index(), known,
+                                                  task_info=data.task_info.loc[names].reset_index())
+                out[kind][k] = conformity(table, held[~mask], unit)
+    return Calibration(scale.to_numpy(dtype=np.float64), out)
+
+
+def _restricted(data, scores: pd.DataFrame, models: list, tasks: list):
+    """``data`` with the given scores, without the ``models`` and ``tasks``."""
+    keep_m = [m for m in data.models if m not in set(models)]
+    keep_t = [t for t in data.tasks if t not in set(tasks)]
+    return dataclasses.replace(data, scores=scores.reset_index(drop=True),
+                               model_factors=data.model_factors.loc[keep_m],
+                               task_factors=data.task_factors.loc[keep_t],
+                               task_info=data.task_info.loc[keep_t])
+
+
+def half_widths(calibration: Calibration | None, level: float, kind: str,
+                task_pos: np.ndarray | None, known: np.ndarray | int = 0) -> np.ndarray:
+    """Half-widths (normalized units) of cells of ``kind`` (``"cell"``, ``"model"`` or
+    ``"task"``) at ``level``: cells of the training tasks at positions ``task_pos``
+    (a new task's cells: ``None``, the mean scale), of entities with ``known`` known
+    scores each (one count, or one per cell)."""
+    if calibration is None:
+        raise CppGraphError("this model was fitted without intervals (intervals = false); "
+                            "refit it with intervals = true to get them")
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise CppGraphError(f"the interval level must be in (0, 1), e.g. 0.9; got {level!r}")
+    if task_pos is None:
+        scale = np.full(np.shape(known), calibration.scale.mean())
+    else:
+        scale = calibration.scale[np.asarray(task_pos, dtype=np.int64)]
+    known = np.broadcast_to(np.asarray(known, dtype=np.int64), scale.shape)
+    q = {k: calibration.quantile(kind, level, int(k)) for k in np.unique(known)}
+    if not all(np.isfinite(v) for v in q.values()):
+        what = {"cell": "unobserved cells", "model": "new models", "task": "new tasks"}[kind]
+        warnings.warn(f"too few calibration errors of {what} for a {level:g} interval (the "
+                      "training data has too few models, tasks or cells to hold out, or the "
+                      "level is too high): those intervals span the tasks' whole declared "
+                      "range (unbounded without one)", DataWarning, stacklevel=3)
+    return np.array([q[k] for k in known.tolist()], dtype=np.float64) * scale

@@ -1,0 +1,147 @@
+"""Prediction intervals: conformal quantiles, the calibration refit, every predict path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cppgraph.calibrate import MIN_SCORES, Calibration, half_widths
+from cppgraph.cli import cli as main
+from cppgraph.data import read_data
+from cppgraph.errors import CppGraphError, DataWarning
+from cppgraph.estimator import CPPGraph
+from cppgraph.evaluate.metrics import interval_metrics
+
+from conftest import FAST
+
+
+@pytest.fixture(scope="module")
+def demo(demo_dir):
+    return read_data(demo_dir)
+
+
+@pytest.fixture(scope="module")
+def held_est(demo):
+    """Fitted without two models and one task, which come back as new ones."""
+    models, tasks = demo.models[-2:], ["syn-arithmetic"]
+    keep = demo.subset(models=demo.models[:-2], tasks=[t for t in demo.tasks if t not in tasks])
+    return CPPGraph(random_state=0, **FAST).fit(keep), models, tasks
+
+
+def _inside(table: pd.DataFrame, info: pd.DataFrame) -> None:
+    """Each interval holds its prediction and lies within its task's declared range."""
+    ok = table["predicted"].notna()
+    t = table[ok]
+    assert t["lower"].notna().all() and t["upper"].notna().all()
+    assert (t["lower"] <= t["predicted"] + 1e-9).all() and (t["predicted"] <= t["upper"] + 1e-9).all()
+    lo = info["min_score"].reindex(t["task"]).to_numpy()
+    hi = info["max_score"].reindex(t["task"]).to_numpy()
+    has_lo, has_hi = np.isfinite(lo), np.isfinite(hi)
+    assert (t["lower"].to_numpy()[has_lo] >= lo[has_lo] - 1e-9).all()
+    assert (t["upper"].to_numpy()[has_hi] <= hi[has_hi] + 1e-9).all()
+    assert (t["upper"] > t["lower"]).mean() > 0.9
+
+
+def test_conformal_quantile_by_hand():
+    values = np.arange(1, 31, dtype=float)  # 30 sorted scores
+    cal = Calibration(scale=np.array([0.5, 2.0]), scores={
+        "cell": values, "model": {0: values * 2, 2: values * 3}})
+    # rank ceil((30 + 1) * 0.9) = 28: the 28th smallest score
+    assert cal.quantile("cell", 0.9) == 28.0
+    assert cal.quantile("cell", 0.5) == 16.0  # ceil(15.5)
+    assert cal.quantile("cell", 0.99) == np.inf  # rank 31 > 30
+    # a new model uses the largest calibrated count not above its own
+    assert cal.quantile("model", 0.9, known=0) == 56.0
+    assert cal.quantile("model", 0.9, known=1) == 56.0
+    assert cal.quantile("model", 0.9, known=7) == 84.0
+    assert cal.quantile("task", 0.9) == np.inf  # nothing calibrated
+    few = Calibration(scale=np.ones(1), scores={"cell": values[: MIN_SCORES - 1]})
+    assert few.quantile("cell", 0.5) == np.inf
+    with pytest.warns(DataWarning, match="too few calibration errors of unobserved cells"):
+        assert half_widths(few, 0.5, "cell", np.array([0]))[0] == np.inf
+    # half-width = quantile x the task's scale; a new task takes the mean scale
+    assert half_widths(cal, 0.9, "cell", np.array([0, 1])).tolist() == [14.0, 56.0]
+    assert half_widths(cal, 0.9, "model", np.array([1, 1]), np.array([0, 3])).tolist() == [112.0, 168.0]
+    back = Calibration.from_dict(cal.to_dict())
+    assert back.quantile("model", 0.9, known=2) == 84.0 and back.scale.tolist() == [0.5, 2.0]
+
+
+def test_bad_levels_and_missing_calibration():
+    cal = Calibration(scale=np.ones(1), scores={"cell": np.arange(30.0)})
+    for level in (0, 1, 1.5, -0.1):
+        with pytest.raises(CppGraphError, match="level must be in"):
+            half_widths(cal, level, "cell", np.array([0]))
+    with pytest.raises(CppGraphError, match="fitted without intervals"):
+        half_widths(None, 0.9, "cell", np.array([0]))
+    with pytest.raises(ValueError, match="not finite"):
+        Calibration.from_dict({"scale": [1.0], "scores": {"cell": [1.0, float("nan")]}})
+
+
+def test_interval_metrics_by_hand():
+    truth = np.array([0.5, 0.5, 0.5, 0.5])
+    pred = np.array([0.5, 0.6, 0.8, 0.1])
+    lower = np.array([0.4, 0.55, 0.6, 0.0])
+    upper = np.array([0.6, 0.75, 1.0, 0.3])
+    m = interval_metrics(truth, pred, lower, upper)
+    assert m["coverage_90"] == 0.25  # only the first interval holds 0.5
+    assert m["width_90"] == pytest.approx((0.2 + 0.2 + 0.4 + 0.3) / 4)
+    # widths 0.2, 0.2, 0.4, 0.3 against errors 0, 0.1, 0.3, 0.4: ranks 1.5 1.5 4 3 / 1 2 3 4
+    assert m["width_rho"] == pytest.approx(np.corrcoef([1.5, 1.5, 4, 3], [1, 2, 3, 4])[0, 1])
+
+
+def test_every_predict_path_gets_intervals_inside_the_range(held_est, demo):
+    est, models, tasks = held_est
+    assert est.calibration_ is not None
+    assert set(est.calibration_.scores) == {"cell", "model", "task"}
+    table = est.predict(interval=0.9)
+    _inside(table, demo.task_info)
+    observed = table[table["is_observed"]]
+    assert len(observed) and observed["lower"].notna().all()
+    wide = est.predict(interval=0.5)
+    assert ((wide["upper"] - wide["lower"]) <= (table["upper"] - table["lower"]) + 1e-9).all()
+    factors = demo.model_factors.loc[models].reset_index()
+    known = demo.scores[demo.scores["model"].isin(models) & ~demo.scores["task"].isin(tasks)]
+    cold = est.predict_new_models(factors, interval=0.9)
+    warm = est.predict_new_models(factors, known.groupby("model").head(3), interval=0.9)
+    for t in (cold, warm):
+        _inside(t, demo.task_info)
+    # more known scores, narrower intervals (the same task scale, a lower quantile)
+    width = lambda t: (t["upper"] - t["lower"]).mean()  # noqa: E731
+    assert width(warm) < width(cold)
+    # new models are less certain than unobserved cells of training models
+    assert width(cold) > width(table)
+    info = demo.task_info.loc[tasks].reset_index()
+    truth = demo.scores[demo.scores["task"].isin(tasks) & demo.scores["model"].isin(est.data_.models)]
+    new_task = est.predict_new_tasks(demo.task_factors.loc[tasks].reset_index(), truth.head(4),
+                                     task_info=info, interval=0.9)
+    _inside(new_task, demo.task_info)
+    assert "lower" not in est.predict().columns
+
+
+def test_intervals_survive_save_and_load(fast_est, tmp_path):
+    path = fast_est.save(tmp_path / "m")
+    back = CPPGraph.load(path)
+    a, b = fast_est.predict(interval=0.9), back.predict(interval=0.9)
+    np.testing.assert_allclose(a["lower"], b["lower"], rtol=1e-5)
+    np.testing.assert_allclose(a["upper"], b["upper"], rtol=1e-5)
+
+
+def test_fitted_without_intervals_says_so(demo):
+    est = CPPGraph(random_state=0, epochs=3, patience=3, intervals=False).fit(demo)
+    assert est.calibration_ is None
+    with pytest.raises(CppGraphError, match="intervals = true"):
+        est.predict(interval=0.9)
+
+
+def test_cli_predict_interval(fast_model_dir):
+    runner = CliRunner()
+    res = runner.invoke(main, ["predict", str(fast_model_dir), "--all", "--interval", "0.9",
+                               "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    header = res.output.splitlines()[0].split(",")
+    assert header[:5] == ["model", "task", "predicted", "lower", "upper"]
+    for bad in ("0", "1", "1.5", "x"):
+        res = runner.invoke(main, ["predict", str(fast_model_dir), "--all", "--interval", bad])
+        assert res.exit_code == 2 and "--interval" in res.output

@@ -1,0 +1,120 @@
+"""``cppgraph suggest``: which tasks to evaluate next, and the cold-model choice protocol."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cppgraph.cli import cli
+from cppgraph.data import read_data
+from cppgraph.errors import CppGraphError, DataError
+from cppgraph.evaluate.splits import make_split
+from cppgraph.suggest import ABS_FROM_SD, plan, suggest, task_correlation
+
+
+def test_plan_by_hand():
+    # Task 0 correlates 0.8 with tasks 1 and 2, which correlate 0.64 with each other.
+    cov = np.array([[1.0, 0.8, 0.8], [0.8, 1.0, 0.64], [0.8, 0.64, 1.0]])
+    steps = plan(cov, np.zeros(3), [], [0, 1, 2], [0, 1, 2], 1)
+    # Revealing task 0 leaves tasks 1 and 2 a variance 1 - 0.8^2 = 0.36 (sd 0.6);
+    # revealing task 1 would leave task 0 0.36 and task 2 1 - 0.64^2 (sd 0.768): smaller gain.
+    assert steps[0][0] == 0
+    assert steps[0][1] == pytest.approx(ABS_FROM_SD * 0.6)
+    assert steps[0][2] == pytest.approx(ABS_FROM_SD * 0.4)
+    # Once task 0 is known, the next best is either of the others; a known task is
+    # never chosen again, and the candidates bound the choice.
+    steps = plan(cov, np.zeros(3), [0], [1, 2], [1, 2], 1)
+    assert steps[0][0] in (1, 2)
+    steps = plan(cov, np.zeros(3), [], [2], [0, 1, 2], 1)
+    assert steps[0][0] == 2
+
+
+def test_task_correlation_is_a_correlation_matrix():
+    rng = np.random.default_rng(0)
+    level = rng.normal(size=(40, 1))
+    y = level + 0.3 * rng.normal(size=(40, 5))
+    y[rng.random(y.shape) < 0.3] = np.nan
+    corr = task_correlation(y)
+    assert np.allclose(np.diag(corr), 1.0) and np.allclose(corr, corr.T)
+    assert np.linalg.eigvalsh(corr).min() > 0
+    off = corr[~np.eye(5, dtype=bool)]
+    assert (off > 0.5).all()  # one shared level: strongly correlated, shrunk below 1
+
+
+def test_suggest_never_proposes_a_known_task(fast_est, demo_dir):
+    demo = read_data(demo_dir)
+    name = demo.models[0]
+    have = set(demo.scores.loc[demo.scores["model"] == name, "task"])
+    left = [t for t in demo.tasks if t not in have]
+    table = suggest(fast_est, len(left), model=name)
+    assert sorted(table["task"]) == sorted(left) and table["rank"].tolist() == list(range(1, len(left) + 1))
+    factors = demo.model_factors.iloc[:2].rename(index=lambda m: m + "-new").rename_axis("model").reset_index()
+    known = pd.DataFrame({"model": factors["model"][0], "task": demo.tasks[:3], "score": 50.0})
+    table = suggest(fast_est, 4, model_factors=factors, known_scores=known)
+    assert len(table) == 8
+    first = table[table["model"] == factors["model"][0]]
+    assert not set(first["task"]) & set(demo.tasks[:3])
+    assert (table["expected_mae"] > 0).all() and (table["reduction"] >= 0).all()
+    # the expected error falls step by step
+    assert (first["expected_mae"].diff().dropna() <= 1e-12).all()
+
+
+def test_bad_budgets(fast_est, fast_model_dir):
+    name = fast_est.data_.models[0]
+    for budget in (0, -1, 2.5, True):
+        with pytest.raises(CppGraphError, match="budget must be a positive"):
+            suggest(fast_est, budget, model=name)
+    with pytest.raises(DataError, match="task\\(s\\) left to evaluate; the budget 99"):
+        suggest(fast_est, 99, model=name)
+    runner = CliRunner()
+    for budget in ("0", "-2"):
+        res = runner.invoke(cli, ["suggest", str(fast_model_dir), "--model", name, "--budget", budget])
+        assert res.exit_code == 2 and "--budget" in res.output
+    res = runner.invoke(cli, ["suggest", str(fast_model_dir), "--model", name, "--budget", "99"])
+    assert res.exit_code == 1 and "budget 99 asks for more" in res.output
+    res = runner.invoke(cli, ["suggest", str(fast_model_dir), "--model", "nope", "--budget", "1"])
+    assert res.exit_code == 1 and "unknown model 'nope'" in res.output
+    res = runner.invoke(cli, ["suggest", str(fast_model_dir), "--model", name, "--budget", "2",
+                              "--format", "json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert [r["rank"] for r in rows] == [1, 2] and set(rows[0]) == {
+        "model", "rank", "task", "expected_mae", "reduction"}
+
+
+def test_cold_model_choices(demo_dir):
+    demo = read_data(demo_dir)
+    count = None
+    splits = {c: make_split(demo, "cold-model", 3, known=2, choose=c)
+              for c in ("random", "popular")}
+    # the same held-out models whatever the choice
+    assert set(splits["random"].new_models.index) == set(splits["popular"].new_models.index)
+    train = splits["popular"].train
+    count = train.scores.groupby("task").size()
+    for name, cells in demo.scores[demo.scores["model"].isin(splits["popular"].new_models.index)].groupby("model"):
+        kept = splits["popular"].known.loc[splits["popular"].known["model"] == name, "task"]
+        top = count.reindex(cells["task"]).sort_values(ascending=False, kind="stable")
+        assert sorted(count[kept]) == sorted(top.iloc[:2].tolist())
+    with pytest.raises(DataError, match="unknown choice"):
+        make_split(demo, "cold-model", 0, known=2, choose="best")
+    with pytest.raises(DataError, match="applies to the cold-model protocol"):
+        make_split(demo, "frontier", 0, known=2, choose="popular")
+
+
+def test_suggest_choice_keeps_scored_tasks(demo_dir):
+    demo = read_data(demo_dir)
+    small = demo.subset(models=demo.models[:30])
+    split = make_split(small, "cold-model", 0, test_size=0.2, known=2, choose="suggest")
+    scored = small.scores.groupby("model")["task"].apply(set)
+    known = split.known.groupby("model")["task"].apply(list)
+    assert set(known.index) == set(split.new_models.index)
+    for name, tasks in known.items():
+        assert len(tasks) == 2 and set(tasks) <= scored[name]
+    # the test cells are the held-out models' other scores
+    test = split.test.groupby("model")["task"].apply(set)
+    for name in known.index:
+        assert test[name] == scored[name] - set(known[name])

@@ -10,7 +10,7 @@ error-by-protocol plot per data set go to ``docs/figures/``.
 
 Example::
 
-    python tools/benchmark.py                       # everything (about 40 minutes on 2 cores)
+    python tools/benchmark.py                       # everything
     python tools/benchmark.py --only cpp paper      # some groups; the report holds only those
 """
 
@@ -100,12 +100,17 @@ SETTINGS = (
     Setting("cpp", "cold-model", 0.1, 0), Setting("cpp", "cold-model", 0.1, 2),
     Setting("cpp", "cold-family", 0.1), Setting("cpp", "scale-up"),
     Setting("cpp", "cold-task", 0.1, 0), Setting("cpp", "cold-task", 0.1, 2),
+    Setting("cpp", "frontier", 0.1, 2),
     Setting("helm", "random", 0.05), Setting("helm", "random", 0.2),
-    Setting("helm", "cold-model", 0.1, 2),
+    Setting("helm", "cold-model", 0.1, 2), Setting("helm", "frontier", 0.1, 2),
     Setting("obsscaling", "random", 0.05), Setting("obsscaling", "random", 0.2),
     Setting("obsscaling", "cold-model", 0.1, 0), Setting("obsscaling", "cold-model", 0.1, 2),
     Setting("obsscaling", "cold-family", 0.1), Setting("obsscaling", "scale-up"),
+    Setting("obsscaling", "frontier", 0.1, 2),
     Setting("oll", "random", 0.8, seeds=3),
+    Setting("oll", "random", 0.2, seeds=3, methods=FAST),
+    Setting("oll", "cold-model", 0.1, 2, seeds=3, methods=FAST),
+    Setting("oll", "frontier", 0.1, 2, seeds=3, methods=FAST),
 )
 
 GROUPS = (*DATASETS, "paper")

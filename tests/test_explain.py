@@ -123,7 +123,7 @@ def test_permutation_estimate_is_seeded_and_adds_up(fast_est, monkeypatch):
 
 def test_strongest_demo_factor_ranks_first(demo):
     """The demo's latent is log compute: parameter count is its strongest factor by construction."""
-    default = CPPGraph().fit(demo)
+    default = CPPGraph(intervals=False).fit(demo)
     table = cpx.global_importance(cpx.shap_values(default))
     assert table.loc[0, "factor"] == "params_b", table.to_string()
     assert table["share"].sum() == pytest.approx(1.0)
@@ -144,7 +144,7 @@ def test_without_factor(demo):
     assert "params_b" not in cut.model_factors.columns
     assert "params_b" not in cut.factor_kinds["model"]
     assert "params_b" in demo.model_factors.columns  # the original is unchanged
-    fitted = CPPGraph(epochs=2, patience=2).fit(cut)
+    fitted = CPPGraph(epochs=2, patience=2, intervals=False).fit(cut)
     assert not any(n.startswith("params_b=") for n in fitted.factors_.nodes_)
 
 

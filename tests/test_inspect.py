@@ -342,7 +342,7 @@ def test_clustering_recovers_demo_families(demo):
     out, recover them (ARI 0.65 at seed 0, mean 0.76 over seeds 0-4);
     its embeddings do not.
     """
-    default = CPPGraph().fit(demo)
+    default = CPPGraph(intervals=False).fit(demo)
     k = demo.model_factors["family"].nunique()
     profile = cpi.clusters(default, k, control=["finetuned"])
     embedding = cpi.clusters(default, k, by="embedding")
@@ -353,7 +353,8 @@ def test_clustering_recovers_demo_families(demo):
 def test_profiles(fast_est, demo):
     # The profiles come from the network alone: an engine without the benchmark
     # regression predicts exactly what they are built from.
-    bare = CPPGraph(random_state=0, epochs=80, patience=80, observed_regression=0).fit(demo)
+    bare = CPPGraph(random_state=0, epochs=80, patience=80, observed_regression=0,
+                    intervals=False).fit(demo)
     raw = bare.predict().set_index(["model", "task"])["predicted_normalized"]
     wide = raw.unstack("task").reindex(index=demo.models, columns=demo.tasks).to_numpy()
     logit = np.log(wide / (1 - wide))

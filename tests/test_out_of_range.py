@@ -139,7 +139,7 @@ def test_obsscaling_bleu_predictions_are_not_clipped_to_one(tmp_path):
     (tmp_path / "e.csv").write_text(EMERGENT)
     data = read_data(tmp_path / "e.csv", "obsscaling")
     from cppgraph.estimator import CPPGraph
-    est = CPPGraph(random_state=0, epochs=20, patience=20).fit(data)
+    est = CPPGraph(random_state=0, epochs=20, patience=20, intervals=False).fit(data)
     pred = est.predict()
     bleu = pred[pred["task"] == "ipa_transliterate_2_bleu"]["predicted"]
     assert bleu.max() > 1.0 and bleu.max() <= 100.0

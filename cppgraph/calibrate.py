@@ -27,13 +27,13 @@ interval is that of an unobserved cell.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from cppgraph.data.dataset import removable_cells
 from cppgraph.errors import CppGraphError, DataWarning
 
 #: Share of the models held out of the calibration refit (new models), at most MAX_MODELS.
@@ -165,16 +165,8 @@ def fit_calibration(est, callback=None) -> Calibration:
     rest = s[~s["model"].isin(models) & ~s["task"].isin(tasks)]
     n_cells = min(int(round(HOLD_CELLS * len(rest))), MAX_SCORES)
     order = rng.permutation(rest.index.to_numpy())[:n_cells]
-    left_m, left_t = rest.groupby("model").size(), rest.groupby("task").size()
-    cells = []
-    for i in order:  # keep at least 2 scores per task and 1 per model
-        m, t = s.at[i, "model"], s.at[i, "task"]
-        if left_t[t] > 2 and left_m[m] > 1:
-            left_t[t] -= 1
-            left_m[m] -= 1
-            cells.append(i)
-    train_rows = rest.index.difference(cells)
-    sub = _restricted(data, s.loc[train_rows], models, tasks)
+    cells = removable_cells(rest, order)
+    sub = data.without(models=models, tasks=tasks, cells=cells)
     from cppgraph.estimator import CPPGraph  # the estimator imports this module
 
     cal = CPPGraph(cfg.replace(intervals=False, verbose=False, random_state=cfg.random_state + 1))
@@ -220,16 +212,6 @@ def fit_calibration(est, callback=None) -> Calibration:
                                                   task_info=data.task_info.loc[names].reset_index())
                 out[kind][k] = conformity(table, held[~mask], unit)
     return Calibration(scale.to_numpy(dtype=np.float64), out)
-
-
-def _restricted(data, scores: pd.DataFrame, models: list, tasks: list):
-    """``data`` with the given scores, without the ``models`` and ``tasks``."""
-    keep_m = [m for m in data.models if m not in set(models)]
-    keep_t = [t for t in data.tasks if t not in set(tasks)]
-    return dataclasses.replace(data, scores=scores.reset_index(drop=True),
-                               model_factors=data.model_factors.loc[keep_m],
-                               task_factors=data.task_factors.loc[keep_t],
-                               task_info=data.task_info.loc[keep_t])
 
 
 def half_widths(calibration: Calibration | None, level: float, kind: str,

@@ -88,7 +88,6 @@ def test_bad_budgets(fast_est, fast_model_dir):
 
 def test_cold_model_choices(demo_dir):
     demo = read_data(demo_dir)
-    count = None
     splits = {c: make_split(demo, "cold-model", 3, known=2, choose=c)
               for c in ("random", "popular")}
     # the same held-out models whatever the choice

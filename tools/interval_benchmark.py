@@ -35,7 +35,7 @@ from cppgraph.threads import DEFAULT_THREADS, limit_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-from benchmark import DATASETS, machine  # noqa: E402
+from benchmark import DATASETS, Setting, machine  # noqa: E402
 
 COVERAGE = (("random", 0.2, 0), ("cold-model", 0.1, 2), ("frontier", 0.1, 2))
 KS = (1, 2, 3, 5)
@@ -44,12 +44,10 @@ CHOICES = ("suggest", "random", "popular")
 SEEDS = {"oll": 2}
 
 
-def _command(d, protocol, size, known, seeds, choose=None) -> str:
-    where = f"../shared/data/{d.path}"
-    extra = f" --known {known}" if known else ""
-    extra += f" --choose {choose}" if choose else ""
-    return (f"cppgraph evaluate {where} --input-format {d.format}{d.option_text()} --protocol "
-            f"{protocol} --test-size {size:g}{extra} --seeds {seeds} --methods cppgraph")
+def _command(d, key, protocol, size, known, seeds, choose=None) -> str:
+    """The ``cppgraph evaluate`` command of one run (:meth:`benchmark.Setting.command`)."""
+    setting = Setting(key, protocol, size, known, seeds=seeds, methods=("cppgraph",))
+    return setting.command(d) + (f" --choose {choose}" if choose else "")
 
 
 def _log(line: str) -> None:
@@ -83,7 +81,7 @@ def coverage(data_root: Path, keys, seeds: int, out_dir: Path) -> tuple[pd.DataF
                          "width_90": _pm(sc["width_90"], 3), "width_rho": _pm(sc["width_rho"], 3),
                          "coverage bar": (f"{'≥ 85%' if protocol == 'frontier' else '87-93%'}: "
                                           f"{'yes' if ok else '**no**'}")})
-            commands.append(f"`{_command(d, protocol, size, known, n)}` "
+            commands.append(f"`{_command(d, key, protocol, size, known, n)}` "
                             f"({(time.perf_counter() - start) / 60:.1f} min)")
             _log(f"{key} {label}: coverage {cov:.3f}")
     return pd.DataFrame(rows), commands
@@ -103,7 +101,7 @@ def choice(data_root: Path, keys, seeds: int, out_dir: Path, fig_dir: Path):
                 sc = ev.scores.assign(data=key, known=k, choose=how)
                 per_seed.append(sc)
                 _log(f"{key} k={k} {how}: MAE {sc['mae_norm'].mean():.4f}")
-            commands.append(f"`{_command(d, 'cold-model', 0.1, k, n, 'suggest')}` (and "
+            commands.append(f"`{_command(d, key, 'cold-model', 0.1, k, n, 'suggest')}` (and "
                             "`--choose random`, `--choose popular`)")
     seeds_frame = pd.concat(per_seed, ignore_index=True)
     seeds_frame.to_csv(out_dir / "intervals-choice.csv", index=False)

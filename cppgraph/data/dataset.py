@@ -7,6 +7,7 @@ tables; see :meth:`CollabData.from_frames`.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import warnings
@@ -212,6 +213,21 @@ def infer_factor_kind(values: pd.Series) -> str:
         except ValueError:
             return "categorical"
     return "numeric" if finite else "categorical"
+
+
+def removable_cells(scores: pd.DataFrame, order) -> list:
+    """The row labels of ``order`` (in that order) that can leave ``scores`` while every
+    task keeps 2 or more scores and every model 1 or more, so each stays predictable."""
+    left_task = scores.groupby("task").size()
+    left_model = scores.groupby("model").size()
+    held = []
+    for i in order:
+        model, task = scores.at[i, "model"], scores.at[i, "task"]
+        if left_task[task] > 2 and left_model[model] > 1:
+            left_task[task] -= 1
+            left_model[model] -= 1
+            held.append(i)
+    return held
 
 
 def suggest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
@@ -477,6 +493,20 @@ class CollabData:
             task_factors=self.task_factors.loc[keep_t].reset_index(),
             factor_kinds=self.factor_kinds, meta=self.meta, models=present_m, tasks=keep_t,
             out_of_range=None)
+
+    def without(self, *, models: Iterable[str] = (), tasks: Iterable[str] = (),
+                cells=None) -> "CollabData":
+        """The same data without the given models and tasks (and every score of theirs)
+        and without the score rows labelled ``cells``; unlike :meth:`subset`, no
+        checks and no reordering (the names must be known)."""
+        models, tasks = set(models), set(tasks)
+        s = self.scores if cells is None else self.scores.drop(index=cells)
+        keep_m = [m for m in self.models if m not in models]
+        keep_t = [t for t in self.tasks if t not in tasks]
+        return dataclasses.replace(
+            self, scores=s[~s["model"].isin(models) & ~s["task"].isin(tasks)].reset_index(drop=True),
+            model_factors=self.model_factors.loc[keep_m], task_factors=self.task_factors.loc[keep_t],
+            task_info=self.task_info.loc[keep_t])
 
     def select_tasks(self, metric_types: Iterable[str]) -> "CollabData":
         """Keep only the tasks whose ``metric_type`` is one of ``metric_types``."""

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from cppgraph.data.dataset import CollabData, suggest
+from cppgraph.data.dataset import CollabData, removable_cells, suggest
 from cppgraph.errors import DataError
 from cppgraph.normalize import make_normalizer
 
@@ -93,22 +93,6 @@ def _check_share(value: float, what: str = "test size") -> None:
         raise DataError(f"{what} must be in (0, 1); got {value}")
 
 
-def _drop_cells(data: CollabData, rows) -> CollabData:
-    return dataclasses.replace(data, scores=data.scores.drop(index=rows).reset_index(drop=True))
-
-
-def _without(data: CollabData, *, models=(), tasks=()) -> CollabData:
-    """``data`` without the given models and tasks (and every score of theirs)."""
-    models, tasks = set(models), set(tasks)
-    s = data.scores
-    scores = s[~s["model"].isin(models) & ~s["task"].isin(tasks)].reset_index(drop=True)
-    return dataclasses.replace(
-        data, scores=scores,
-        model_factors=data.model_factors.loc[[m for m in data.models if m not in models]],
-        task_factors=data.task_factors.loc[[t for t in data.tasks if t not in tasks]],
-        task_info=data.task_info.loc[[t for t in data.tasks if t not in tasks]])
-
-
 def split_random(data: CollabData, test_size: float, seed: int) -> tuple[CollabData, pd.DataFrame]:
     """Hold out a random share of the observed cells.
 
@@ -126,17 +110,8 @@ def split_random(data: CollabData, test_size: float, seed: int) -> tuple[CollabD
     scores = data.scores
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(scores))[: int(round(test_size * len(scores)))]
-    left_task = scores.groupby("task").size()
-    left_model = scores.groupby("model").size()
-    held = []
-    for i in order:
-        model, task = scores.at[i, "model"], scores.at[i, "task"]
-        if left_task[task] > 2 and left_model[model] > 1:
-            left_task[task] -= 1
-            left_model[model] -= 1
-            held.append(i)
-    held = np.sort(np.asarray(held, dtype=np.int64))
-    return _drop_cells(data, held), scores.iloc[held].reset_index(drop=True)
+    held = np.sort(np.asarray(removable_cells(scores, order), dtype=np.int64))
+    return data.without(cells=held), scores.iloc[held].reset_index(drop=True)
 
 
 def _hold_out_entities(data: CollabData, kind: str, chosen: list[str], known: int,
@@ -155,7 +130,7 @@ def _hold_out_entities(data: CollabData, kind: str, chosen: list[str], known: in
         keep += sorted(np.asarray(picked, dtype=np.int64).tolist())
     known_cells = s.loc[keep].reset_index(drop=True)
     test = cells.drop(index=keep).reset_index(drop=True)
-    train = (_without(data, models=chosen) if kind == "model" else _without(data, tasks=chosen))
+    train = data.without(models=chosen) if kind == "model" else data.without(tasks=chosen)
     new_models = data.model_factors.loc[chosen] if kind == "model" else pd.DataFrame()
     new_tasks = data.task_factors.loc[chosen] if kind == "task" else pd.DataFrame()
     info = data.task_info.loc[chosen] if kind == "task" else pd.DataFrame()
@@ -214,13 +189,14 @@ def split_cold_model(data: CollabData, test_size: float, seed: int, *, known: in
         chosen = _checked_names(models, data.models, "model")
     if not chosen:
         raise DataError(f"no model has more than {known} scores and can be held out")
-    pick = None if choose == "random" or known == 0 else _picker(data, chosen, choose, seed)
+    pick = None if choose == "random" or known == 0 else _picker(data, chosen, choose, seed, known)
     return _hold_out_entities(data, "model", chosen, known, rng, "cold-model", seed, pick)
 
 
-def _picker(data: CollabData, chosen: list[str], choose: str, seed: int) -> Callable:
+def _picker(data: CollabData, chosen: list[str], choose: str, seed: int,
+            known: int) -> Callable:
     """``pick(model, its cells, n)`` for :func:`_hold_out_entities` (see :func:`split_cold_model`)."""
-    train = _without(data, models=chosen)
+    train = data.without(models=chosen)
     if choose == "popular":
         count = train.scores.groupby("task").size()
 
@@ -232,15 +208,15 @@ def _picker(data: CollabData, chosen: list[str], choose: str, seed: int) -> Call
     from cppgraph.suggest import suggest as suggest_tasks
 
     est = CPPGraph(random_state=seed).fit(train)
+    s = data.scores
+    # One plan for every held-out model (each has more than ``known`` scores to choose from).
+    plan = suggest_tasks(est, known, model_factors=data.model_factors.loc[chosen]
+                         .rename_axis("model").reset_index(),
+                         candidates={m: s.loc[s["model"] == m, "task"].tolist() for m in chosen})
 
     def suggested(name, cells, n):
-        if n == 0:
-            return []
-        factors = data.model_factors.loc[[name]].rename_axis("model").reset_index()
-        plan = suggest_tasks(est, n, model_factors=factors,
-                       candidates={name: cells["task"].tolist()})
-        by_task = pd.Series(cells.index, index=cells["task"])
-        return by_task.reindex(plan["task"]).to_numpy()
+        tasks = plan.loc[plan["model"] == name, "task"].iloc[:n]
+        return pd.Series(cells.index, index=cells["task"]).reindex(tasks).to_numpy()
     return suggested
 
 

@@ -20,7 +20,7 @@ def run(*args):
 def model_dir(tmp_path_factory, demo_dir):
     folder = tmp_path_factory.mktemp("fit")
     config = folder / "fast.toml"
-    config.write_text("epochs = 60\npatience = 60\n")
+    config.write_text("epochs = 60\npatience = 60\nintervals = false\n")
     result = run("fit", demo_dir, "--out", folder / "model", "--config", config, "--seed", 1,
                  "--every", 20)
     assert result.exit_code == 0, result.output
@@ -42,6 +42,9 @@ def test_fit_output_lines(tmp_path, demo_dir):
     result = run("fit", demo_dir, "--out", tmp_path / "m", "--config", config, "--every", 10)
     assert result.exit_code == 0, result.output
     assert "epoch   10" in result.stderr and "val MSE" in result.stderr
+    # the interval calibration's refit reports its own epochs
+    assert "calibrating the prediction intervals" in result.stderr
+    assert "calibration epoch   10" in result.stderr
     assert "SYNTHETIC" in result.stderr
     assert "best epoch" in result.stdout and "validation MAE" in result.stdout
     assert "benchmark-regression weight" in result.stdout

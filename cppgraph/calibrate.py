@@ -10,12 +10,21 @@ training data without
 - a random share of the tasks (:data:`HOLD_TASKS`, when there are at least
   :data:`MIN_TASKS`), which come back as new tasks the same way,
 - a random share of the remaining cells (:data:`HOLD_CELLS`), which are then
-  predicted as unobserved cells of training models,
+  predicted as unobserved cells of training models.
 
-and keeps each held-out cell's conformity score: its absolute error on the
-fitted model's normalized scale divided by its task's error scale (the mean
-absolute leak-free training residual of the task, shrunk toward the mean of
-all tasks). A cell's interval at level ``a`` is its prediction plus or minus
+The held-out models also include the best models (:data:`TOP_MODELS`, by the
+mean percentile of their scores within their tasks): new models above every
+training model, where predictions extrapolate. A new model whose known scores
+(without any, its predictions) sit on average at or above the
+:data:`TOP_LEVEL` percentile of their tasks' training scores is calibrated on
+the held-out models that met the same rule in the refit (kind ``"top"``), the
+others on the rest (kind ``"model"``), so that intervals widen at the frontier.
+
+The refit keeps each held-out cell's conformity score: its absolute error on the
+fitted model's normalized scale divided by its task's error scale (the fitted
+model's mean absolute leak-free training residual of the task, shrunk toward
+the mean of all tasks: the same scale the interval uses, so that a refit on
+less data widens the intervals rather than narrowing them). A cell's interval at level ``a`` is its prediction plus or minus
 the conformal ``a``-quantile of the scores of its kind (unobserved cell, new
 model with that many known scores, new task) times its task's scale, clipped
 to the task's declared range. The width thus grows with the task's spread of
@@ -39,6 +48,11 @@ from cppgraph.errors import CppGraphError, DataWarning
 #: Share of the models held out of the calibration refit (new models), at most MAX_MODELS.
 HOLD_MODELS = 0.2
 MAX_MODELS = 500
+#: Share of the models, the best by the mean percentile of their scores, also held out.
+TOP_MODELS = 0.1
+#: A new model whose known scores (or predictions) average at least this percentile of
+#: their tasks' training scores is calibrated as a model above the training models.
+TOP_LEVEL = 0.9
 #: Share of the tasks held out (new tasks), if there are at least MIN_TASKS.
 HOLD_TASKS = 0.1
 MIN_TASKS = 5
@@ -54,15 +68,15 @@ KNOWN_COUNTS = (0, 1, 2, 3, 5)
 SCALE_PRIOR = 5.0
 #: The fewest conformity scores a kind needs; with fewer, its intervals are the whole range.
 MIN_SCORES = 20
-KINDS = ("cell", "model", "task")
+KINDS = ("cell", "model", "top", "task")
 
 
 @dataclass
 class Calibration:
     """Sorted conformity scores by kind, and the fitted model's per-task error scale.
 
-    ``scores["cell"]`` is one array; ``scores["model"]`` and ``scores["task"]``
-    map a known-score count to an array.
+    ``scores["cell"]`` is one array; ``scores["model"]``, ``scores["top"]`` and
+    ``scores["task"]`` map a known-score count to an array.
     """
 
     scale: np.ndarray
@@ -103,22 +117,14 @@ class Calibration:
         return cls(scale, scores)
 
 
-def task_scale(est, norm=None) -> pd.Series:
+def task_scale(est) -> pd.Series:
     """Per task of ``est``: the mean absolute leak-free residual of its training cells on
-    ``norm``'s scale (default ``est``'s), shrunk toward the mean over all cells by
-    :data:`SCALE_PRIOR` pseudo-cells."""
+    its normalized scale, shrunk toward the mean over all cells by :data:`SCALE_PRIOR`
+    pseudo-cells."""
     ts = est.training_scores_
     rows, cols = np.nonzero(ts.known)
     pred = est.observed_stage_.apply(ts.predicted[rows, cols], rows, cols, ts.fold[rows, cols], ts)
-    if norm is None:
-        err = np.abs(pred - ts.y[rows, cols])
-    else:
-        models = np.asarray(est.data_.models, dtype=object)[rows]
-        tasks = np.asarray(est.data_.tasks, dtype=object)[cols]
-        raw = est.normalizer_.inverse_transform(tasks, pred, models=models)
-        truth = est.normalizer_.inverse_transform(tasks, ts.y[rows, cols], models=models)
-        err = np.abs(norm.transform(tasks, raw, models=models)
-                     - norm.transform(tasks, truth, models=models))
+    err = np.abs(pred - ts.y[rows, cols])
     n_tasks = ts.y.shape[1]
     ok = np.isfinite(err)
     mean = float(err[ok].mean()) if ok.any() else 1.0
@@ -126,6 +132,55 @@ def task_scale(est, norm=None) -> pd.Series:
     total = np.bincount(cols[ok], err[ok], minlength=n_tasks)
     count = np.bincount(cols[ok], minlength=n_tasks)
     return pd.Series((total + SCALE_PRIOR * mean) / (count + SCALE_PRIOR), index=est.data_.tasks)
+
+
+def percentiles(ts, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The mid-rank percentile of each normalized value among the training scores
+    (``ts``, a :class:`~cppgraph.stages.base.TrainingScores`) of its task ``cols``."""
+    out = np.full(len(values), np.nan)
+    known = ts.known
+    for j in np.unique(cols):
+        col = np.sort(ts.y[known[:, j], j])
+        at = cols == j
+        if len(col):
+            out[at] = (np.searchsorted(col, values[at], "left")
+                       + np.searchsorted(col, values[at], "right")) / (2.0 * len(col))
+    return out
+
+
+def top_models(est, names: list, known: pd.DataFrame, predicted: pd.DataFrame) -> np.ndarray:
+    """Per new model of ``names``: whether it is calibrated as a model above the training
+    models (see the module docstring). ``known``: its known scores (``model``, ``task``,
+    raw ``score``); ``predicted``: its normalized predictions (``model``, ``task``,
+    ``value``), used for a model without known scores."""
+    y = est.normalizer_.transform(known["task"], known["score"].to_numpy(dtype=np.float64),
+                                  models=known["model"].to_numpy())
+    guess = predicted[~predicted["model"].isin(set(known["model"]))]
+    models = np.concatenate([known["model"].to_numpy(), guess["model"].to_numpy()])
+    tasks = np.concatenate([known["task"].to_numpy(), guess["task"].to_numpy()])
+    values = np.concatenate([y, guess["value"].to_numpy(dtype=np.float64)])
+    rows = pd.Index(names).get_indexer(models)
+    cols = pd.Index(est.data_.tasks).get_indexer(tasks)
+    ok = (rows >= 0) & (cols >= 0) & np.isfinite(values)
+    p = percentiles(est.training_scores_, cols[ok], values[ok])
+    rows, ok = rows[ok], np.isfinite(p)
+    total = np.bincount(rows[ok], p[ok], minlength=len(names))
+    count = np.bincount(rows[ok], minlength=len(names))
+    return (count > 0) & (total >= TOP_LEVEL * np.maximum(count, 1))
+
+
+def _best(est, share: float, eligible: set, most: int) -> list:
+    """The ``share`` of the training models (at most ``most``) of ``eligible`` with the
+    highest mean percentile of their scores within their tasks."""
+    ts = est.training_scores_
+    rows, cols = np.nonzero(ts.known)
+    p = percentiles(ts, cols, ts.y[rows, cols])
+    level = pd.Series(np.bincount(rows, p, minlength=ts.y.shape[0])
+                      / np.maximum(np.bincount(rows, minlength=ts.y.shape[0]), 1),
+                      index=est.data_.models)
+    level = level[level.index.isin(eligible)].sort_values(ascending=False, kind="stable")
+    n = min(int(round(share * len(est.data_.models))), len(level), most)
+    return sorted(level.index[:n]) if n > 0 else []
 
 
 def _draw(names: list, share: float, rng: np.random.Generator, eligible: set,
@@ -158,8 +213,12 @@ def fit_calibration(est, callback=None) -> Calibration:
     scale = task_scale(est)
     counts_m, counts_t = s.groupby("model").size(), s.groupby("task").size()
     cold_ok = est.normalizer_.by != "model"
-    models = _draw(data.models, HOLD_MODELS, rng, set(counts_m[counts_m >= 2].index),
-                   MAX_MODELS) if cold_ok and len(data.models) >= 10 else []
+    models = []
+    if cold_ok and len(data.models) >= 10:
+        eligible = set(counts_m[counts_m >= 2].index)
+        best = _best(est, TOP_MODELS, eligible, MAX_MODELS // 2)
+        models = sorted(best + _draw(data.models, HOLD_MODELS, rng, eligible - set(best),
+                                     MAX_MODELS))
     tasks = _draw(data.tasks, HOLD_TASKS, rng, set(counts_t[counts_t >= 2].index),
                   len(data.tasks)) if len(data.tasks) >= MIN_TASKS else []
     rest = s[~s["model"].isin(models) & ~s["task"].isin(tasks)]
@@ -172,7 +231,6 @@ def fit_calibration(est, callback=None) -> Calibration:
     cal = CPPGraph(cfg.replace(intervals=False, verbose=False, random_state=cfg.random_state + 1))
     cal.fit(sub, callback=None if callback is None else
             (lambda entry: callback({**entry, "phase": "calibration"})))
-    cal_scale = task_scale(cal, est.normalizer_)
 
     def conformity(table: pd.DataFrame, truth: pd.DataFrame, unit: pd.Series) -> np.ndarray:
         got = table.set_index(["model", "task"])["predicted"].reindex(
@@ -189,7 +247,7 @@ def fit_calibration(est, callback=None) -> Calibration:
     out = {}
     if cells:
         held = s.loc[cells]
-        out["cell"] = conformity(cal.predict(held[["model", "task"]]), held, cal_scale)
+        out["cell"] = conformity(cal.predict(held[["model", "task"]]), held, scale)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         for kind, names in (("model", models), ("task", tasks)):
@@ -199,27 +257,40 @@ def fit_calibration(est, callback=None) -> Calibration:
             other = "task" if kind == "model" else "model"
             held = held[held[other].isin(sub.tasks if kind == "model" else sub.models)]
             factors = (data.model_factors if kind == "model" else data.task_factors).loc[names]
-            unit = cal_scale if kind == "model" else pd.Series(float(cal_scale.mean()),
-                                                                index=tasks)
+            unit = scale if kind == "model" else pd.Series(float(scale.mean()), index=tasks)
             out[kind] = {}
+            if kind == "model":
+                out["top"] = {}
             for k in KNOWN_COUNTS:
                 mask = _known_cells(held, kind, k, rng)
                 known = held[mask][["model", "task", "score"]]
-                if kind == "model":
-                    table = cal.predict_new_models(factors.rename_axis("model").reset_index(), known)
-                else:
+                rest = held[~mask]
+                if kind == "task":
                     table = cal.predict_new_tasks(factors.rename_axis("task").reset_index(), known,
                                                   task_info=data.task_info.loc[names].reset_index())
-                out[kind][k] = conformity(table, held[~mask], unit)
+                    out[kind][k] = conformity(table, rest, unit)
+                    continue
+                table = cal.predict_new_models(factors.rename_axis("model").reset_index(), known)
+                guess = pd.DataFrame({"model": table["model"], "task": table["task"],
+                                      "value": cal.normalizer_.transform(
+                                          table["task"], table["predicted"].to_numpy(dtype=float),
+                                          models=table["model"].to_numpy())})
+                top = pd.Series(top_models(cal, names, known, guess), index=names)
+                on_top = top.reindex(rest["model"]).to_numpy()
+                out["model"][k] = conformity(table, rest[~on_top], unit)
+                out["top"][k] = conformity(table, rest[on_top], unit)
     return Calibration(scale.to_numpy(dtype=np.float64), out)
 
 
 def half_widths(calibration: Calibration | None, level: float, kind: str,
-                task_pos: np.ndarray | None, known: np.ndarray | int = 0) -> np.ndarray:
+                task_pos: np.ndarray | None, known: np.ndarray | int = 0,
+                top: np.ndarray | None = None) -> np.ndarray:
     """Half-widths (normalized units) of cells of ``kind`` (``"cell"``, ``"model"`` or
     ``"task"``) at ``level``: cells of the training tasks at positions ``task_pos``
     (a new task's cells: ``None``, the mean scale), of entities with ``known`` known
-    scores each (one count, or one per cell)."""
+    scores each (one count, or one per cell). ``top`` (new models, one per cell) marks
+    the cells of models above the training models (:func:`top_models`): they use the
+    ``"top"`` scores, or the ``"model"`` ones when a model file has too few of those."""
     if calibration is None:
         raise CppGraphError("this model was fitted without intervals (intervals = false); "
                             "refit it with intervals = true to get them")
@@ -230,11 +301,17 @@ def half_widths(calibration: Calibration | None, level: float, kind: str,
     else:
         scale = calibration.scale[np.asarray(task_pos, dtype=np.int64)]
     known = np.broadcast_to(np.asarray(known, dtype=np.int64), scale.shape)
-    q = {k: calibration.quantile(kind, level, int(k)) for k in np.unique(known)}
+    top = np.zeros(scale.shape, dtype=bool) if top is None else \
+        np.broadcast_to(np.asarray(top, dtype=bool), scale.shape)
+    q = {(k, False): calibration.quantile(kind, level, int(k)) for k in np.unique(known)}
+    for k in np.unique(known[top]):
+        at_top = calibration.quantile("top", level, int(k))
+        q[k, True] = at_top if np.isfinite(at_top) else q[k, False]
     if not all(np.isfinite(v) for v in q.values()):
         what = {"cell": "unobserved cells", "model": "new models", "task": "new tasks"}[kind]
         warnings.warn(f"too few calibration errors of {what} for a {level:g} interval (the "
                       "training data has too few models, tasks or cells to hold out, or the "
                       "level is too high): those intervals span the tasks' whole declared "
                       "range (unbounded without one)", DataWarning, stacklevel=3)
-    return np.array([q[k] for k in known.tolist()], dtype=np.float64) * scale
+    return np.array([q[k, t] for k, t in zip(known.tolist(), top.tolist())],
+                    dtype=np.float64) * scale

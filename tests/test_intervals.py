@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cppgraph.calibrate import MIN_SCORES, Calibration, half_widths
+from cppgraph.calibrate import MIN_SCORES, Calibration, half_widths, percentiles, top_models
 from cppgraph.cli import cli as main
 from cppgraph.data import read_data
 from cppgraph.errors import CppGraphError, DataWarning
@@ -66,6 +68,30 @@ def test_conformal_quantile_by_hand():
     assert half_widths(cal, 0.9, "model", np.array([1, 1]), np.array([0, 3])).tolist() == [112.0, 168.0]
     back = Calibration.from_dict(cal.to_dict())
     assert back.quantile("model", 0.9, known=2) == 84.0 and back.scale.tolist() == [0.5, 2.0]
+    # models above the training ones use the "top" scores, or the "model" ones without them
+    top = np.array([True, False])
+    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 0, top).tolist() == [112.0, 112.0]
+    cal.scores["top"] = {0: values * 4}
+    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 0, top).tolist() == [224.0, 112.0]
+    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 3, top).tolist() == [224.0, 168.0]
+
+
+def test_top_models_by_hand():
+    y = np.array([[0.1, 0.2], [0.5, 0.4], [0.9, np.nan], [0.3, 0.8]])
+    ts = SimpleNamespace(y=y, known=np.isfinite(y))
+    # task 0 holds 0.1 0.3 0.5 0.9: mid-rank percentile of 0.9 is (3 + 4) / 8, of 1.0 is 1,
+    # of 0.3 is (1 + 2) / 8; task 1 holds 0.2 0.4 0.8: 0.8 is (2 + 3) / 6
+    assert percentiles(ts, np.array([0, 0, 0, 1]), np.array([0.9, 1.0, 0.3, 0.8])).tolist() == \
+        [7 / 8, 1.0, 3 / 8, 5 / 6]
+    est = SimpleNamespace(training_scores_=ts, data_=SimpleNamespace(tasks=["a", "b"]),
+                          normalizer_=SimpleNamespace(transform=lambda t, v, models=None: v))
+    known = pd.DataFrame({"model": ["n1", "n1", "n2"], "task": ["a", "b", "a"],
+                          "score": [1.0, 0.8, 0.9]})
+    predicted = pd.DataFrame({"model": ["n1", "n1", "n3", "n3", "n2"],
+                              "task": ["a", "b", "a", "b", "b"], "value": [0.0, 0.0, 1.0, 0.9, 1.0]})
+    # n1 by its known scores: (1 + 5/6) / 2 >= 0.9 (its low predictions are not used);
+    # n2: 7/8 < 0.9; n3 has no known score, so its predictions count: (1 + 1) / 2
+    assert top_models(est, ["n1", "n2", "n3"], known, predicted).tolist() == [True, False, True]
 
 
 def test_bad_levels_and_missing_calibration():
@@ -94,7 +120,7 @@ def test_interval_metrics_by_hand():
 def test_every_predict_path_gets_intervals_inside_the_range(held_est, demo):
     est, models, tasks = held_est
     assert est.calibration_ is not None
-    assert set(est.calibration_.scores) == {"cell", "model", "task"}
+    assert set(est.calibration_.scores) == {"cell", "model", "top", "task"}
     table = est.predict(interval=0.9)
     _inside(table, demo.task_info)
     observed = table[table["is_observed"]]

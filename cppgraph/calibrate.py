@@ -20,12 +20,13 @@ training model, where predictions extrapolate. A new model whose known scores
 the held-out models that met the same rule in the refit (kind ``"top"``), the
 others on the rest (kind ``"model"``), so that intervals widen at the frontier.
 
-The refit keeps each held-out cell's conformity score: its absolute error on the
-fitted model's normalized scale divided by its task's error scale (the fitted
-model's mean absolute leak-free training residual of the task, shrunk toward
-the mean of all tasks: the same scale the interval uses, so that a refit on
-less data widens the intervals rather than narrowing them). A cell's interval at level ``a`` is its prediction plus or minus
-the conformal ``a``-quantile of the scores of its kind (unobserved cell, new
+The refit keeps each held-out cell's conformity score: its absolute error on
+the fitted model's normalized scale divided by its task's error scale (the
+fitted model's mean absolute leak-free training residual of the task, shrunk
+toward the mean of all tasks: the scale the intervals use, so that the
+refit's larger errors on less data widen the intervals rather than narrow
+them). A cell's interval at level ``a`` is its prediction plus or minus the
+conformal ``a``-quantile of the scores of its kind (unobserved cell, new
 model with that many known scores, new task) times its task's scale, clipped
 to the task's declared range. The width thus grows with the task's spread of
 errors, with fewer known scores, and for new entities.
@@ -290,7 +291,7 @@ def half_widths(calibration: Calibration | None, level: float, kind: str,
     (a new task's cells: ``None``, the mean scale), of entities with ``known`` known
     scores each (one count, or one per cell). ``top`` (new models, one per cell) marks
     the cells of models above the training models (:func:`top_models`): they use the
-    ``"top"`` scores, or the ``"model"`` ones when a model file has too few of those."""
+    ``"top"`` scores, or the ``"model"`` ones when there are too few of those."""
     if calibration is None:
         raise CppGraphError("this model was fitted without intervals (intervals = false); "
                             "refit it with intervals = true to get them")

@@ -84,6 +84,12 @@ def test_headline_and_markdown():
     assert markdown(table).splitlines()[:2] == ["| setting | best baseline | cppgraph | verdict |",
                                                 "| --- | --- | --- | --- |"]
     assert is_engine("cppgraph-sage") and not is_engine("cppgraphx") and is_engine("cppgraph")
+    # the default engine's interval metrics join the row when a summary has them
+    s = summary([("cppgraph", "mae_norm", 0.0872, 0.017), ("svd", "mae_norm", 0.0897, 0.02),
+                 ("cppgraph", "coverage_90", 0.9012, 0.031), ("cppgraph", "width_90", 0.41, 0.05),
+                 ("svd", "coverage_90", float("nan"), float("nan"))])
+    row = headline({"CPP: random 0.05": s}).to_dict("records")[0]
+    assert (row["coverage_90"], row["width_90"]) == ("0.901 ± 0.031", "0.410 ± 0.050")
 
 
 def test_summary_table_orders_by_mae():

@@ -107,7 +107,8 @@ def paired_p(scores: pd.DataFrame, a: str, b: str, metric: str) -> float:
 def headline(summaries: dict[str, pd.DataFrame], metric: str = "mae_norm",
              scores: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """One row per setting (``label -> summary``): best baseline vs the default engine, with
-    the paired test's p-value where ``scores`` (``label -> per-seed scores``) are given."""
+    the paired test's p-value where ``scores`` (``label -> per-seed scores``) are given, and
+    the default engine's ``coverage_90`` and ``width_90`` where any summary has them."""
     rows = []
     for label, summary in summaries.items():
         c = compare_default(summary, metric, None if scores is None else scores[label])
@@ -116,8 +117,15 @@ def headline(summaries: dict[str, pd.DataFrame], metric: str = "mae_norm",
                DEFAULT: f"{c['mean']:.4f} ± {c['std']:.4f}"}
         if scores is not None:
             row["p"] = "" if pd.isna(c["p"]) else f"{c['p']:.3f}"
-        rows.append({**row, "verdict": c["verdict"]})
-    return pd.DataFrame(rows)
+        row["verdict"] = c["verdict"]
+        own = summary[summary["method"] == DEFAULT].set_index("metric")
+        for m in ("coverage_90", "width_90"):
+            value = own["mean"].get(m, float("nan"))
+            row[m] = "" if pd.isna(value) else f"{value:.3f} ± {own.loc[m, 'std']:.3f}"
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    empty = [m for m in ("coverage_90", "width_90") if (table[m] == "").all()]
+    return table.drop(columns=empty)
 
 
 def parity_plot(predictions: pd.DataFrame, path, *, title: str = "") -> None:

@@ -137,7 +137,8 @@ def suggest(est, budget: int, *, model: str | None = None,
         names, _ = coldstart.parse_entities(est, "model", model_factors, files.get("model_factors"))
         known_frame = coldstart.parse_known(est, "model", known_scores, names,
                                             files.get("known_scores"))
-        known = {n: known_frame.loc[known_frame["model"] == n, "task"].tolist() for n in names}
+        tasks_of = known_frame.groupby("model")["task"].agg(list)
+        known = {n: tasks_of.get(n, []) for n in names}
     cov, noise = error_model(est)
     rows = []
     for name in names:

@@ -63,17 +63,35 @@ def known_score_regression(scores: np.ndarray, known: np.ndarray, new_scores: np
         return _sigmoid(known_score_regression(z, known, new_z, new_known, ridge=ridge,
                                                min_rows=min_rows))
     out = np.full(new_scores.shape, np.nan)
-    for i in range(new_scores.shape[0]):
-        cols = np.flatnonzero(new_known[i])
-        if not len(cols):
-            continue
+    patterns: dict[tuple, list] = {}
+    for i, row in enumerate(new_known):
+        cols = np.flatnonzero(row)
+        if len(cols):
+            patterns.setdefault(tuple(cols.tolist()), []).append(i)
+    weight = known.astype(np.float64)
+    target = np.where(known, scores, 0.0)
+    for cols, rows in patterns.items():
+        cols = np.asarray(cols)
         have = known[:, cols].all(axis=1)
-        for c in range(scores.shape[1]):
-            rows = have & known[:, c]
-            if rows.sum() < max(min_rows, len(cols) + 2):
-                continue
-            mean, x_mean, coef = centered_ridge(scores[np.ix_(rows, cols)], scores[rows, c], ridge)
-            out[i, c] = mean + (new_scores[i, cols] - x_mean) @ coef
+        # Each column's regression over its own training rows (those that know it and
+        # all of ``cols``), all columns at once from weighted sums of cross products.
+        x, w, t = scores[np.ix_(have, cols)], weight[have], target[have]
+        n = w.sum(axis=0)
+        ok = n >= max(min_rows, len(cols) + 2)
+        if not ok.any():
+            continue
+        w, t, n = w[:, ok], t[:, ok], n[ok]
+        k = len(cols)
+        x_mean = (w.T @ x) / n[:, None]
+        t_mean = (w * t).sum(axis=0) / n
+        outer = (x[:, :, None] * x[:, None, :]).reshape(len(x), k * k)
+        gram = ((w.T @ outer).reshape(-1, k, k) - n[:, None, None] * x_mean[:, :, None]
+                * x_mean[:, None, :] + ridge * np.eye(k))
+        cross = (w * t).T @ x - n[:, None] * x_mean * t_mean[:, None]
+        coef = np.linalg.solve(gram, cross[..., None])[..., 0]  # [columns, k]
+        v = new_scores[np.ix_(rows, cols)]
+        out[np.ix_(rows, np.flatnonzero(ok))] = (t_mean - (x_mean * coef).sum(axis=1)
+                                                 + v @ coef.T)
     return out
 
 
@@ -95,15 +113,21 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def column_correlations(y: np.ndarray, known: np.ndarray, min_rows: int) -> np.ndarray:
-    """Pearson correlation of every pair of columns over co-known rows (NaN if too few)."""
-    n = y.shape[1]
-    out = np.full((n, n), np.nan)
-    for a in range(n):
-        for c in range(a, n):
-            both = known[:, a] & known[:, c]
-            if both.sum() >= min_rows and np.ptp(y[both, a]) > 0 and np.ptp(y[both, c]) > 0:
-                out[a, c] = out[c, a] = np.corrcoef(y[both, a], y[both, c])[0, 1]
-    return out
+    """Pearson correlation of every pair of columns over co-known rows (NaN if too few,
+    or if either column is constant on them), from sums of products over all pairs."""
+    w = known.astype(np.float64)
+    v = np.where(known, y, 0.0)
+    n = w.T @ w                                   # rows knowing both a and c
+    s = v.T @ w                                   # s[a, c]: sum of a over those rows
+    ss = (v * v).T @ w
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cov = v.T @ v - s * s.T / n
+        var = ss - s * s / n                      # var[a, c]: of a over the rows of (a, c)
+        corr = cov / np.sqrt(var * var.T)
+    # Sums of squares below this share of the values' square are rounding: constant columns.
+    tiny = 1e-12 * n * np.maximum(ss / np.maximum(n, 1), 1e-300)
+    ok = (n >= min_rows) & (var > tiny) & (var.T > tiny.T)
+    return np.where(ok, np.clip(corr, -1.0, 1.0), np.nan)
 
 
 def benchmark_regression(y: np.ndarray, known: np.ndarray, rows: np.ndarray, cols: np.ndarray, *,
@@ -115,9 +139,9 @@ def benchmark_regression(y: np.ndarray, known: np.ndarray, rows: np.ndarray, col
     most correlated with t (:func:`column_correlations`, over rows knowing
     both, at least ``min_rows``), fit a ridge regression with intercept
     (penalty ``alpha``) of t on them over the rows knowing all of them and t,
-    and apply it to row m. With too few such rows the least correlated
-    feature is dropped and the fit tried again; a cell left without any fit
-    is NaN. The cells to predict must be unknown, so that none is its own
+    and apply it to row m. With too few such rows the feature of the highest
+    column index is dropped and the fit tried again; a cell left without any
+    fit is NaN. The cells to predict must be unknown, so that none is its own
     training value.
 
     With ``logit``, values in [0, 1] are regressed in logit space (clipped to
@@ -145,22 +169,34 @@ def benchmark_regression(y: np.ndarray, known: np.ndarray, rows: np.ndarray, col
         return _sigmoid(out)
     out = np.full(len(rows), np.nan)
     corr = column_correlations(y, known, min_rows)
-    cols_all = np.arange(y.shape[1])
+    none = y.shape[1]  # stands for "no feature" in the feature table below
     cache = {}
-    for i, (m, t) in enumerate(zip(rows, cols)):
-        have = np.flatnonzero(known[m] & (cols_all != t) & np.isfinite(corr[t]))
-        feats = tuple(int(f) for f in sorted(have[np.argsort(-np.abs(corr[t, have]))[:n_features]]))
-        while feats:
-            if (t, feats) not in cache:
-                fit_rows = known[:, t] & known[:, list(feats)].all(axis=1)
-                cache[(t, feats)] = None
-                if fit_rows.sum() >= min_rows:
-                    cache[(t, feats)] = centered_ridge(y[np.ix_(fit_rows, feats)], y[fit_rows, t],
-                                                       alpha)
-            fit = cache[(t, feats)]
-            if fit is not None:
-                mean, x_mean, coef = fit
-                out[i] = mean + (y[m, list(feats)] - x_mean) @ coef
-                break
-            feats = feats[:-1]
+    for t in np.unique(cols):
+        at = np.flatnonzero(cols == t)
+        # Candidate features from the most to the least correlated with t; each cell takes
+        # the first n_features its row knows.
+        cand = np.flatnonzero(np.isfinite(corr[t]) & (np.arange(y.shape[1]) != t))
+        cand = cand[np.argsort(-np.abs(corr[t, cand]), kind="stable")]
+        has = known[np.ix_(rows[at], cand)]
+        pick = has & (np.cumsum(has, axis=1) <= n_features)
+        table = np.sort(np.where(pick, cand[None, :], none), axis=1)[:, :n_features]
+        groups, inverse = np.unique(table, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.cumsum(np.bincount(inverse, minlength=len(groups)))[:-1]
+        for feats, members in zip(groups, np.split(at[order], bounds)):
+            feats = tuple(int(f) for f in feats if f != none)
+            while feats:  # too few rows to fit: drop the last feature (highest column)
+                if (t, feats) not in cache:
+                    fit_rows = known[:, t] & known[:, list(feats)].all(axis=1)
+                    cache[(t, feats)] = None
+                    if fit_rows.sum() >= min_rows:
+                        cache[(t, feats)] = centered_ridge(y[np.ix_(fit_rows, feats)],
+                                                           y[fit_rows, t], alpha)
+                fit = cache[(t, feats)]
+                if fit is not None:
+                    mean, x_mean, coef = fit
+                    out[members] = mean + (y[np.ix_(rows[members], feats)] - x_mean) @ coef
+                    break
+                feats = feats[:-1]
     return out

@@ -15,7 +15,7 @@ from cppgraph.data import read_canonical
 from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.estimator import CPPGraph
 from cppgraph.normalize import refit_task_scale
-from cppgraph.regression import benchmark_regression, known_score_regression
+from cppgraph.regression import benchmark_regression, centered_ridge, known_score_regression
 
 #: Short fits; the interval calibration (tests/test_intervals.py) is off here.
 FAST = dict(epochs=80, patience=80, intervals=False)
@@ -361,6 +361,27 @@ def test_known_score_regression_by_hand():
     # The ridge penalty pulls the slope towards 0, the prediction towards the column mean 0.6.
     shrunk = known_score_regression(scores, np.ones_like(known), new, new_known, ridge=1.0)
     assert 0.6 < shrunk[0, 1] < 1.0
+
+
+def test_known_score_regression_matches_one_ridge_per_cell():
+    # Each cell is its own ridge fit over the training rows that know its column and all
+    # of the row's known columns; rows that share a set of known columns are fitted once.
+    rng = np.random.default_rng(3)
+    scores = rng.random((40, 6))
+    known = rng.random(scores.shape) < 0.7
+    new = rng.random((5, 6))
+    new_known = np.array([[1, 0, 1, 0, 0, 0], [1, 0, 1, 0, 0, 0], [0, 1, 0, 0, 0, 0],
+                          [0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 0, 0]], dtype=bool)
+    out = known_score_regression(scores, known, new, new_known, ridge=0.1)
+    for i, row in enumerate(new_known):
+        cols = np.flatnonzero(row)
+        for c in range(6):
+            rows = known[:, cols].all(axis=1) & known[:, c] if len(cols) else None
+            if rows is None or rows.sum() < max(5, len(cols) + 2):
+                assert np.isnan(out[i, c])
+                continue
+            mean, x_mean, coef = centered_ridge(scores[np.ix_(rows, cols)], scores[rows, c], 0.1)
+            assert out[i, c] == pytest.approx(mean + (new[i, cols] - x_mean) @ coef, abs=1e-12)
 
 
 def test_known_score_regression_in_logit_space_by_hand():

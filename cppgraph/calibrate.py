@@ -16,9 +16,10 @@ The held-out models also include the best models (:data:`TOP_MODELS`, by the
 mean percentile of their scores within their tasks): new models above every
 training model, where predictions extrapolate. A new model whose known scores
 (without any, its predictions) sit on average at or above the
-:data:`TOP_LEVEL` percentile of their tasks' training scores is calibrated on
-the held-out models that met the same rule in the refit (kind ``"top"``), the
-others on the rest (kind ``"model"``), so that intervals widen at the frontier.
+``frontier_level`` percentile (configuration, 0.9) of their tasks' training
+scores is calibrated on the held-out models that met the same rule in the
+refit (kind ``"top"``), the others on the rest (kind ``"model"``), so that
+intervals widen at the frontier.
 
 The refit keeps each held-out cell's conformity score: its absolute error on
 the fitted model's normalized scale divided by its task's error scale (the
@@ -51,9 +52,6 @@ HOLD_MODELS = 0.2
 MAX_MODELS = 500
 #: Share of the models, the best by the mean percentile of their scores, also held out.
 TOP_MODELS = 0.1
-#: A new model whose known scores (or predictions) average at least this percentile of
-#: their tasks' training scores is calibrated as a model above the training models.
-TOP_LEVEL = 0.9
 #: Share of the tasks held out (new tasks), if there are at least MIN_TASKS.
 HOLD_TASKS = 0.1
 MIN_TASKS = 5
@@ -167,7 +165,7 @@ def top_models(est, names: list, known: pd.DataFrame, predicted: pd.DataFrame) -
     rows, ok = rows[ok], np.isfinite(p)
     total = np.bincount(rows[ok], p[ok], minlength=len(names))
     count = np.bincount(rows[ok], minlength=len(names))
-    return (count > 0) & (total >= TOP_LEVEL * np.maximum(count, 1))
+    return (count > 0) & (total >= est.config.frontier_level * np.maximum(count, 1))
 
 
 def _best(est, share: float, eligible: set, most: int) -> list:

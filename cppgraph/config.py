@@ -84,6 +84,12 @@ class Config:
         errors on them become the intervals' conformal scores
         (:mod:`cppgraph.calibrate`). Costs about one more fit; without it
         predictions have no intervals.
+    frontier_level : float
+        A new model whose known scores (without any, its predictions) average
+        at least this percentile of their tasks' training scores is a model
+        above the training models: its intervals use the calibration errors
+        of such models (:func:`cppgraph.calibrate.top_models`). In (0, 1];
+        1 puts (almost) no model there.
     random_state : int
         Seeds torch, numpy and every split.
     n_jobs : int
@@ -117,6 +123,7 @@ class Config:
     task_scale_noise: float = 0.4
     predict_folds: int = 5
     intervals: bool = True
+    frontier_level: float = 0.9
     random_state: int = 0
     n_jobs: int = 1
     verbose: bool = False
@@ -160,6 +167,9 @@ class Config:
         need(isinstance(self.random_state, int), "random_state", "an integer")
         need(isinstance(self.verbose, bool), "verbose", "true or false")
         need(isinstance(self.intervals, bool), "intervals", "true or false")
+        need(isinstance(self.frontier_level, (int, float)) and not isinstance(
+            self.frontier_level, bool) and 0 < self.frontier_level <= 1, "frontier_level",
+            "in (0, 1]")
         need(isinstance(self.n_jobs, int) and not isinstance(self.n_jobs, bool), "n_jobs",
              "an integer (0 or less: one thread per core)")
         need(isinstance(self.task_scale_noise, (int, float)) and not isinstance(

@@ -312,6 +312,9 @@ def test_config_file(tmp_path):
         Config(encoder="gat")
     with pytest.raises(CppGraphError, match="task_prior must be"):
         Config(task_prior="median")
+    for level in (0, 1.5, True, "high"):
+        with pytest.raises(CppGraphError, match=r"frontier_level must be in \(0, 1\]"):
+            Config(frontier_level=level)
 
 
 def test_new_task_prior_by_factors(demo):

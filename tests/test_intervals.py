@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from cppgraph.calibrate import MIN_SCORES, Calibration, half_widths, percentiles, top_models
 from cppgraph.cli import cli as main
+from cppgraph.config import Config
 from cppgraph.data import read_data
 from cppgraph.errors import CppGraphError, DataWarning
 from cppgraph.estimator import CPPGraph
@@ -84,7 +85,8 @@ def test_top_models_by_hand():
     assert percentiles(ts, np.array([0, 0, 0, 1]), np.array([0.9, 1.0, 0.3, 0.8])).tolist() == \
         [7 / 8, 1.0, 3 / 8, 5 / 6]
     est = SimpleNamespace(training_scores_=ts, data_=SimpleNamespace(tasks=["a", "b"]),
-                          normalizer_=SimpleNamespace(transform=lambda t, v, models=None: v))
+                          normalizer_=SimpleNamespace(transform=lambda t, v, models=None: v),
+                          config=Config())
     known = pd.DataFrame({"model": ["n1", "n1", "n2"], "task": ["a", "b", "a"],
                           "score": [1.0, 0.8, 0.9]})
     predicted = pd.DataFrame({"model": ["n1", "n1", "n3", "n3", "n2"],
@@ -92,6 +94,9 @@ def test_top_models_by_hand():
     # n1 by its known scores: (1 + 5/6) / 2 >= 0.9 (its low predictions are not used);
     # n2: 7/8 < 0.9; n3 has no known score, so its predictions count: (1 + 1) / 2
     assert top_models(est, ["n1", "n2", "n3"], known, predicted).tolist() == [True, False, True]
+    # The level is the configuration's frontier_level: at 0.85, n2 (7/8) is above it too.
+    est.config = Config(frontier_level=0.85)
+    assert top_models(est, ["n1", "n2", "n3"], known, predicted).tolist() == [True, True, True]
 
 
 def test_bad_levels_and_missing_calibration():

@@ -41,3 +41,16 @@ def test_also_is_checked(tune, capsys):
     with pytest.raises(SystemExit):
         tune.main(["data/demo", "--also", "minmax:r2"])
     assert "--also takes UNIT:METRIC" in capsys.readouterr().err
+
+
+def test_coverage_ranks_by_distance_to_nominal(tune, monkeypatch, capsys):
+    # 0.93 is closer to 0.9 than 0.85, though lower is not better for coverage.
+    table = pd.DataFrame({"frontier_level": [0.8, 0.9], "setting": ["frontier 0.1 k=2"] * 2,
+                          "seed": [0, 0], "coverage_90": [0.93, 0.85]})
+    monkeypatch.setattr(tune, "read_data", lambda *args, **kwargs: None)
+    monkeypatch.setattr(tune, "tune", lambda *args, **kwargs: table)
+    tune.main(["data/demo", "--metric", "coverage_90", "--setting", "frontier:0.1:2",
+               "--grid", "frontier_level=0.8,0.9"])
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()
+            if line.startswith(("0.8", "0.9"))]
+    assert rows == ["0.8", "0.9"]

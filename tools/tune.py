@@ -5,8 +5,9 @@ its *training* part is split again the same way (inner seed ``1000 + seed``),
 and each candidate configuration is fitted on the inner training part and
 scored on the inner validation cells. The outer test cells are never read.
 Prints the mean normalized MAE (or ``--metric``, on ``--unit``) per candidate
-and protocol (lower is better); each ``--also UNIT:METRIC`` adds a table of
-that metric, taken from the same predictions.
+and protocol (lower is better; for ``coverage_90``, the coverage of the
+nominal 90% intervals, closer to 0.9 is better); each ``--also UNIT:METRIC``
+adds a table of that metric, taken from the same predictions.
 
 Example::
 
@@ -16,6 +17,8 @@ Example::
         --setting cold-task:0.1:0 --setting cold-task:0.1:2 --grid task_prior=factors,unit
     python tools/tune.py ../shared/data/cpp_llm --input-format cpp-llm --setting random:0.05:0 \\
         --unit paper --metric mse_norm --also minmax:mae_norm --grid observed_regression=0,0.25
+    python tools/tune.py ../shared/data/cpp_llm --input-format cpp-llm \\
+        --setting frontier:0.1:2 --metric coverage_90 --grid frontier_level=0.8,0.9
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ from cppgraph.evaluate.runner import UNITS, score_split, unit_normalizer
 from cppgraph.evaluate.splits import make_split
 from cppgraph.threads import DEFAULT_THREADS, limit_threads
 
+#: Metrics of the error of the point predictions (lower is better).
+ERROR_METRICS = ("mae_norm", "mse_norm", "mae_raw", "rmse_raw")
+#: Metrics of the 90% intervals: coverage (closest to NOMINAL is best) and width.
+INTERVAL_METRICS = ("coverage_90", "width_90")
+NOMINAL = 0.9
 #: (protocol, test size, known) settings tuned over by default.
 SETTINGS = (("random", 0.05, 0), ("random", 0.2, 0), ("cold-model", 0.1, 0), ("cold-model", 0.1, 2))
 
@@ -81,6 +89,9 @@ def tune(data, grid: dict, *, seeds, settings=SETTINGS, unit: str = "minmax",
             for cand in candidates(grid):
                 method = CPPGraphMethod("candidate", **{"n_jobs": threads, **cand})
                 metrics, cells = score_split(inner, method, unit=norm, seed=seed)
+                if metric not in metrics:
+                    raise SystemExit(f"{metric}: candidate {cand} gives no intervals "
+                                     "(intervals = false)")
                 rows.append({**cand, "setting": f"{protocol} {size:g} k={known}", "seed": seed,
                              metric: metrics[metric],
                              **{pair: _extra_metric(cells, n, pair.split(":")[1])
@@ -103,8 +114,9 @@ def main(argv=None) -> None:
                              "default: random 0.05 and 0.2, cold-model 0.1 with k 0 and 2)")
     parser.add_argument("--unit", choices=UNITS, default="minmax",
                         help="scale of the metric (paper: the paper's per-model normalization)")
-    parser.add_argument("--metric", choices=("mae_norm", "mse_norm", "mae_raw", "rmse_raw"),
-                        default="mae_norm", help="error metric to compare")
+    parser.add_argument("--metric", choices=ERROR_METRICS + INTERVAL_METRICS,
+                        default="mae_norm", help="metric to compare (coverage_90 and width_90: "
+                        "of the 90%% intervals; candidates need intervals = true)")
     parser.add_argument("--also", action="append", default=[], metavar="UNIT:METRIC",
                         help="also report this metric on this unit, from the same predictions "
                              "(repeatable; e.g. minmax:mae_norm)")
@@ -118,7 +130,7 @@ def main(argv=None) -> None:
 def run(parser, args, threads: int) -> None:
     for pair in args.also:
         unit, _, metric = pair.partition(":")
-        if unit not in UNITS or metric not in ("mae_norm", "mse_norm", "mae_raw", "rmse_raw"):
+        if unit not in UNITS or metric not in ERROR_METRICS:
             parser.error(f"--also takes UNIT:METRIC with UNIT in {UNITS} and METRIC one of "
                          f"mae_norm, mse_norm, mae_raw, rmse_raw; got {pair!r}")
     settings = tuple((p, float(size), int(k)) for p, size, k in
@@ -136,7 +148,10 @@ def run(parser, args, threads: int) -> None:
     for column in [args.metric, *args.also]:
         summary = table.pivot_table(index=keys, columns="setting", values=column, aggfunc="mean")
         summary["mean"] = summary.mean(axis=1)
-        order = summary.sort_values("mean").index if order is None else order
+        if order is None:
+            rank = ((summary["mean"] - NOMINAL).abs() if column == "coverage_90"
+                    else summary["mean"])
+            order = rank.sort_values(kind="stable").index
         label = f"{args.unit}:{args.metric}" if column == args.metric else column
         print(f"\n{label} (mean over seeds)\n{summary.reindex(order).round(4).to_string()}")
 

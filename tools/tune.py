@@ -32,16 +32,13 @@ import pandas as pd
 
 from cppgraph.data import read_data
 from cppgraph.evaluate.methods import CPPGraphMethod
-from cppgraph.evaluate.metrics import error_metrics
+from cppgraph.evaluate.metrics import INTERVAL_LEVEL, error_metrics
 from cppgraph.evaluate.runner import UNITS, score_split, unit_normalizer
 from cppgraph.evaluate.splits import make_split
 from cppgraph.threads import DEFAULT_THREADS, limit_threads
 
 #: Metrics of the error of the point predictions (lower is better).
 ERROR_METRICS = ("mae_norm", "mse_norm", "mae_raw", "rmse_raw")
-#: Metrics of the 90% intervals: coverage (closest to NOMINAL is best) and width.
-INTERVAL_METRICS = ("coverage_90", "width_90")
-NOMINAL = 0.9
 #: (protocol, test size, known) settings tuned over by default.
 SETTINGS = (("random", 0.05, 0), ("random", 0.2, 0), ("cold-model", 0.1, 0), ("cold-model", 0.1, 2))
 
@@ -114,7 +111,7 @@ def main(argv=None) -> None:
                              "default: random 0.05 and 0.2, cold-model 0.1 with k 0 and 2)")
     parser.add_argument("--unit", choices=UNITS, default="minmax",
                         help="scale of the metric (paper: the paper's per-model normalization)")
-    parser.add_argument("--metric", choices=ERROR_METRICS + INTERVAL_METRICS,
+    parser.add_argument("--metric", choices=(*ERROR_METRICS, "coverage_90", "width_90"),
                         default="mae_norm", help="metric to compare (coverage_90 and width_90: "
                         "of the 90%% intervals; candidates need intervals = true)")
     parser.add_argument("--also", action="append", default=[], metavar="UNIT:METRIC",
@@ -149,7 +146,7 @@ def run(parser, args, threads: int) -> None:
         summary = table.pivot_table(index=keys, columns="setting", values=column, aggfunc="mean")
         summary["mean"] = summary.mean(axis=1)
         if order is None:
-            rank = ((summary["mean"] - NOMINAL).abs() if column == "coverage_90"
+            rank = ((summary["mean"] - INTERVAL_LEVEL).abs() if column == "coverage_90"
                     else summary["mean"])
             order = rank.sort_values(kind="stable").index
         label = f"{args.unit}:{args.metric}" if column == args.metric else column

@@ -25,13 +25,13 @@ from cppgraph.data.readers import as_data
 from cppgraph.errors import CppGraphError
 from cppgraph.graph import FactorEncoder, build_graph, compile_graph
 from cppgraph.nn import ScoreHead, make_encoder
-from cppgraph.nn.sparse import GraphView
 from cppgraph.normalize import make_normalizer
 from cppgraph.progress import epoch_bar
 from cppgraph.stages import BenchmarkMix, KnownScoreCorrection, KnownScoreMix, TrainingScores
 from cppgraph.table import prediction_table
 from cppgraph.threads import limit_threads, threaded as _threaded
-from cppgraph.train import Network, fit_network, observed_matrix, predict_cells
+from cppgraph.train import (EMBEDDING_LAYERS, Network, fit_network, node_embeddings,
+                             observed_matrix, predict_cells)
 
 
 class CPPGraph:
@@ -291,28 +291,29 @@ class CPPGraph:
 
     # -------------------------------------------------------- embeddings
     @_threaded
-    def node_embeddings(self) -> dict[str, np.ndarray]:
-        """The encoder's final node embeddings: ``{"model", "task", "factor"}`` float64
-        arrays, rows in the order of ``data_.models``, ``data_.tasks`` and
-        ``factors_.nodes_`` (eval mode, every score edge, the mean ID table)."""
+    def node_embeddings(self, layer: str = "head") -> dict[str, np.ndarray]:
+        """``{"model", "task", "factor"}`` float64 embeddings, rows in the order of
+        ``data_.models``, ``data_.tasks`` and ``factors_.nodes_``. ``layer="head"``:
+        each node's vector in the scoring head's first layer, the part of its scores
+        that depends on it alone (encoder embedding and features, plus its factor
+        values' rows); ``"encoder"``: the encoder's output, without the factor rows."""
         self._check_fitted()
-        return self._encode(self.graph_)
+        return self._encode(self.graph_, layer)
 
-    def _encode(self, graph) -> dict[str, np.ndarray]:
-        self.network_.eval()
-        with torch.no_grad():
-            h = self.network_.encoder(graph, GraphView())
-        return {kind: h[kind].numpy().astype(np.float64) for kind in ("model", "task", "factor")}
+    def _encode(self, graph, layer: str) -> dict[str, np.ndarray]:
+        if layer not in EMBEDDING_LAYERS:
+            raise CppGraphError(f"layer must be one of {', '.join(EMBEDDING_LAYERS)}; got {layer!r}")
+        return node_embeddings(self.network_, graph, layer)
 
     @_threaded
     def new_model_embeddings(self, model_factors: pd.DataFrame,
                              known_scores: pd.DataFrame | None = None, *,
-                             files: dict | None = None) -> np.ndarray:
+                             files: dict | None = None, layer: str = "head") -> np.ndarray:
         """Embed models not seen in training, attached as :meth:`predict_new_models`
         attaches them: ``[n_new, d]``, one row per row of ``model_factors``."""
         self._check_fitted()
         graph = coldstart.new_model_graph(self, model_factors, known_scores, files or {})
-        return self._encode(graph)["model"][len(self.data_.models):]
+        return self._encode(graph, layer)["model"][len(self.data_.models):]
 
     # ------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

@@ -1,8 +1,11 @@
 """Look inside a fitted model: node embeddings, neighbours, similarity graphs, clusters.
 
-Every function takes a fitted :class:`~cppgraph.estimator.CPPGraph`. The
-embeddings are the encoder's final node embeddings on the full training graph
-(:meth:`~cppgraph.estimator.CPPGraph.node_embeddings`).
+Every function takes a fitted :class:`~cppgraph.estimator.CPPGraph`. A node's
+embedding is its vector in the scoring head's first layer on the full training
+graph: the part of each of its scores that depends on the node alone, made of
+its encoder embedding and its factor values
+(:meth:`~cppgraph.estimator.CPPGraph.node_embeddings`; ``layer="encoder"``
+gives the encoder's output alone).
 
 Embedding frames
     :func:`embeddings` returns one row per node, indexed by name (index name
@@ -67,14 +70,16 @@ def _factor_table(est: CPPGraph, kind: str) -> pd.DataFrame:
     return frame.reindex(_names(est, kind))
 
 
-def embeddings(est: CPPGraph, node_type: str = "model") -> pd.DataFrame:
-    """The trained encoder's final embeddings of one node type.
+def embeddings(est: CPPGraph, node_type: str = "model", layer: str = "head") -> pd.DataFrame:
+    """The fitted network's embeddings of one node type.
 
     Parameters
     ----------
     est : CPPGraph
         A fitted estimator.
     node_type : {"model", "task", "factor"}
+    layer : {"head", "encoder"}
+        As :meth:`~cppgraph.estimator.CPPGraph.node_embeddings`.
 
     Returns
     -------
@@ -86,7 +91,7 @@ def embeddings(est: CPPGraph, node_type: str = "model") -> pd.DataFrame:
     """
     est._check_fitted()
     _choice(node_type, NODE_TYPES, "node_type")
-    vectors = est.node_embeddings()[node_type]
+    vectors = est.node_embeddings(layer)[node_type]
     names = _names(est, node_type)
     frame = pd.DataFrame(vectors, index=pd.Index(names, name=node_type),
                          columns=[f"e{i}" for i in range(vectors.shape[1])])
@@ -285,7 +290,7 @@ def neighbours(est: CPPGraph, name: str | pd.DataFrame, k: int = 10, *, by: str 
     k : int
         How many; at most the number of other models (tasks).
     by : {"embedding", "scores"}
-        ``embedding``: cosine similarity of the encoder embeddings.
+        ``embedding``: cosine similarity of the embeddings (:func:`embeddings`).
         ``scores``: Pearson correlation of the normalized observed scores
         over the tasks (models) both have scores on, only where there are at
         least ``min_common``, ranked shrunk toward 0 by the number of common
@@ -600,12 +605,16 @@ def profiles(est: CPPGraph, control: list[str] | None = None) -> pd.DataFrame:
 
 def _model_vectors(est: CPPGraph, by: str, control: list[str] | None) -> np.ndarray:
     """What the models are clustered and mapped by (see :func:`clusters`)."""
-    _choice(by, ("profile", "embedding"), "by")
+    _choice(by, ("profile", "embedding", "encoder"), "by")
     if control and by != "profile":
         raise CppGraphError("control factors apply to profiles (by='profile')")
     if by == "profile":
         return profiles(est, control).to_numpy()
-    return _unit_rows(est.node_embeddings()["model"])
+    return _unit_rows(_model_embeddings(est, by))
+
+
+def _model_embeddings(est: CPPGraph, by: str) -> np.ndarray:
+    return est.node_embeddings("encoder" if by == "encoder" else "head")["model"]
 
 
 def clusters(est: CPPGraph, k: int | None = None, *, by: str = "profile",
@@ -613,8 +622,8 @@ def clusters(est: CPPGraph, k: int | None = None, *, by: str = "profile",
     """K-means clusters of the models, compared with the model families.
 
     ``by="profile"`` clusters the models' predicted score profiles
-    (:func:`profiles`, with ``control``); ``by="embedding"`` their encoder
-    embeddings scaled to unit length (clusters by direction, as the cosine
+    (:func:`profiles`, with ``control``); ``by="embedding"`` their embeddings
+    (:func:`embeddings`), ``by="encoder"`` the encoder's output, scaled to unit length (clusters by direction, as the cosine
     similarity of :func:`neighbours` and :func:`similarity_graph`). K-means
     uses 10 starts seeded with ``est.config.random_state``.
 
@@ -625,7 +634,7 @@ def clusters(est: CPPGraph, k: int | None = None, *, by: str = "profile",
     k : int, optional
         Number of clusters, ``2 .. n_models - 1``; default: the one with the
         best silhouette score over ``2 .. min(12, n_models - 1)``.
-    by : {"profile", "embedding"}
+    by : {"profile", "embedding", "encoder"}
     control : list of str, optional
         Model factors whose effect the profiles leave out (``by="profile"``).
 
@@ -716,8 +725,8 @@ def embedding_map(est: CPPGraph, path: str | os.PathLike, *, method: str = "pca"
     method : {"pca", "tsne"}
         The projection to 2-D.
     by, control
-        What is mapped: the encoder embeddings (default) or the predicted
-        profiles, as in :func:`clusters`.
+        What is mapped: the embeddings (default), the encoder's output or the
+        predicted profiles, as in :func:`clusters`.
     max_families : int
         Coloured by family: the most common families get their own colour
         and legend entry; the others are drawn grey as ``other``.
@@ -734,7 +743,7 @@ def embedding_map(est: CPPGraph, path: str | os.PathLike, *, method: str = "pca"
     if len(names) < 3:
         raise CppGraphError(f"an embedding map needs at least 3 models; the model has {len(names)}")
     xy = _project(_model_vectors(est, by, control) if by == "profile"
-                  else est.node_embeddings()["model"], method, est.config.random_state)
+                  else _model_embeddings(est, by), method, est.config.random_state)
     family = _families(est).fillna("(no family)")
     if clustering is not None:
         labels = clustering.labels.reindex(names).to_numpy()
@@ -762,8 +771,8 @@ def embedding_map(est: CPPGraph, path: str | os.PathLike, *, method: str = "pca"
         at = xy[(family == fam).to_numpy()].mean(axis=0)
         ax.annotate(str(fam), at, fontsize=7, ha="center", va="center", weight="bold",
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "0.5", "alpha": 0.8})
-    what = "model embeddings" if by == "embedding" else "predicted profiles" + (
-        f" without {', '.join(control)}" if control else "")
+    what = {"embedding": "model embeddings", "encoder": "encoder embeddings"}.get(by) or (
+        "predicted profiles" + (f" without {', '.join(control)}" if control else ""))
     ax.set_title(f"{what} ({method.upper()}), {len(names)} models; labels: the "
                  f"{label_families} largest families at their centre", fontsize=9)
     ax.set_xlabel(f"{method} 1")

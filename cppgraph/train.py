@@ -233,3 +233,21 @@ def predict_cells(net: Network, g: GraphTensors, folds: Folds, rows: np.ndarray,
     if (~free).any():
         out[~free] = predict_observed(net, g, folds, torch.from_numpy(edge[~free])).numpy()
     return out
+
+
+#: What :func:`node_embeddings` can return (the default first).
+EMBEDDING_LAYERS = ("head", "encoder")
+
+
+def node_embeddings(net: Network, g: GraphTensors, layer: str = "head") -> dict[str, np.ndarray]:
+    """Float64 node embeddings of every node type (eval mode, every score edge, the
+    mean ID table). ``"head"``: each node's vector in the scoring head's first layer
+    (:meth:`~cppgraph.nn.ScoreHead.node_vectors`); ``"encoder"``: the encoder's output."""
+    if layer not in EMBEDDING_LAYERS:
+        raise ValueError(f"layer must be one of {', '.join(EMBEDDING_LAYERS)}; got {layer!r}")
+    net.eval()
+    with torch.no_grad():
+        h = net.encoder(g, GraphView())
+        if layer == "head":
+            h = net.head.node_vectors(g, h)
+    return {kind: h[kind].detach().numpy().astype(np.float64) for kind in ("model", "task", "factor")}

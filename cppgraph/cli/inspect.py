@@ -90,13 +90,17 @@ def graph(model_dir, knn, is_task, out, force, threads) -> None:
 @click.option("--out", "out", type=click.Path(path_type=str), required=True,
               help="File to write: .csv, .parquet, .npy (+ .names.txt) or .tsv "
                    "(TensorBoard projector, + .metadata.tsv).")
+@click.option("--layer", type=click.Choice(["head", "encoder"]), default="head",
+              show_default=True,
+              help="Each node's vector in the scoring head's first layer (its encoder embedding "
+                   "and factor values), or the encoder's output alone.")
 @click.option("--force", is_flag=True, help="Replace existing files.")
 @threads_option
-def embeddings(model_dir, node_type, out, force, threads) -> None:
+def embeddings(model_dir, node_type, out, layer, force, threads) -> None:
     """Export the node embeddings of the fitted model in MODEL_DIR."""
     cpi.check_embedding_path(out, overwrite=force)
     est = CPPGraph.load(model_dir, n_jobs=threads)
-    frame = cpi.embeddings(est, node_type)
+    frame = cpi.embeddings(est, node_type, layer)
     written = cpi.export_embeddings(frame, out, overwrite=force)
     dims = len(cpi.vector_columns(frame))
     tell(f"wrote {len(frame)} {node_type} embeddings ({dims} dimensions) to "
@@ -107,10 +111,10 @@ def embeddings(model_dir, node_type, out, force, threads) -> None:
 @click.argument("model_dir", type=click.Path(path_type=str))
 @click.option("-k", "--k", "k", type=int, default=None, help="Number of clusters.")
 @click.option("--auto", is_flag=True, help="Choose k by silhouette over 2..12 (the default).")
-@click.option("--by", type=click.Choice(["profile", "embedding"]), default="profile",
+@click.option("--by", type=click.Choice(["profile", "embedding", "encoder"]), default="profile",
               show_default=True,
-              help="Cluster the predicted score profiles (each model's level removed) or the "
-                   "encoder embeddings.")
+              help="Cluster the predicted score profiles (each model's level removed), the "
+                   "embeddings (as exported by 'cppgraph embeddings') or the encoder's output.")
 @click.option("--control", default=None, metavar="FACTOR[,FACTOR...]",
               help="With --by profile: model factors whose linear effect is removed first "
                    "(e.g. finetuned).")
@@ -140,7 +144,8 @@ def clusters(model_dir, k, auto, by, control, map_path, method, force, fmt, out,
     est = CPPGraph.load(model_dir, n_jobs=threads)
     result = cpi.clusters(est, k, by=by, control=control)
     how = "chosen by silhouette" if k is None else "given"
-    what = f"{by}s" + (f" without {', '.join(control)}" if control else "")
+    what = {"profile": "profiles", "embedding": "embeddings", "encoder": "encoder embeddings"}[by] + (
+        f" without {', '.join(control)}" if control else "")
     text = (f"clustered: {what}; k = {result.k} ({how}), "
             f"silhouette {result.silhouette[result.k]:.3f}\n"
             f"against family ({result.n_scored} models): ARI {result.ari:.3f}, "

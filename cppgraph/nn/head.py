@@ -69,6 +69,14 @@ class ScoreHead(nn.Module):
             "model": h["model"], "task": h["task"],
         }
 
+    def node_vectors(self, g: GraphTensors, h: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Each node's vector in the first layer, the part of ``a`` that depends on it
+        alone: ``A z_m + sum_{f in F_m} P_f`` for a model, ``B z_t + sum_{f in F_t} Q_f``
+        for a task and the row ``P_f`` (= ``Q_f``) of a factor value (``[n, mlp_hidden]``)."""
+        terms = self.node_terms(g, h)
+        return {"model": terms["model_in"], "task": terms["task_in"],
+                "factor": self.factor_in[:g.num_factors]}
+
     def forward(self, terms: dict[str, Tensor], pairs: Tensor) -> Tensor:
         """Scores of ``pairs`` (``[2, P]`` model and task positions)."""
         m, t = pairs

@@ -251,7 +251,8 @@ def ablation_importance(est: CPPGraph, *, seeds: int = 3, protocol: str = "rando
 
     For each of ``seeds`` splits of the training data (seed
     ``random_state + i``), the engine with ``est``'s configuration is fitted
-    on the rest once with every factor and once without each factor.
+    on the rest once with every factor and once without each factor (without
+    the interval calibration, which the MAE does not use).
 
     Parameters
     ----------
@@ -281,7 +282,7 @@ def ablation_importance(est: CPPGraph, *, seeds: int = 3, protocol: str = "rando
     facs = _selected(factors(est), only)
     data, cfg = est.data_, est.config
     unit = unit_normalizer(data)
-    method = CPPGraphMethod("ablation", config=cfg)
+    method = CPPGraphMethod("ablation", config=cfg.replace(intervals=False))
     full, rows = [], []
     for i in range(seeds):
         seed = cfg.random_state + i

@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 
+# One thread per test process: the suite runs one process per core (pytest-xdist), and
+# BLAS or OpenMP pools of one thread per core in each process would oversubscribe them.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CPPGRAPH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 DEMO = ROOT / "data" / "demo"

@@ -623,9 +623,10 @@ def clusters(est: CPPGraph, k: int | None = None, *, by: str = "profile",
 
     ``by="profile"`` clusters the models' predicted score profiles
     (:func:`profiles`, with ``control``); ``by="embedding"`` their embeddings
-    (:func:`embeddings`), ``by="encoder"`` the encoder's output, scaled to unit length (clusters by direction, as the cosine
-    similarity of :func:`neighbours` and :func:`similarity_graph`). K-means
-    uses 10 starts seeded with ``est.config.random_state``.
+    (:func:`embeddings`) and ``by="encoder"`` the encoder's output, each scaled
+    to unit length (clusters by direction, as the cosine similarity of
+    :func:`neighbours` and :func:`similarity_graph`). K-means uses 10 starts
+    seeded with ``est.config.random_state``.
 
     Parameters
     ----------

@@ -30,7 +30,7 @@ from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.graph import add_nodes, compile_graph
 from cppgraph.nn.sparse import GraphTensors, GraphView
 from cppgraph.normalize import Normalizer, new_task_prior, refit_task_scale, task_scale_covariance
-from cppgraph.train import predict_pairs
+from cppgraph.train import fold_in, predict_pairs
 
 
 def unknown_name(name: str, known, what: str) -> DataError:
@@ -212,6 +212,36 @@ def attach(est, kind: str, names: list, table: pd.DataFrame, known: pd.DataFrame
                        new_ids * n_other + other_ids, torch.arange(n_train, n_train + len(known)))
 
 
+def known_view(est, new: NewEntities, use: np.ndarray,
+               norm: Normalizer) -> tuple[GraphTensors, GraphView, np.ndarray, np.ndarray]:
+    """The graph with the ``use``-d known scores of ``new`` on their score edges (the
+    others out), and the view that predicts from them: with ``fold_in_steps``, the new
+    entities' ID vectors fitted to those scores (with their edges out of the graph
+    while fitting). Also the normalized ``use``-d scores and which of them are usable."""
+    known, cells = new.known[use], new.cells[use]
+    y = norm.transform(known["task"], known["score"].to_numpy(), models=known["model"].to_numpy())
+    usable = np.isfinite(y)  # a new task of unknown raw scale cannot use its scores
+    g = new.graph
+    score = g.score.clone()
+    mask = torch.ones(g.num_scores)
+    mask[new.known_edges] = 0.0
+    on = new.known_edges[torch.from_numpy(use)][torch.from_numpy(usable)]
+    mask[on] = 1.0
+    score[on] = torch.tensor(y[usable], dtype=torch.float32)
+    g = g.with_scores(score)
+    view = GraphView(edges=mask)
+    cfg = est.config
+    if cfg.fold_in_steps and usable.any():
+        fitting = mask.clone()
+        fitting[on] = 0.0
+        ids = fold_in(est.network_, g, GraphView(edges=fitting), new.kind, len(new.names),
+                      new.pairs[:, torch.from_numpy(cells[usable])],
+                      torch.tensor(y[usable], dtype=torch.float32),
+                      steps=cfg.fold_in_steps, penalty=cfg.fold_in_penalty)
+        view = GraphView(edges=mask, **{f"new_{new.kind}_ids": ids})
+    return g, view, y, usable
+
+
 def predict_pass(est, new: NewEntities, use: np.ndarray, *,
                  prior: np.ndarray | None = None) -> tuple[np.ndarray, Normalizer]:
     """Normalized predictions of every cell of ``new.pairs`` from the ``use``-d known
@@ -222,17 +252,8 @@ def predict_pass(est, new: NewEntities, use: np.ndarray, *,
     if prior is not None and new.kind == "task" and norm is not est.normalizer_:
         norm = fit_new_task_scale(norm, known, prior[cells], new.scale_cov,
                                   est.config.task_scale_noise)
-    y = norm.transform(known["task"], known["score"].to_numpy(), models=known["model"].to_numpy())
-    usable = np.isfinite(y)  # a new task of unknown raw scale cannot use its scores
-    g = new.graph
-    score = g.score.clone()
-    mask = torch.ones(g.num_scores)
-    mask[new.known_edges] = 0.0
-    on = new.known_edges[torch.from_numpy(use)][torch.from_numpy(usable)]
-    mask[on] = 1.0
-    score[on] = torch.tensor(y[usable], dtype=torch.float32)
-    view = GraphView(edges=mask)
-    pred = predict_pairs(est.network_, g.with_scores(score), new.pairs, view).numpy()
+    g, view, y, usable = known_view(est, new, use, norm)
+    pred = predict_pairs(est.network_, g, new.pairs, view).numpy()
     pred = pred.astype(np.float64)
     if prior is not None and usable.any():
         n_other = len(pred) // len(new.names)
@@ -311,8 +332,10 @@ def predict_new(est, kind: str, factors: pd.DataFrame, known, *, task_info=None,
                      half_width=half)
 
 
-def new_model_graph(est, model_factors: pd.DataFrame, known_scores, files: dict) -> GraphTensors:
-    """The fitted graph with new models attached (for their embeddings)."""
+def new_model_graph(est, model_factors: pd.DataFrame, known_scores,
+                    files: dict) -> tuple[GraphTensors, GraphView]:
+    """The fitted graph with new models attached, and the view that embeds them as
+    :func:`predict_new` predicts them (for their embeddings)."""
     names, table = parse_entities(est, "model", model_factors, files.get("model_factors"))
     known = parse_known(est, "model", known_scores, names, files.get("known_scores"),
                         info=est.data_.task_info)
@@ -320,8 +343,5 @@ def new_model_graph(est, model_factors: pd.DataFrame, known_scores, files: dict)
         raise CppGraphError("the paper normalization is per model and cannot scale the scores "
                             "of a new model; give its factors only")
     new = attach(est, "model", names, table, known, est.normalizer_, {})
-    y = est.normalizer_.transform(known["task"], known["score"].to_numpy(dtype=np.float64),
-                                  models=known["model"].to_numpy())
-    score = new.graph.score.clone()
-    score[new.known_edges] = torch.tensor(y, dtype=torch.float32)
-    return new.graph.with_scores(score)
+    g, view, _, _ = known_view(est, new, np.ones(len(known), dtype=bool), est.normalizer_)
+    return g, view

@@ -64,6 +64,14 @@ class Config:
     known_regression : float
         New models and tasks: weight in [0, 1] of a ridge regression on their
         known scores (:class:`cppgraph.stages.KnownScoreMix`); 0 turns it off.
+    fold_in_steps : int
+        New models and tasks with known scores: Adam steps that fit their ID
+        vectors to those scores through the frozen network
+        (:func:`cppgraph.train.fold_in`), before the stages above; 0 turns it
+        off (their ID vectors stay zero).
+    fold_in_penalty : float
+        Weight of each fitted ID vector's squared norm against the squared
+        errors of its known scores.
     task_prior : str
         Raw scale of a new task before its known scores: ``"factors"``, the
         median range of the same-unit training tasks that share the most
@@ -119,6 +127,8 @@ class Config:
     observed_regression: float | str = "task"
     known_shrinkage: float = 2.0
     known_regression: float = 0.25
+    fold_in_steps: int = 0
+    fold_in_penalty: float = 0.01
     task_prior: str = "factors"
     task_scale_noise: float = 0.4
     predict_folds: int = 5
@@ -167,6 +177,11 @@ class Config:
         need(isinstance(self.random_state, int), "random_state", "an integer")
         need(isinstance(self.verbose, bool), "verbose", "true or false")
         need(isinstance(self.intervals, bool), "intervals", "true or false")
+        need(isinstance(self.fold_in_steps, int) and not isinstance(self.fold_in_steps, bool)
+             and 0 <= self.fold_in_steps <= 10_000, "fold_in_steps", "an integer in [0, 10000]")
+        need(isinstance(self.fold_in_penalty, (int, float)) and not isinstance(
+            self.fold_in_penalty, bool) and self.fold_in_penalty >= 0, "fold_in_penalty",
+            "a non-negative number")
         need(isinstance(self.frontier_level, (int, float)) and not isinstance(
             self.frontier_level, bool) and 0 < self.frontier_level <= 1, "frontier_level",
             "in (0, 1]")

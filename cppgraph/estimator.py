@@ -300,10 +300,10 @@ class CPPGraph:
         self._check_fitted()
         return self._encode(self.graph_, layer)
 
-    def _encode(self, graph, layer: str) -> dict[str, np.ndarray]:
+    def _encode(self, graph, layer: str, view=None) -> dict[str, np.ndarray]:
         if layer not in EMBEDDING_LAYERS:
             raise CppGraphError(f"layer must be one of {', '.join(EMBEDDING_LAYERS)}; got {layer!r}")
-        return node_embeddings(self.network_, graph, layer)
+        return node_embeddings(self.network_, graph, layer, view)
 
     @_threaded
     def new_model_embeddings(self, model_factors: pd.DataFrame,
@@ -312,8 +312,8 @@ class CPPGraph:
         """Embed models not seen in training, attached as :meth:`predict_new_models`
         attaches them: ``[n_new, d]``, one row per row of ``model_factors``."""
         self._check_fitted()
-        graph = coldstart.new_model_graph(self, model_factors, known_scores, files or {})
-        return self._encode(graph, layer)["model"][len(self.data_.models):]
+        graph, view = coldstart.new_model_graph(self, model_factors, known_scores, files or {})
+        return self._encode(graph, layer, view)["model"][len(self.data_.models):]
 
     # ------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -235,19 +235,55 @@ def predict_cells(net: Network, g: GraphTensors, folds: Folds, rows: np.ndarray,
     return out
 
 
+#: Adam's learning rate when :func:`fold_in` fits new nodes' ID vectors.
+FOLD_IN_LR = 0.05
+
+
+def fold_in(net: Network, g: GraphTensors, view: GraphView, kind: str, n_new: int,
+            pairs: Tensor, targets: Tensor, *, steps: int, penalty: float) -> Tensor:
+    """ID vectors ``[n_new, hidden]`` of the new models (or tasks), the last ``n_new``
+    rows of their type in ``g``, fitted to their known normalized scores ``targets``
+    of ``pairs``: ``steps`` Adam steps on the squared errors plus ``penalty`` times
+    each vector's squared norm, every weight of ``net`` frozen (eval mode, ``view``).
+    Zero vectors with no steps or no targets."""
+    hidden = net.encoder.inputs.model_id.size(-1)
+    ids = torch.zeros(n_new, hidden, requires_grad=True)
+    if steps < 1 or len(targets) == 0:
+        return ids.detach()
+    key = "new_model_ids" if kind == "model" else "new_task_ids"
+    opt = torch.optim.Adam([ids], lr=FOLD_IN_LR)
+    net.eval()
+    frozen = [p for p in net.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        for _ in range(steps):
+            opt.zero_grad()
+            pred = net(g, replace(view, **{key: ids}), pairs)
+            loss = ((pred - targets) ** 2).sum() + penalty * (ids ** 2).sum()
+            loss.backward()
+            opt.step()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    return ids.detach()
+
+
 #: What :func:`node_embeddings` can return (the default first).
 EMBEDDING_LAYERS = ("head", "encoder")
 
 
-def node_embeddings(net: Network, g: GraphTensors, layer: str = "head") -> dict[str, np.ndarray]:
-    """Float64 node embeddings of every node type (eval mode, every score edge, the
-    mean ID table). ``"head"``: each node's vector in the scoring head's first layer
-    (:meth:`~cppgraph.nn.ScoreHead.node_vectors`); ``"encoder"``: the encoder's output."""
+def node_embeddings(net: Network, g: GraphTensors, layer: str = "head",
+                    view: GraphView | None = None) -> dict[str, np.ndarray]:
+    """Float64 node embeddings of every node type (eval mode; default view: every score
+    edge, the mean ID table). ``"head"``: each node's vector in the scoring head's first
+    layer (:meth:`~cppgraph.nn.ScoreHead.node_vectors`); ``"encoder"``: the encoder's
+    output."""
     if layer not in EMBEDDING_LAYERS:
         raise ValueError(f"layer must be one of {', '.join(EMBEDDING_LAYERS)}; got {layer!r}")
     net.eval()
     with torch.no_grad():
-        h = net.encoder(g, GraphView())
+        h = net.encoder(g, view or GraphView())
         if layer == "head":
             h = net.head.node_vectors(g, h)
     return {kind: h[kind].detach().numpy().astype(np.float64) for kind in ("model", "task", "factor")}

@@ -176,15 +176,18 @@ def test_cold_start_zero_and_k_known(demo):
     assert (high["predicted_normalized"][unknown] - low["predicted_normalized"][unknown]).mean() > 0.01
 
 
-@pytest.mark.parametrize("kind", ["model", "task"])
-def test_known_cell_does_not_see_its_own_score(demo, kind):
+@pytest.mark.parametrize("kind, fold_in_steps", [("model", 0), ("task", 0), ("model", 30),
+                                                  ("task", 30)])
+def test_known_cell_does_not_see_its_own_score(demo, kind, fold_in_steps):
+    """Also when the known scores fit the new entity's ID vector (fold-in)."""
+    FAST_FOLD = dict(FAST, fold_in_steps=fold_in_steps, fold_in_penalty=0.01)
     if kind == "model":
         held = demo.models[:2]
-        est = CPPGraph(random_state=0, **FAST).fit(demo.subset(models=demo.models[2:]))
+        est = CPPGraph(random_state=0, **FAST_FOLD).fit(demo.subset(models=demo.models[2:]))
         factors, predict = demo.model_factors.loc[held].reset_index(), est.predict_new_models
     else:
         held = ["syn-arithmetic"]
-        est = CPPGraph(random_state=0, **FAST).fit(
+        est = CPPGraph(random_state=0, **FAST_FOLD).fit(
             demo.subset(tasks=[t for t in demo.tasks if t not in held]))
         factors, predict = demo.task_factors.loc[held].reset_index(), est.predict_new_tasks
     known = demo.scores[demo.scores[kind].isin(held)].groupby(kind).head(4).reset_index(drop=True)
@@ -198,6 +201,43 @@ def test_known_cell_does_not_see_its_own_score(demo, kind):
     # ... while the new entity's other predictions do use it.
     same = after.index.get_level_values(kind) == changed.loc[0, kind]
     assert (after.loc[same, "predicted"] - before.loc[same, "predicted"]).abs().max() > 1e-3
+
+
+def test_fold_in_reads_known_scores_through_the_frozen_network(demo):
+    """With the known-score stages off, fitting a new model's ID vector to its known
+    scores lowers the error on its other tasks; the network's weights do not move, and
+    a prohibitive penalty keeps the vector near zero (about no fold-in)."""
+    rng = np.random.default_rng(1)
+    held = list(rng.choice(demo.models, size=8, replace=False))
+    train = demo.subset(models=[m for m in demo.models if m not in held])
+    off = dict(FAST, intervals=False, known_shrinkage=0, known_regression=0)
+    est = CPPGraph(random_state=0, **off).fit(train)
+    factors = demo.model_factors.loc[held].reset_index()
+    truth = demo.scores[demo.scores["model"].isin(held)]
+    known = truth.sample(frac=1.0, random_state=0).groupby("model").head(3)
+    rest = truth.drop(known.index)
+
+    def mae(config):
+        est.config = config
+        merged = rest.merge(est.predict_new_models(factors, known), on=["model", "task"])
+        return float((merged["score"] - merged["predicted"]).abs().mean())
+
+    plain = est.config
+    weights = {k: v.clone() for k, v in est.network_.state_dict().items()}
+    without, folded = mae(plain), mae(plain.replace(fold_in_steps=100, fold_in_penalty=0.01))
+    assert folded < 0.9 * without, (folded, without)
+    assert all(torch.equal(v, weights[k]) for k, v in est.network_.state_dict().items())
+    assert all(p.requires_grad for p in est.network_.parameters())
+    stiff = mae(plain.replace(fold_in_steps=100, fold_in_penalty=1e9))
+    assert abs(stiff - without) < 0.05 * (without - folded)  # Adam leaves it near zero
+    # A new model's embedding is the one its predictions use: fold-in moves it.
+    row, scores = factors.iloc[[0]], known[known["model"] == factors.at[0, "model"]]
+    est.config = plain
+    bare, no_scores = est.new_model_embeddings(row, scores), est.new_model_embeddings(row)
+    est.config = plain.replace(fold_in_steps=100, fold_in_penalty=0.01)
+    assert not np.allclose(est.new_model_embeddings(row, scores), bare, atol=1e-3)
+    np.testing.assert_allclose(est.new_model_embeddings(row), no_scores)
+    est.config = plain
 
 
 def test_predictions_stay_in_the_declared_range(demo):
@@ -315,6 +355,11 @@ def test_config_file(tmp_path):
     for level in (0, 1.5, True, "high"):
         with pytest.raises(CppGraphError, match=r"frontier_level must be in \(0, 1\]"):
             Config(frontier_level=level)
+    for bad in (-1, 1.5, True, 20_000):
+        with pytest.raises(CppGraphError, match=r"fold_in_steps must be an integer in \[0, 10000\]"):
+            Config(fold_in_steps=bad)
+    with pytest.raises(CppGraphError, match="fold_in_penalty must be a non-negative number"):
+        Config(fold_in_penalty=-0.1)
 
 
 def test_new_task_prior_by_factors(demo):

@@ -34,11 +34,13 @@ from cppgraph.nn.sparse import SCORE_RELATIONS, GraphTensors, GraphView
 NODE_TYPES = ("model", "task", "factor")
 
 
-def _ids(table: Tensor, view_table: int | None, n: int, keep: Tensor | None) -> Tensor:
-    """``[n, d]`` ID vectors: the chosen table (or the mean), zero for rows past it."""
+def _ids(table: Tensor, view_table: int | None, n: int, keep: Tensor | None,
+         new: Tensor | None = None) -> Tensor:
+    """``[n, d]`` ID vectors: the chosen table (or the mean), then ``new`` (default zero)
+    for the rows past it."""
     ids = table.mean(0) if view_table is None else table[view_table]
     if ids.size(0) < n:
-        ids = torch.cat([ids, ids.new_zeros(n - ids.size(0), ids.size(1))])
+        ids = torch.cat([ids, ids.new_zeros(n - ids.size(0), ids.size(1)) if new is None else new])
     return ids if keep is None else ids * keep[:, None]
 
 
@@ -68,11 +70,13 @@ class NodeInputs(nn.Module):
 
     def forward(self, g: GraphTensors, view: GraphView) -> dict[str, Tensor]:
         out = {}
-        for kind, ids, keep, lin, vec, x in (
-                ("model", self.model_id, view.keep_model, self.model, self.model_type, g.model_x),
-                ("task", self.task_id, view.keep_task, self.task, self.task_type, g.task_x)):
+        for kind, ids, keep, new, lin, vec, x in (
+                ("model", self.model_id, view.keep_model, view.new_model_ids, self.model,
+                 self.model_type, g.model_x),
+                ("task", self.task_id, view.keep_task, view.new_task_ids, self.task,
+                 self.task_type, g.task_x)):
             n = x.size(0)
-            h = _ids(ids, view.table, n, keep) + vec
+            h = _ids(ids, view.table, n, keep, new) + vec
             out[kind] = h + lin(x) if lin is not None else h
         out["factor"] = self.factor[:g.num_factors]
         return out

@@ -133,9 +133,15 @@ class GraphView:
         (default: used where the node has one).
     table : int, optional
         Which cross-fitted ID table to use; ``None``: their mean.
+    new_model_ids, new_task_ids : Tensor ``[n_new, hidden]``, optional
+        ID vectors of the models (tasks) past the ID tables, i.e. new ones
+        (default: zero), as fitted to their known scores by
+        :func:`cppgraph.train.fold_in`.
     """
 
     edges: Tensor | None = None
     keep_model: Tensor | None = None
     keep_task: Tensor | None = None
     table: int | None = None
+    new_model_ids: Tensor | None = None
+    new_task_ids: Tensor | None = None

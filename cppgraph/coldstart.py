@@ -238,7 +238,7 @@ def known_view(est, new: NewEntities, use: np.ndarray,
                       new.pairs[:, torch.from_numpy(cells[usable])],
                       torch.tensor(y[usable], dtype=torch.float32),
                       steps=cfg.fold_in_steps, penalty=cfg.fold_in_penalty)
-        view = GraphView(edges=mask, **{f"new_{new.kind}_ids": ids})
+        view = view.with_new_ids(new.kind, ids)
     return g, view, y, usable
 
 

@@ -30,8 +30,7 @@ from cppgraph.progress import epoch_bar
 from cppgraph.stages import BenchmarkMix, KnownScoreCorrection, KnownScoreMix, TrainingScores
 from cppgraph.table import prediction_table
 from cppgraph.threads import limit_threads, threaded as _threaded
-from cppgraph.train import (EMBEDDING_LAYERS, Network, fit_network, node_embeddings,
-                             observed_matrix, predict_cells)
+from cppgraph.train import Network, fit_network, node_embeddings, observed_matrix, predict_cells
 
 
 class CPPGraph:
@@ -298,12 +297,7 @@ class CPPGraph:
         that depends on it alone (encoder embedding and features, plus its factor
         values' rows); ``"encoder"``: the encoder's output, without the factor rows."""
         self._check_fitted()
-        return self._encode(self.graph_, layer)
-
-    def _encode(self, graph, layer: str, view=None) -> dict[str, np.ndarray]:
-        if layer not in EMBEDDING_LAYERS:
-            raise CppGraphError(f"layer must be one of {', '.join(EMBEDDING_LAYERS)}; got {layer!r}")
-        return node_embeddings(self.network_, graph, layer, view)
+        return node_embeddings(self.network_, self.graph_, layer)
 
     @_threaded
     def new_model_embeddings(self, model_factors: pd.DataFrame,
@@ -313,7 +307,7 @@ class CPPGraph:
         attaches them: ``[n_new, d]``, one row per row of ``model_factors``."""
         self._check_fitted()
         graph, view = coldstart.new_model_graph(self, model_factors, known_scores, files or {})
-        return self._encode(graph, layer, view)["model"][len(self.data_.models):]
+        return node_embeddings(self.network_, graph, layer, view)["model"][len(self.data_.models):]
 
     # ------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

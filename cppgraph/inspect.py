@@ -42,6 +42,7 @@ from cppgraph.errors import CppGraphError, DataError
 from cppgraph.coldstart import unknown_name as _unknown
 from cppgraph.estimator import CPPGraph
 from cppgraph.regression import shrink_correlation
+from cppgraph.train import EMBEDDING_LAYERS
 
 NODE_TYPES = ("model", "task", "factor")
 KINDS = ("model", "task")
@@ -70,7 +71,8 @@ def _factor_table(est: CPPGraph, kind: str) -> pd.DataFrame:
     return frame.reindex(_names(est, kind))
 
 
-def embeddings(est: CPPGraph, node_type: str = "model", layer: str = "head") -> pd.DataFrame:
+def embeddings(est: CPPGraph, node_type: str = "model",
+               layer: str = EMBEDDING_LAYERS[0]) -> pd.DataFrame:
     """The fitted network's embeddings of one node type.
 
     Parameters
@@ -79,7 +81,7 @@ def embeddings(est: CPPGraph, node_type: str = "model", layer: str = "head") -> 
         A fitted estimator.
     node_type : {"model", "task", "factor"}
     layer : {"head", "encoder"}
-        As :meth:`~cppgraph.estimator.CPPGraph.node_embeddings`.
+        As :meth:`~cppgraph.estimator.CPPGraph.node_embeddings` (:data:`EMBEDDING_LAYERS`).
 
     Returns
     -------

@@ -29,13 +29,14 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from cppgraph.errors import CppGraphError
 from cppgraph.nn.sparse import GraphTensors, GraphView
 
 logger = logging.getLogger(__name__)
@@ -250,7 +251,6 @@ def fold_in(net: Network, g: GraphTensors, view: GraphView, kind: str, n_new: in
     ids = torch.zeros(n_new, hidden, requires_grad=True)
     if steps < 1 or len(targets) == 0:
         return ids.detach()
-    key = "new_model_ids" if kind == "model" else "new_task_ids"
     opt = torch.optim.Adam([ids], lr=FOLD_IN_LR)
     net.eval()
     frozen = [p for p in net.parameters() if p.requires_grad]
@@ -259,7 +259,7 @@ def fold_in(net: Network, g: GraphTensors, view: GraphView, kind: str, n_new: in
     try:
         for _ in range(steps):
             opt.zero_grad()
-            pred = net(g, replace(view, **{key: ids}), pairs)
+            pred = net(g, view.with_new_ids(kind, ids), pairs)
             loss = ((pred - targets) ** 2).sum() + penalty * (ids ** 2).sum()
             loss.backward()
             opt.step()
@@ -280,7 +280,7 @@ def node_embeddings(net: Network, g: GraphTensors, layer: str = "head",
     layer (:meth:`~cppgraph.nn.ScoreHead.node_vectors`); ``"encoder"``: the encoder's
     output."""
     if layer not in EMBEDDING_LAYERS:
-        raise ValueError(f"layer must be one of {', '.join(EMBEDDING_LAYERS)}; got {layer!r}")
+        raise CppGraphError(f"layer must be one of {', '.join(EMBEDDING_LAYERS)}; got {layer!r}")
     net.eval()
     with torch.no_grad():
         h = net.encoder(g, view or GraphView())

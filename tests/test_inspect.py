@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import networkx as nx
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from conftest import load_tool
 from cppgraph import inspect as cpi
 from cppgraph.nn.sparse import GraphView
 from cppgraph.cli import cli
@@ -380,12 +380,7 @@ def test_clustering_recovers_demo_families(demo, demo_dir, tmp_path):
     assert profile.ari >= 0.6, f"ARI {profile.ari:.3f}, NMI {profile.nmi:.3f}"
     assert embedding.ari >= 0.6, f"ARI {embedding.ari:.3f}, NMI {embedding.nmi:.3f}"
     assert encoder.ari < 0.4
-    shutil.copytree(demo_dir, tmp_path / "demo")
-    path = tmp_path / "demo" / "model_factors.csv"
-    factors = pd.read_csv(path)
-    factors["family"] = np.random.default_rng(0).permutation(factors["family"].to_numpy())
-    factors.to_csv(path, index=False)
-    shuffled = read_data(tmp_path / "demo")
+    shuffled = read_data(load_tool("shuffle_factor").shuffle_factor(demo_dir, tmp_path / "demo"))
     noise = cpi.clusters(CPPGraph(intervals=False).fit(shuffled), k, by="embedding")
     assert noise.ari < 0.2, f"ARI {noise.ari:.3f} against shuffled families"
 
@@ -532,3 +527,16 @@ def test_cli_clusters_by_and_control(fast_model_dir, fast_est, tmp_path):
     assert bad.exit_code == 1 and "unknown model factor" in bad.stderr and "finetuned" in bad.stderr
     mixed = run("clusters", fast_model_dir, "--by", "embedding", "--control", "finetuned")
     assert mixed.exit_code == 1 and "profile" in mixed.stderr
+
+
+def test_shuffle_factor_tool(demo_dir, tmp_path):
+    tool = load_tool("shuffle_factor")
+    out = tool.shuffle_factor(demo_dir, tmp_path / "s", seed=0)
+    before, after = read_data(demo_dir).model_factors, read_data(out).model_factors
+    assert sorted(after["family"]) == sorted(before["family"])
+    assert (after["family"] != before["family"]).mean() > 0.5
+    pd.testing.assert_frame_equal(after.drop(columns="family"), before.drop(columns="family"))
+    with pytest.raises(SystemExit, match="exists"):
+        tool.shuffle_factor(demo_dir, out)
+    with pytest.raises(SystemExit, match="no model factor column 'famly'"):
+        tool.shuffle_factor(demo_dir, tmp_path / "t", factor="famly")

@@ -129,7 +129,7 @@ def run(parser, args, threads: int) -> None:
         unit, _, metric = pair.partition(":")
         if unit not in UNITS or metric not in ERROR_METRICS:
             parser.error(f"--also takes UNIT:METRIC with UNIT in {UNITS} and METRIC one of "
-                         f"mae_norm, mse_norm, mae_raw, rmse_raw; got {pair!r}")
+                         f"{', '.join(ERROR_METRICS)}; got {pair!r}")
     settings = tuple((p, float(size), int(k)) for p, size, k in
                      (item.split(":") for item in args.setting)) or SETTINGS
     grid = {}

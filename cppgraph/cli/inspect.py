@@ -90,7 +90,7 @@ def graph(model_dir, knn, is_task, out, force, threads) -> None:
 @click.option("--out", "out", type=click.Path(path_type=str), required=True,
               help="File to write: .csv, .parquet, .npy (+ .names.txt) or .tsv "
                    "(TensorBoard projector, + .metadata.tsv).")
-@click.option("--layer", type=click.Choice(["head", "encoder"]), default="head",
+@click.option("--layer", type=click.Choice(list(cpi.EMBEDDING_LAYERS)), default=cpi.EMBEDDING_LAYERS[0],
               show_default=True,
               help="Each node's vector in the scoring head's first layer (its encoder embedding "
                    "and factor values), or the encoder's output alone.")

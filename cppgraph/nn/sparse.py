@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -145,3 +145,8 @@ class GraphView:
     table: int | None = None
     new_model_ids: Tensor | None = None
     new_task_ids: Tensor | None = None
+
+    def with_new_ids(self, kind: str, ids: Tensor) -> "GraphView":
+        """The same view with ``ids`` as the ID vectors of the new models (``kind``
+        ``"model"``) or tasks."""
+        return replace(self, **{f"new_{kind}_ids": ids})

@@ -12,6 +12,11 @@ training data without
 - a random share of the remaining cells (:data:`HOLD_CELLS`), which are then
   predicted as unobserved cells of training models.
 
+On data larger than :data:`MAX_REFIT_CELLS` cells, the refit also leaves out
+random training models (not scored), so that its cost stays that of a fit
+on that many cells. With less data the refit errs a little more than the
+full fit, so the intervals tend to widen rather than narrow.
+
 The held-out models also include the best models (:data:`TOP_MODELS`, by the
 mean percentile of their scores within their tasks): new models above every
 training model, where predictions extrapolate. A new model whose known scores
@@ -58,11 +63,16 @@ MIN_TASKS = 5
 #: Share of the remaining cells held out (unobserved cells of training models), at most
 #: MAX_SCORES.
 HOLD_CELLS = 0.1
+#: The refit trains on at most this many cells: on larger data it also leaves out random
+#: training models with all their scores (see the module docstring).
+MAX_REFIT_CELLS = 200_000
 #: Each kind keeps at most this many conformity scores (a random subset).
 MAX_SCORES = 5000
 #: Known-score counts at which new models and tasks are calibrated; an entity with
 #: more known scores uses the largest.
 KNOWN_COUNTS = (0, 1, 2, 3, 5)
+#: The task error scales are measured on at most this many training cells.
+MAX_SCALE_CELLS = 100_000
 #: Pseudo-count of the mean error that each task's error scale shrinks toward.
 SCALE_PRIOR = 5.0
 #: The fewest conformity scores a kind needs; with fewer, its intervals are the whole range.
@@ -119,9 +129,13 @@ class Calibration:
 def task_scale(est) -> pd.Series:
     """Per task of ``est``: the mean absolute leak-free residual of its training cells on
     its normalized scale, shrunk toward the mean over all cells by :data:`SCALE_PRIOR`
-    pseudo-cells."""
+    pseudo-cells (over a random :data:`MAX_SCALE_CELLS` of the cells when there are more)."""
     ts = est.training_scores_
     rows, cols = np.nonzero(ts.known)
+    if len(rows) > MAX_SCALE_CELLS:  # a random subset estimates the means as well
+        keep = np.sort(np.random.default_rng(est.config.random_state).choice(
+            len(rows), MAX_SCALE_CELLS, replace=False))
+        rows, cols = rows[keep], cols[keep]
     pred = est.observed_stage_.apply(ts.predicted[rows, cols], rows, cols, ts.fold[rows, cols], ts)
     err = np.abs(pred - ts.y[rows, cols])
     n_tasks = ts.y.shape[1]
@@ -200,6 +214,17 @@ def _known_cells(scores: pd.DataFrame, key: str, k: int, rng: np.random.Generato
     return mask
 
 
+def _spare_models(scores: pd.DataFrame, rng: np.random.Generator) -> list:
+    """Random models whose scores the refit leaves out so that it keeps at most
+    :data:`MAX_REFIT_CELLS` of ``scores`` (none when there are no more)."""
+    if len(scores) <= MAX_REFIT_CELLS:
+        return []
+    counts = scores.groupby("model").size()
+    counts = counts.iloc[rng.permutation(len(counts))]
+    keep = int(np.searchsorted(counts.cumsum().to_numpy(), MAX_REFIT_CELLS, side="right"))
+    return sorted(counts.index[keep:])
+
+
 def fit_calibration(est, callback=None) -> Calibration:
     """Refit ``est``'s configuration without held-out models, tasks and cells, and
     collect the conformity scores of their predictions (see the module docstring).
@@ -221,11 +246,14 @@ def fit_calibration(est, callback=None) -> Calibration:
     tasks = _draw(data.tasks, HOLD_TASKS, rng, set(counts_t[counts_t >= 2].index),
                   len(data.tasks)) if len(data.tasks) >= MIN_TASKS else []
     rest = s[~s["model"].isin(models) & ~s["task"].isin(tasks)]
+    spare = _spare_models(rest, rng)
+    rest = rest[~rest["model"].isin(spare)]
     n_cells = min(int(round(HOLD_CELLS * len(rest))), MAX_SCORES)
     order = rng.permutation(rest.index.to_numpy())[:n_cells]
     cells = removable_cells(rest, order)
-    sub = data.without(models=models, tasks=tasks, cells=cells)
-    from cppgraph.estimator import CPPGraph  # the estimator imports this module
+    sub = data.without(models=models + spare, tasks=tasks, cells=cells)
+    from cppgraph import coldstart  # both import this module
+    from cppgraph.estimator import CPPGraph
 
     cal = CPPGraph(cfg.replace(intervals=False, verbose=False, random_state=cfg.random_state + 1))
     cal.fit(sub, callback=None if callback is None else
@@ -264,12 +292,13 @@ def fit_calibration(est, callback=None) -> Calibration:
                 mask = _known_cells(held, kind, k, rng)
                 known = held[mask][["model", "task", "score"]]
                 rest = held[~mask]
+                table = coldstart.predict_new(
+                    cal, kind, factors.rename_axis(kind).reset_index(), known, files={},
+                    task_info=data.task_info.loc[names].reset_index() if kind == "task" else None,
+                    predict_known=False)
                 if kind == "task":
-                    table = cal.predict_new_tasks(factors.rename_axis("task").reset_index(), known,
-                                                  task_info=data.task_info.loc[names].reset_index())
                     out[kind][k] = conformity(table, rest, unit)
                     continue
-                table = cal.predict_new_models(factors.rename_axis("model").reset_index(), known)
                 guess = pd.DataFrame({"model": table["model"], "task": table["task"],
                                       "value": cal.normalizer_.transform(
                                           table["task"], table["predicted"].to_numpy(dtype=float),

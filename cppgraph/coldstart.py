@@ -268,9 +268,13 @@ def predict_pass(est, new: NewEntities, use: np.ndarray, *,
 
 
 def predict_new(est, kind: str, factors: pd.DataFrame, known, *, task_info=None,
-                out_of_range: str = "error", files: dict,
-                interval: float | None = None) -> pd.DataFrame:
-    """The prediction table of every cell of new models or tasks (see the module docstring)."""
+                out_of_range: str = "error", files: dict, interval: float | None = None,
+                predict_known: bool = True) -> pd.DataFrame:
+    """The prediction table of every cell of new models or tasks (see the module docstring).
+
+    ``predict_known=False`` leaves the known cells' predictions NaN and skips the
+    passes that predict them without their own scores (for callers that score only
+    the unknown cells)."""
     if kind == "model" and est.normalizer_.by == "model":
         raise CppGraphError("the paper normalization is per model and cannot scale the scores "
                             "of a new model; fit with another normalization for cold start")
@@ -295,7 +299,9 @@ def predict_new(est, kind: str, factors: pd.DataFrame, known, *, task_info=None,
                           "known scores): only normalized predictions are given",
                           DataWarning, stacklevel=3)
     no_raw = np.zeros(len(pred), dtype=bool)
-    if len(known):
+    if len(known) and not predict_known:
+        pred[new.cells] = np.nan
+    elif len(known):
         # A known cell is predicted by the same steps run without its fold of known scores.
         k = min(est.config.predict_folds, len(known))
         gen = torch.Generator().manual_seed(est.config.random_state + 2)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from cppgraph import calibrate, coldstart
 from cppgraph.calibrate import MIN_SCORES, Calibration, half_widths, percentiles, top_models
 from cppgraph.cli import cli as main
 from cppgraph.config import Config
@@ -176,3 +177,63 @@ def test_cli_predict_interval(fast_model_dir):
     for bad in ("0", "1", "1.5", "x"):
         res = runner.invoke(main, ["predict", str(fast_model_dir), "--all", "--interval", bad])
         assert res.exit_code == 2 and "--interval" in res.output
+
+
+def test_refit_cap_leaves_out_whole_models(monkeypatch):
+    monkeypatch.setattr(calibrate, "MAX_REFIT_CELLS", 5)
+    scores = pd.DataFrame({"model": list("aaabbcccc"), "task": list("xyzxyxyzw")})
+    rng = np.random.default_rng(0)
+    spare = calibrate._spare_models(scores, rng)
+    left = scores[~scores["model"].isin(spare)]
+    assert 0 < len(left) <= 5
+    # Whole models go: a model is either kept with all its cells or spared.
+    assert set(spare).isdisjoint(left["model"])
+    assert calibrate._spare_models(scores.iloc[:5], rng) == []
+
+
+def test_calibration_refit_keeps_to_the_cap(demo, monkeypatch):
+    cap = len(demo.scores) // 3
+    monkeypatch.setattr(calibrate, "MAX_REFIT_CELLS", cap)
+    sizes = []
+    fit = CPPGraph.fit
+
+    def spy(self, data, **kwargs):
+        sizes.append(len(data.scores))
+        return fit(self, data, **kwargs)
+
+    monkeypatch.setattr(CPPGraph, "fit", spy)
+    est = CPPGraph(random_state=0, epochs=5).fit(demo)
+    assert sizes[0] == len(demo.scores) and 0 < sizes[1] <= cap
+    assert len(est.calibration_.scores["cell"]) > 0
+    assert all(len(v) > 0 for v in est.calibration_.scores["model"].values())
+
+
+def test_skipping_the_known_cells_keeps_the_others(held_est, demo):
+    """The calibration predicts new entities' unknown cells only (``predict_known=False``):
+    the known cells are NaN, every other cell as in the full prediction."""
+    est, models, tasks = held_est
+    factors = demo.model_factors.loc[models].reset_index()
+    known = demo.scores[demo.scores["model"].isin(models) & ~demo.scores["task"].isin(tasks)]
+    known = known.groupby("model").head(3)[["model", "task", "score"]]
+    full = est.predict_new_models(factors, known)
+    part = coldstart.predict_new(est, "model", factors, known, files={}, predict_known=False)
+    is_known = full["is_observed"].to_numpy()
+    assert is_known.sum() == len(known)
+    assert part["predicted"][is_known].isna().all()
+    np.testing.assert_array_equal(part["predicted"][~is_known], full["predicted"][~is_known])
+
+
+def test_task_scale_on_a_subset_of_large_data(fast_est, monkeypatch):
+    cap = 100
+    monkeypatch.setattr(calibrate, "MAX_SCALE_CELLS", cap)
+    seen = []
+    apply = fast_est.observed_stage_.apply
+
+    def spy(pred, rows, cols, fold, train):
+        seen.append(len(rows))
+        return apply(pred, rows, cols, fold, train)
+
+    monkeypatch.setattr(fast_est.observed_stage_, "apply", spy)
+    scale = calibrate.task_scale(fast_est)
+    assert seen == [cap]
+    assert list(scale.index) == fast_est.data_.tasks and np.isfinite(scale).all() and (scale > 0).all()

@@ -53,8 +53,8 @@ with limit_threads(1):
     start = time.perf_counter()
     metrics, _ = score_split(split, make_methods([name])[0], unit=unit, seed=0)
     seconds = time.perf_counter() - start
-print(json.dumps({"mae_norm": metrics["mae_norm"], "seconds": seconds,
-                  "cells": len(split.train.scores)}))
+print(json.dumps({"mae_norm": metrics["mae_norm"], "coverage_90": metrics.get("coverage_90"),
+                  "seconds": seconds, "cells": len(split.train.scores)}))
 """
 
 
@@ -216,20 +216,24 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
             lines.append(f"| {size} | {wall} | {_fmt(r['rss_mb'], '{:.0f}')} |")
         lines += ["", "## Fit and predict on a 10% random hold-out", "",
                   "Each method in its own process; `seconds` is fit plus predict, `x cppgraph` "
-                  "its ratio to cppgraph's on the same data.", "",
-                  "| cells | method | mae_norm | seconds | x cppgraph | peak RSS (MB) |",
-                  "|---|---|---|---|---|---|"]
+                  "its ratio to cppgraph's on the same data; `coverage_90` the share of the "
+                  "held-out cells inside cppgraph's nominal 90% intervals (the baselines give "
+                  "none).", "",
+                  "| cells | method | mae_norm | coverage_90 | seconds | x cppgraph | "
+                  "peak RSS (MB) |",
+                  "|---|---|---|---|---|---|---|"]
         base = {r["size"]: r.get("seconds") for r in scale if r["method"] == "cppgraph"}
         for r in scale:
             if r["method"].startswith("cppgraph fit"):
                 continue
             if r["timed_out"]:
                 lines.append(f"| {r['size']} | {r['method']} | stopped after "
-                             f"{RUN_LIMIT_S} s | | | |")
+                             f"{RUN_LIMIT_S} s | | | | |")
                 continue
             ratio = r["seconds"] / base[r["size"]] if base.get(r["size"]) else float("nan")
             lines.append(f"| {r['size']} | {r['method']} | {r['mae_norm']:.4f} | "
-                         f"{r['seconds']:.1f} | {ratio:.2f} | {r['rss_mb']:.0f} |")
+                         f"{_fmt(r.get('coverage_90'), '{:.3f}')} | {r['seconds']:.1f} | "
+                         f"{ratio:.2f} | {r['rss_mb']:.0f} |")
         lines.append("")
     if accuracy:
         records = json.loads(accuracy)

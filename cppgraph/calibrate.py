@@ -14,8 +14,7 @@ training data without
 
 On data larger than :data:`MAX_REFIT_CELLS` cells, the refit also leaves out
 random training models (not scored), so that its cost stays that of a fit
-on that many cells. With less data the refit errs a little more than the
-full fit, so the intervals tend to widen rather than narrow.
+on that many cells.
 
 The held-out models also include the best models (:data:`TOP_MODELS`, by the
 mean percentile of their scores within their tasks): new models above every

@@ -82,3 +82,20 @@ def test_parity_plot(demo_dir, tmp_path, monkeypatch):
     forced = run("evaluate", demo_dir, "--seeds", 1, "--methods", "task-mean", "--plot", png,
                  "--force")
     assert forced.exit_code == 0, forced.output
+
+
+def test_config_reaches_the_engine(demo_dir, tmp_path):
+    config = tmp_path / "short.toml"
+    config.write_text("epochs = 3\npatience = 3\nintervals = false\n")
+    result = run("evaluate", demo_dir, "--methods", "cppgraph,cppgraph-lightgcn", "--seeds", 1,
+                 "--config", config, "--format", "json")
+    assert result.exit_code == 0, result.output
+    table = pd.DataFrame(json.loads(result.stdout)).set_index(["method", "metric"])
+    # intervals = false reached both engines: neither reports a coverage.
+    assert table.loc[("cppgraph", "coverage_90"), "seeds"] == 0
+    assert table.loc[("cppgraph-lightgcn", "coverage_90"), "seeds"] == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epochz = 3\n")
+    result = run("evaluate", demo_dir, "--methods", "cppgraph", "--seeds", 1, "--config", bad)
+    assert result.exit_code == 1 and "bad.toml" in result.stderr and "epochz" in result.stderr
+    assert "evaluating" not in result.stderr  # refused before any work

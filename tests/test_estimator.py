@@ -383,7 +383,7 @@ def test_new_task_prior_by_factors(demo):
     assert not np.allclose(got["factors"], got["unit"])
 
 
-@pytest.mark.parametrize("name", ["default", "lightgcn", "sage"])
+@pytest.mark.parametrize("name", ["default", "lightgcn", "sage", "network-only"])
 def test_shipped_configs_hold_every_key(name):
     from conftest import ROOT
     cfg = Config.from_file(ROOT / "configs" / f"{name}.toml")

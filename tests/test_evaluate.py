@@ -164,3 +164,14 @@ def test_all_metrics_skip_missing_raw_predictions():
     assert out["mae_raw"] == pytest.approx(3.0)
     assert out["rmse_raw"] == pytest.approx(np.sqrt((4 + 16) / 2))
     assert out["mae_norm"] == pytest.approx(0.1)
+
+
+def test_make_methods_config_keeps_each_methods_encoder():
+    from cppgraph.config import Config
+    from cppgraph.evaluate.methods import make_methods
+    config = Config(encoder="sage", epochs=7)
+    plain, light, base = make_methods(["cppgraph", "cppgraph-lightgcn", "task-mean"],
+                                      config=config, n_jobs=1)
+    assert plain.config is config and light.config is config
+    assert light.overrides == {"encoder": "lightgcn", "n_jobs": 1}
+    assert not hasattr(base, "config")

@@ -7,6 +7,7 @@ import click
 from cppgraph.cli.data import _reader_options
 from cppgraph.cli.options import (Progress, emit, output_options, range_option, tell,
                                   threads_option)
+from cppgraph.config import Config
 from cppgraph.data import FORMATS, METRIC_TYPES, read_data
 from cppgraph.data.canonical import check_output_file, write_text_atomic
 from cppgraph.evaluate.methods import METHODS, make_methods
@@ -51,13 +52,18 @@ def _methods_option(ctx, param, value):
 @click.option("--plot", type=click.Path(path_type=str), default=None,
               help="Also write a parity plot (PNG) of the test cells: one panel per method, "
                    "every seed, normalized scale.")
+@click.option("--config", "config_file", type=click.Path(path_type=str), default=None,
+              help="TOML configuration of the cppgraph methods (keys of cppgraph.config.Config; "
+                   "cppgraph-lightgcn and cppgraph-sage still set their encoder); default: "
+                   "built-in defaults.")
 @click.option("--force", is_flag=True,
               help="Replace the --predictions, --plot and --out files if they exist.")
 @output_options
 @range_option
 @threads_option
 def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, choose, seeds, methods,
-             normalization, predictions, plot, force, fmt, out, out_of_range, threads) -> None:
+             normalization, predictions, plot, config_file, force, fmt, out, out_of_range,
+             threads) -> None:
     """Measure methods on held-out cells of DATA_DIR under a protocol.
 
     Each seed makes one split; every method learns from its training part
@@ -77,9 +83,10 @@ def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, c
             check_output_file(path, overwrite=force)  # before the long run, not after
     if plot:
         check_png_path(plot, overwrite=force)
+    config = Config.from_file(config_file) if config_file else None
     data = read_data(data_dir, input_format, out_of_range=out_of_range,
                      **_reader_options(input_format, None, metric_types))
-    chosen = make_methods(methods, n_jobs=threads)
+    chosen = make_methods(methods, n_jobs=threads, config=config)
     bar = Progress(seeds * len(chosen), "evaluate")
     bar.note(f"evaluating {len(chosen)} method(s) on {data!r}, protocol {protocol}, "
              f"{seeds} seed(s)")

@@ -99,10 +99,13 @@ METHODS: dict[str, Callable[[], Method]] = {
 }
 
 
-def make_methods(names, *, n_jobs: int | None = None) -> list[Method]:
+def make_methods(names, *, n_jobs: int | None = None,
+                 config: Config | None = None) -> list[Method]:
     """Methods by name; ``"all"`` stands for every method of :data:`METHODS`.
 
-    ``n_jobs`` sets the engine's threads (``Config.n_jobs``) in the cppgraph methods.
+    ``n_jobs`` sets the engine's threads (``Config.n_jobs``) in the cppgraph methods;
+    ``config`` replaces their built-in defaults (their own overrides, such as the
+    encoder of ``cppgraph-lightgcn``, still apply).
     """
     names = [n for name in names for n in (METHODS if name == "all" else [name])]
     out, seen = [], set()
@@ -113,6 +116,8 @@ def make_methods(names, *, n_jobs: int | None = None) -> list[Method]:
             seen.add(name)
             method = METHODS[name]()
             method.name = name
+            if config is not None and isinstance(method, CPPGraphMethod):
+                method.config = config
             if n_jobs is not None and isinstance(method, CPPGraphMethod):
                 method.overrides = {**method.overrides, "n_jobs": n_jobs}
             out.append(method)

@@ -8,8 +8,8 @@ scores (pairwise over the models that have both, shrunk toward 0 when few
 do). Evaluating a task reveals its error (up to the error left on a fully
 known model) and so narrows the errors of the tasks it correlates with.
 Given the model's known scores, the tasks are chosen greedily, each the one
-that lowers the expected mean absolute error of the tasks still unknown the
-most. Nothing is refitted: one choice costs a few matrix updates.
+that lowers the expected mean absolute error of the target tasks (by
+default every task) still unknown the most. Nothing is refitted: one choice costs a few matrix updates.
 """
 
 from __future__ import annotations
@@ -110,14 +110,18 @@ def plan(cov: np.ndarray, noise: np.ndarray, known, candidates, targets,
 
 def suggest(est, budget: int, *, model: str | None = None,
             model_factors: pd.DataFrame | None = None, known_scores: pd.DataFrame | None = None,
-            candidates: dict | None = None, files: dict | None = None) -> pd.DataFrame:
+            candidates: dict | None = None, targets=None,
+            files: dict | None = None) -> pd.DataFrame:
     """The ``budget`` tasks to evaluate next, in order, for a training model with gaps
     (``model``) or for each new model of ``model_factors`` (with ``known_scores``).
 
     ``candidates`` maps a model name to the tasks it may choose from (default:
-    every task without a score). Returns ``model, rank, task,
-    expected_mae, reduction``: after each step, the expected mean absolute
-    error (normalized scale) of the model's tasks that stay unknown once the
+    every task without a score). ``targets`` are the tasks whose predictions
+    should improve: a list for every model, or a dict from model name to its
+    list (default: every task); a target with a known score, or once chosen,
+    no longer counts. Returns ``model, rank, task, expected_mae,
+    reduction``: after each step, the expected mean absolute error
+    (normalized scale) of the model's target tasks that stay unknown once the
     whole plan is run, and how much that step lowered it.
     """
     est._check_fitted()
@@ -150,9 +154,16 @@ def suggest(est, budget: int, *, model: str | None = None,
         if budget > len(pool):
             raise DataError(f"model {name!r} has {len(pool)} task(s) left to evaluate; the "
                             f"budget {budget} asks for more")
+        wanted = targets.get(name, tasks) if isinstance(targets, dict) else (
+            tasks if targets is None else list(targets))
+        for t in wanted:
+            if t not in est.task_index_:
+                raise coldstart.unknown_name(t, tasks, "task")
+        aims = [est.task_index_[t] for t in dict.fromkeys(wanted) if t not in have]
+        if not aims:
+            raise DataError(f"model {name!r} already has a score on every target task")
         pos = [est.task_index_[t] for t in pool]
-        targets = [est.task_index_[t] for t in tasks if t not in have]
-        steps = plan(cov, noise, [est.task_index_[t] for t in have], pos, targets, budget)
+        steps = plan(cov, noise, [est.task_index_[t] for t in have], pos, aims, budget)
         rows += [{"model": name, "rank": r + 1, "task": tasks[j], "expected_mae": mae,
                   "reduction": gain} for r, (j, mae, gain) in enumerate(steps)]
     return pd.DataFrame(rows, columns=["model", "rank", "task", "expected_mae", "reduction"])

@@ -117,3 +117,43 @@ def test_suggest_choice_keeps_scored_tasks(demo_dir):
     test = split.test.groupby("model")["task"].apply(set)
     for name in known.index:
         assert test[name] == scored[name] - set(known[name])
+
+
+def test_targets_steer_the_choice(fast_est, fast_model_dir):
+    from cppgraph.suggest import error_model
+    data = fast_est.data_
+    new = data.model_factors.iloc[:1].rename(index=lambda m: m + "-new").rename_axis(
+        "model").reset_index()
+    name = new["model"][0]
+    target, pool = data.tasks[0], list(data.tasks[1:])
+    cov, noise = error_model(fast_est)
+    ti = fast_est.task_index_
+    # With one target and no known score, the first step is the candidate that
+    # narrows the target's error most.
+    gain = {t: cov[ti[target], ti[t]] ** 2 / (cov[ti[t], ti[t]] + noise[ti[t]]) for t in pool}
+    table = suggest(fast_est, 1, model_factors=new, candidates={name: pool}, targets=[target])
+    assert table["task"].tolist() == [max(gain, key=gain.get)]
+    # its expected error is that of the target alone
+    after = cov[ti[target], ti[target]] - max(gain.values())
+    assert table["expected_mae"].iloc[0] == pytest.approx(ABS_FROM_SD * np.sqrt(after))
+    # A dict gives each model its own targets; without targets every task counts.
+    same = suggest(fast_est, 1, model_factors=new, candidates={name: pool},
+                   targets={name: [target]})
+    assert same.equals(table)
+    every = suggest(fast_est, 1, model_factors=new, candidates={name: pool})
+    assert every["expected_mae"].iloc[0] != pytest.approx(table["expected_mae"].iloc[0])
+    trained = data.models[0]
+    have = sorted(data.scores.loc[data.scores["model"] == trained, "task"])
+    with pytest.raises(DataError, match="unknown task 'nope'"):
+        suggest(fast_est, 1, model=trained, targets=["nope"])
+    with pytest.raises(DataError, match="already has a score on every target task"):
+        suggest(fast_est, 1, model=trained, targets=have[:2])
+    left = [t for t in data.tasks if t not in have]
+    res = CliRunner().invoke(cli, ["suggest", str(fast_model_dir), "--model", trained,
+                                   "--budget", "1", "--target", left[0], "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)[0]["expected_mae"] == pytest.approx(
+        suggest(fast_est, 1, model=trained, targets=[left[0]])["expected_mae"].iloc[0])
+    res = CliRunner().invoke(cli, ["suggest", str(fast_model_dir), "--model", trained,
+                                   "--budget", "1", "--target", "nope"])
+    assert res.exit_code == 1 and "unknown task 'nope'" in res.output

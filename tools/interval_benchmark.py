@@ -162,7 +162,8 @@ def main(argv=None) -> None:
             lines += ["## Which benchmarks to run on a new model", "",
                       "`cold-model 0.1`: each held-out model keeps K of its scores, chosen by "
                       "`cppgraph suggest` (from the engine fitted on the training part, which "
-                      "sees the model's factors but none of its scores), at random, or as the "
+                      "sees the model's factors but none of its scores; its targets are the "
+                      "model's scored tasks, the ones the MAE is over), at random, or as the "
                       "K tasks with the most training scores (`popular`); the MAE is over the "
                       "model's other scored tasks. Mean ± std over seeds; the same held-out "
                       "models for every choice at a seed, so the differences are paired "

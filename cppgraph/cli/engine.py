@@ -164,17 +164,19 @@ def predict(model_dir, model_name, task_name, all_cells, new_models, new_tasks, 
 @click.option("--known-scores", type=click.Path(path_type=str), default=None,
               help="With --new-models: a scores.csv of their known scores (those tasks are "
                    "not proposed).")
+@click.option("--target", "targets", multiple=True,
+              help="A task whose predictions should improve (repeatable); default: every task.")
 @output_options
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @threads_option
-def suggest(model_dir, budget, model_name, new_models, known_scores, fmt, out, force,
+def suggest(model_dir, budget, model_name, new_models, known_scores, targets, fmt, out, force,
             threads) -> None:
     """The --budget tasks to evaluate next on each model, in order, so that its
     predictions on the other tasks improve most.
 
     Each row gives, once that task and the ones above it are run, the expected
-    mean absolute error (normalized scale) of the model's tasks that stay
-    unknown after the whole plan, and how much that step lowered it. The
+    mean absolute error (normalized scale) of the model's tasks (or --target tasks)
+    that stay unknown after the whole plan, and how much that step lowered it. The
     choice uses the fitted model's calibrated error scales and the
     correlations of the tasks' scores; nothing is refitted.
     """
@@ -193,6 +195,7 @@ def suggest(model_dir, budget, model_name, new_models, known_scores, fmt, out, f
         est, budget, model=model_name,
         model_factors=read_csv_lines(new_models) if new_models else None,
         known_scores=read_csv_lines(known_scores) if known_scores else None,
+        targets=list(targets) or None,
         files={"model_factors": new_models, "known_scores": known_scores})
     emit(table, fmt, out, force=force)
 

@@ -174,7 +174,8 @@ def split_cold_model(data: CollabData, test_size: float, seed: int, *, known: in
     ``popular`` takes the tasks with the most training scores; ``suggest``
     takes those :func:`cppgraph.suggest.suggest` proposes, in its order,
     from the engine fitted on the training part (default settings, seeded
-    with ``seed``), which sees the model's factors but none of its scores.
+    with ``seed``), which sees the model's factors but none of its scores;
+    its targets are the model's scored tasks, the ones the protocol scores.
     """
     if known < 0:
         raise DataError(f"known must be 0 or more; got {known}")
@@ -210,9 +211,10 @@ def _picker(data: CollabData, chosen: list[str], choose: str, seed: int,
     est = CPPGraph(random_state=seed).fit(train)
     s = data.scores
     # One plan for every held-out model (each has more than ``known`` scores to choose from).
+    scored = {m: s.loc[s["model"] == m, "task"].tolist() for m in chosen}
     plan = suggest_tasks(est, known, model_factors=data.model_factors.loc[chosen]
                          .rename_axis("model").reset_index(),
-                         candidates={m: s.loc[s["model"] == m, "task"].tolist() for m in chosen})
+                         candidates=scored, targets=scored)
 
     def suggested(name, cells, n):
         tasks = plan.loc[plan["model"] == name, "task"].iloc[:n]

@@ -9,7 +9,8 @@ do). Evaluating a task reveals its error (up to the error left on a fully
 known model) and so narrows the errors of the tasks it correlates with.
 Given the model's known scores, the tasks are chosen greedily, each the one
 that lowers the expected mean absolute error of the target tasks (by
-default every task) still unknown the most. Nothing is refitted: one choice costs a few matrix updates.
+default every task) still unknown the most. Nothing is refitted: one choice
+costs a few matrix updates.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def plan(cov: np.ndarray, noise: np.ndarray, known, candidates, targets,
 
 def suggest(est, budget: int, *, model: str | None = None,
             model_factors: pd.DataFrame | None = None, known_scores: pd.DataFrame | None = None,
-            candidates: dict | None = None, targets=None,
+            candidates: dict | None = None, targets: list | dict | None = None,
             files: dict | None = None) -> pd.DataFrame:
     """The ``budget`` tasks to evaluate next, in order, for a training model with gaps
     (``model``) or for each new model of ``model_factors`` (with ``known_scores``).
@@ -118,11 +119,12 @@ def suggest(est, budget: int, *, model: str | None = None,
     ``candidates`` maps a model name to the tasks it may choose from (default:
     every task without a score). ``targets`` are the tasks whose predictions
     should improve: a list for every model, or a dict from model name to its
-    list (default: every task); a target with a known score, or once chosen,
-    no longer counts. Returns ``model, rank, task, expected_mae,
-    reduction``: after each step, the expected mean absolute error
-    (normalized scale) of the model's target tasks that stay unknown once the
-    whole plan is run, and how much that step lowered it.
+    list (default, and for a model the dict does not name: every task); a
+    target with a known score, or once chosen, no longer counts. Returns
+    ``model, rank, task, expected_mae, reduction``: after each step, the
+    expected mean absolute error (normalized scale) of the model's target
+    tasks that stay unknown once the whole plan is run, and how much that
+    step lowered it.
     """
     est._check_fitted()
     files = files or {}

@@ -54,7 +54,7 @@ def demo_dir() -> Path:
 
 
 #: A short training run: enough for tests that look inside a fitted model.
-FAST = dict(epochs=80, patience=80)
+FAST = dict(epochs=40, patience=40)
 
 
 @pytest.fixture(scope="session")

@@ -108,9 +108,11 @@ def test_every_method_runs_on_the_demo_and_is_deterministic(demo_dir):
     small = data.subset(models=data.models[:30])
     methods = make_methods(["all"])
     assert [m.name for m in methods] == list(METHODS)
-    for m in methods:  # the default engine runs in full; the variants briefly, to save time
+    for m in methods:  # the engine's methods briefly, to save time; only the default with intervals
+        if m.name.startswith("cppgraph"):
+            m.overrides = {**m.overrides, "epochs": 30, "patience": 30}
         if m.name in ("cppgraph-lightgcn", "cppgraph-sage", "cppgraph-ensemble"):
-            m.overrides = {**m.overrides, "intervals": False, "epochs": 30, "patience": 30}
+            m.overrides["intervals"] = False
         if m.name == "cppgraph-ensemble":
             m.ensemble = 2
     first = evaluate(small, "random", methods, seeds=[0], test_size=0.1)
@@ -122,7 +124,8 @@ def test_every_method_runs_on_the_demo_and_is_deterministic(demo_dir):
     assert scores[["coverage_90", "width_90"]].drop(["cppgraph", "cppgraph-lightgcn",
                                                      "cppgraph-sage"]).isna().all().all()
     repeat = make_methods(["task-model-offset", "ncf", "cppgraph"])
-    repeat[-1].overrides = {"intervals": False}  # the point predictions do not depend on them
+    # the point predictions do not depend on the intervals
+    repeat[-1].overrides = {"intervals": False, "epochs": 30, "patience": 30}
     again = evaluate(small, "random", repeat, seeds=[0], test_size=0.1)
     merged = first.predictions.merge(again.predictions, on=["method", "seed", "model", "task"])
     assert len(merged) == len(again.predictions)  # every cell of the second run matched
@@ -133,6 +136,7 @@ def test_every_method_runs_on_the_demo_and_is_deterministic(demo_dir):
 def test_methods_predict_new_entities(demo_dir, protocol, known):
     data = read_canonical(demo_dir)
     methods = make_methods(["task-model-offset", "scaling-law", "ncf-factors", "cppgraph"])
+    methods[-1].overrides = {"epochs": 15, "patience": 15, "intervals": False}  # brief
     result = evaluate(data, protocol, methods, seeds=[0], known=known)
     assert result.scores["mae_norm"].notna().all()
     assert (result.scores["coverage"] == 1).all()

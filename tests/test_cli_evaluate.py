@@ -15,9 +15,11 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-def test_json_records(demo_dir):
+def test_json_records(demo_dir, tmp_path):
+    brief = tmp_path / "brief.toml"  # a short fit, the intervals calibrated
+    brief.write_text("epochs = 20\npatience = 20\n")
     result = run("evaluate", demo_dir, "--methods", "task-mean,svd", "--methods", "cppgraph",
-                 "--seeds", 2, "--format", "json")
+                 "--seeds", 2, "--format", "json", "--config", brief)
     assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)
     assert {tuple(sorted(r)) for r in records} == {("mean", "method", "metric", "protocol", "seeds",
@@ -27,6 +29,8 @@ def test_json_records(demo_dir):
     assert set(METRICS) <= set(table["metric"]) and (table["protocol"] == "random").all()
     mae = table[table["metric"] == "mae_norm"].set_index("method")["mean"]
     assert mae["cppgraph"] < mae["task-mean"]
+    coverage = table[table["metric"] == "coverage_90"].set_index("method")
+    assert coverage.at["cppgraph", "seeds"] == 2 and coverage.at["svd", "seeds"] == 0
     assert "seed 1" in result.stderr  # progress goes to stderr
 
 

@@ -74,7 +74,7 @@ def test_one_seed_prints_no_spread(demo_dir):
 
 def test_quiet_drops_progress_but_keeps_results(demo_dir, tmp_path):
     config = tmp_path / "short.toml"
-    config.write_text("epochs = 12\npatience = 12\n")
+    config.write_text("epochs = 12\npatience = 12\nintervals = false\n")
     loud = invoke("fit", demo_dir, "--out", tmp_path / "a", "--config", config, "--every", "5")
     assert loud.exit_code == 0 and "epoch   10" in loud.stderr and "saved" in loud.stdout
     quiet = invoke("-q", "fit", demo_dir, "--out", tmp_path / "b", "--config", config)

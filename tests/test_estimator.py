@@ -19,6 +19,8 @@ from cppgraph.regression import benchmark_regression, centered_ridge, known_scor
 
 #: Short fits; the interval calibration (tests/test_intervals.py) is off here.
 FAST = dict(epochs=80, patience=80, intervals=False)
+#: Briefer fits, for tests of determinism and leakage, which hold for any weights.
+BRIEF = dict(epochs=15, patience=15, intervals=False)
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +56,10 @@ def test_predict_table(fitted, demo):
 
 
 def test_same_seed_same_predictions(demo):
-    a = CPPGraph(random_state=3, **FAST).fit(demo).predict()
-    b = CPPGraph(random_state=3, **FAST).fit(demo).predict()
+    a = CPPGraph(random_state=3, **BRIEF).fit(demo).predict()
+    b = CPPGraph(random_state=3, **BRIEF).fit(demo).predict()
     pd.testing.assert_frame_equal(a, b)
-    c = CPPGraph(random_state=4, **FAST).fit(demo).predict()
+    c = CPPGraph(random_state=4, **BRIEF).fit(demo).predict()
     assert not np.allclose(a["predicted"], c["predicted"])
 
 
@@ -111,7 +113,7 @@ def test_observed_cells_use_the_table_that_never_saw_them(fitted, demo):
 def test_observed_regression_does_not_see_the_cells_own_score(demo):
     """With the benchmark regression mixed in, an observed cell still never sees
     its own score; the regression does move the predictions (the check can fail)."""
-    est = CPPGraph(random_state=0, observed_regression=0.5, **FAST).fit(demo)
+    est = CPPGraph(random_state=0, observed_regression=0.5, **BRIEF).fit(demo)
     assert est.observed_weight_ == 0.5
     cells = demo.scores[["model", "task"]].iloc[:40]
     rows, cols, edge = est._cells(cells)
@@ -128,7 +130,7 @@ def test_observed_regression_does_not_see_the_cells_own_score(demo):
 
 def test_observed_regression_setting(demo, tmp_path):
     assert CPPGraph().config.observed_regression == "task"
-    auto = CPPGraph(random_state=0, observed_regression="auto", **FAST).fit(demo)
+    auto = CPPGraph(random_state=0, observed_regression="auto", **BRIEF).fit(demo)
     assert auto.observed_weight_ in np.round(np.linspace(0, 1, 11), 2)
     train = auto.training_scores_
     assert isinstance(train.k, int) and train.predicted.shape == train.y.shape
@@ -166,29 +168,44 @@ def test_cold_start_zero_and_k_known(demo):
     # three known scores reveal the demo's per-model effect, which no factor explains.
     assert mae(zero) < 0.15
     assert mae(k3) < mae(zero) - 0.005
-    # With the known-score stage off, the network alone reads them: they are score edges
-    # of the new node, embedded as in the training's cold-node episodes; higher known
-    # scores give higher predictions on the other tasks.
-    plain = CPPGraph(random_state=0, known_regression=0.0, **FAST).fit(train)
-    low = plain.predict_new_models(factors, known.assign(score=known["score"] * 0.5))
-    high = plain.predict_new_models(factors, known.assign(score=(known["score"] * 1.5).clip(upper=100)))
+    # With the known-score stage off (known_regression = 0, which the network's fit does
+    # not read), the network alone reads them: they are score edges of the new node,
+    # embedded as in the training's cold-node episodes; higher known scores give higher
+    # predictions on the other tasks.
+    est.known_stage_.weight_ = 0.0
+    low = est.predict_new_models(factors, known.assign(score=known["score"] * 0.5))
+    high = est.predict_new_models(factors, known.assign(score=(known["score"] * 1.5).clip(upper=100)))
     unknown = ~low["is_observed"]
     assert (high["predicted_normalized"][unknown] - low["predicted_normalized"][unknown]).mean() > 0.01
 
 
-@pytest.mark.parametrize("kind, fold_in_steps", [("model", 0), ("task", 0), ("model", 30),
-                                                  ("task", 30)])
-def test_known_cell_does_not_see_its_own_score(demo, kind, fold_in_steps):
-    """Also when the known scores fit the new entity's ID vector (fold-in)."""
-    FAST_FOLD = dict(FAST, fold_in_steps=fold_in_steps, fold_in_penalty=0.01)
-    if kind == "model":
+@pytest.fixture(scope="module", params=["model", "task"])
+def held_out(request, demo):
+    """``(kind, held, est)``: the engine fitted briefly without two models or one task."""
+    if request.param == "model":
         held = demo.models[:2]
-        est = CPPGraph(random_state=0, **FAST_FOLD).fit(demo.subset(models=demo.models[2:]))
+        return "model", held, CPPGraph(random_state=0, **BRIEF).fit(demo.subset(models=demo.models[2:]))
+    held = ["syn-arithmetic"]
+    train = demo.subset(tasks=[t for t in demo.tasks if t not in held])
+    return "task", held, CPPGraph(random_state=0, **BRIEF).fit(train)
+
+
+@pytest.mark.parametrize("fold_in_steps", [0, 30])
+def test_known_cell_does_not_see_its_own_score(demo, held_out, fold_in_steps):
+    """Also when the known scores fit the new entity's ID vector (fold-in)."""
+    kind, held, est = held_out
+    plain = est.config
+    est.config = plain.replace(fold_in_steps=fold_in_steps, fold_in_penalty=0.01)
+    try:
+        _check_known_cell(demo, kind, held, est)
+    finally:
+        est.config = plain
+
+
+def _check_known_cell(demo, kind, held, est):
+    if kind == "model":
         factors, predict = demo.model_factors.loc[held].reset_index(), est.predict_new_models
     else:
-        held = ["syn-arithmetic"]
-        est = CPPGraph(random_state=0, **FAST_FOLD).fit(
-            demo.subset(tasks=[t for t in demo.tasks if t not in held]))
         factors, predict = demo.task_factors.loc[held].reset_index(), est.predict_new_tasks
     known = demo.scores[demo.scores[kind].isin(held)].groupby(kind).head(4).reset_index(drop=True)
     before = predict(factors, known).set_index(["model", "task"])
@@ -241,7 +258,7 @@ def test_fold_in_reads_known_scores_through_the_frozen_network(demo):
 
 
 def test_predictions_stay_in_the_declared_range(demo):
-    est = CPPGraph(random_state=0, **FAST).fit(demo.subset(models=demo.models[1:]))
+    est = CPPGraph(random_state=0, **BRIEF).fit(demo.subset(models=demo.models[1:]))
     factors = demo.model_factors.loc[demo.models[:1]].reset_index()
     tasks = [t for t in demo.tasks if demo.task_info.at[t, "max_score"] == 100][:4]
     known = pd.DataFrame({"model": demo.models[0], "task": tasks, "score": 100.0})
@@ -283,7 +300,7 @@ def test_new_task_known_scores_refit_offset_and_scale(demo):
     # The known scores of a new % task refit its prior raw offset and range together,
     # weighed by the spread of the other % tasks; task_scale_noise 0 moves the offset alone.
     held = ["syn-arithmetic"]
-    est = CPPGraph(random_state=0, **FAST).fit(demo.subset(tasks=[t for t in demo.tasks if t not in held]))
+    est = CPPGraph(random_state=0, **BRIEF).fit(demo.subset(tasks=[t for t in demo.tasks if t not in held]))
     info = demo.task_info.loc[held]
     norm, cov = coldstart.new_task_normalizer(est, held, info, demo.task_factors.loc[held])
     assert cov[held[0]].shape == (2, 2) and np.linalg.eigvalsh(cov[held[0]]).min() >= 0
@@ -371,7 +388,7 @@ def test_new_task_prior_by_factors(demo):
     info = demo.task_info.loc[held].reset_index()
     got = {}
     for prior in ("factors", "unit"):
-        est = CPPGraph(random_state=0, task_prior=prior, **FAST).fit(train)
+        est = CPPGraph(random_state=0, task_prior=prior, **BRIEF).fit(train)
         pred = est.predict_new_tasks(factors, task_info=info)
         got[prior] = pred.set_index("model")["predicted"]
         norm, _ = coldstart.new_task_normalizer(est, held, info.set_index("task"),
@@ -495,7 +512,7 @@ def test_a_task_with_one_score_gets_every_prediction(demo):
                                   task_factors=demo.task_factors.reset_index(),
                                   factor_kinds=demo.factor_kinds, models=demo.models,
                                   tasks=demo.tasks)
-    est = CPPGraph(random_state=0, **FAST).fit(data)
+    est = CPPGraph(random_state=0, **BRIEF).fit(data)
     table = est.predict()
     cells = table[table["task"] == "syn-arithmetic"]
     assert len(cells) == len(demo.models)
@@ -505,8 +522,8 @@ def test_a_task_with_one_score_gets_every_prediction(demo):
 
 def test_verbose_fit_reports_on_stderr_and_quiet_fit_says_nothing(demo_dir, capsys):
     from cppgraph import CPPGraph
-    CPPGraph(epochs=5, patience=5, verbose=True).fit(str(demo_dir))
+    CPPGraph(epochs=5, patience=5, intervals=False, verbose=True).fit(str(demo_dir))
     err = capsys.readouterr().err
     assert "fitted CollabData(60 models" in err and "validation MAE" in err
-    CPPGraph(epochs=5, patience=5).fit(str(demo_dir))
+    CPPGraph(epochs=5, patience=5, intervals=False).fit(str(demo_dir))
     assert capsys.readouterr().err == ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -148,8 +150,16 @@ def test_without_factor(demo):
     assert not any(n.startswith("params_b=") for n in fitted.factors_.nodes_)
 
 
-def test_ablation_importance(fast_est):
-    table = cpx.ablation_importance(fast_est, seeds=1, only=["params_b", "task:ability"])
+@pytest.fixture()
+def brief_est(fast_est):
+    """``fast_est`` whose configuration asks for brief fits: the ablation refits with it."""
+    est = copy.copy(fast_est)
+    est.config = fast_est.config.replace(epochs=10, patience=10)
+    return est
+
+
+def test_ablation_importance(brief_est):
+    table = cpx.ablation_importance(brief_est, seeds=1, only=["params_b", "task:ability"])
     assert list(table.columns) == ["factor", "entity", "mae_without", "delta_mae", "delta_std",
                                    "rank"]
     assert set(zip(table["factor"], table["entity"])) == {("params_b", "model"),
@@ -157,13 +167,13 @@ def test_ablation_importance(fast_est):
     np.testing.assert_allclose(table["delta_mae"], table["mae_without"] - table.attrs["mae_all"])
     assert (table["delta_mae"].diff().dropna() <= 0).all()
     with pytest.raises(CppGraphError, match="seeds"):
-        cpx.ablation_importance(fast_est, seeds=0)
+        cpx.ablation_importance(brief_est, seeds=0)
     with pytest.raises(CppGraphError, match="protocol"):
-        cpx.ablation_importance(fast_est, protocol="cold-task")
+        cpx.ablation_importance(brief_est, protocol="cold-task")
 
 
-def test_ablation_on_held_out_models(fast_est):
-    table = cpx.ablation_importance(fast_est, seeds=1, protocol="cold-model", only=["family"])
+def test_ablation_on_held_out_models(brief_est):
+    table = cpx.ablation_importance(brief_est, seeds=1, protocol="cold-model", only=["family"])
     assert list(table["factor"]) == ["family"] and np.isfinite(table["delta_mae"]).all()
 
 

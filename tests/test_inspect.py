@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import load_tool
+from conftest import FAST, load_tool
 from cppgraph import inspect as cpi
 from cppgraph.nn.sparse import GraphView
 from cppgraph.cli import cli
@@ -388,8 +388,7 @@ def test_clustering_recovers_demo_families(demo, demo_dir, tmp_path):
 def test_profiles(fast_est, demo):
     # The profiles come from the network alone: an engine without the benchmark
     # regression predicts exactly what they are built from.
-    bare = CPPGraph(random_state=0, epochs=80, patience=80, observed_regression=0,
-                    intervals=False).fit(demo)
+    bare = CPPGraph(random_state=0, **FAST, observed_regression=0, intervals=False).fit(demo)
     raw = bare.predict().set_index(["model", "task"])["predicted_normalized"]
     wide = raw.unstack("task").reindex(index=demo.models, columns=demo.tasks).to_numpy()
     logit = np.log(wide / (1 - wide))

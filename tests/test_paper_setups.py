@@ -82,8 +82,9 @@ def test_benchmark_report_on_demo(tmp_path, monkeypatch):
                               methods=("task-mean", "cppgraph"))]
     steps = []
     monkeypatch.setattr(bench, "_progress", steps.append)
-    # the report's form is under test here, not the intervals: the engine skips their refit
-    monkeypatch.setitem(METHODS, "cppgraph", lambda: CPPGraphMethod("cppgraph", intervals=False))
+    # the report's form is under test here, not the engine: a brief fit, no intervals
+    monkeypatch.setitem(METHODS, "cppgraph", lambda: CPPGraphMethod(
+        "cppgraph", intervals=False, epochs=10, patience=10))
     results = bench.run_settings(settings, datasets, tmp_path, tmp_path)
     assert len(steps) == bench.fits(settings, {"demo"}) == 8  # the progress bar's total
     assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["demo-cold-model-0.1-k=2.csv",

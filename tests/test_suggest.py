@@ -104,7 +104,14 @@ def test_cold_model_choices(demo_dir):
         make_split(demo, "frontier", 0, known=2, choose="popular")
 
 
-def test_suggest_choice_keeps_scored_tasks(demo_dir):
+def test_suggest_choice_keeps_scored_tasks(demo_dir, monkeypatch):
+    import cppgraph.estimator
+
+    class Brief(cppgraph.estimator.CPPGraph):  # the choice's engine, fitted briefly
+        def __init__(self, config=None, **overrides):
+            super().__init__(config, **{"epochs": 10, "patience": 10, **overrides})
+
+    monkeypatch.setattr(cppgraph.estimator, "CPPGraph", Brief)
     demo = read_data(demo_dir)
     small = demo.subset(models=demo.models[:30])
     split = make_split(small, "cold-model", 0, test_size=0.2, known=2, choose="suggest")

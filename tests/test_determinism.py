@@ -15,16 +15,27 @@ from conftest import load_tool
 CONFIG = "epochs = 3\npatience = 3\nrandom_state = 3\n"
 
 
+#: ``cppgraph fit`` then ``cppgraph predict`` (their arguments split by ``::``) in one
+#: process: one import of torch.
+SCRIPT = """
+import sys
+from cppgraph.cli import cli
+cut = sys.argv.index("::")
+for args in (sys.argv[1:cut], sys.argv[cut + 1:]):
+    cli(args, standalone_mode=False)
+"""
+
+
 def _fit_and_predict(data, config, out, hash_seed, threads):
     env = dict(os.environ, PYTHONHASHSEED=str(hash_seed))
     model = out / "model"
-    for args in (["fit", str(data), "--out", str(model), "--config", str(config)],
-                 ["predict", str(model), "--all", "--interval", "0.9", "--format", "csv",
-                  "--out", str(out / "pred.csv")]):
-        args += ["--threads", str(threads)]
-        proc = subprocess.run([sys.executable, "-m", "cppgraph.cli", *args], env=env,
-                              capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
+    fit = ["fit", str(data), "--out", str(model), "--config", str(config)]
+    predict = ["predict", str(model), "--all", "--interval", "0.9", "--format", "csv",
+               "--out", str(out / "pred.csv")]
+    threads = ["--threads", str(threads)]
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, *fit, *threads, "::", *predict, *threads],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
     return (out / "pred.csv").read_bytes(), (model / "weights.pt").read_bytes()
 
 

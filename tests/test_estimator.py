@@ -18,7 +18,7 @@ from cppgraph.normalize import refit_task_scale
 from cppgraph.regression import benchmark_regression, centered_ridge, known_score_regression
 
 #: Short fits; the interval calibration (tests/test_intervals.py) is off here.
-FAST = dict(epochs=80, patience=80, intervals=False)
+FAST = dict(epochs=50, patience=50, intervals=False)
 #: Briefer fits, for tests of determinism and leakage, which hold for any weights.
 BRIEF = dict(epochs=15, patience=15, intervals=False)
 

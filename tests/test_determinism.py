@@ -32,8 +32,8 @@ def _fit_and_predict(data, config, out, hash_seed, threads):
     fit = ["fit", str(data), "--out", str(model), "--config", str(config)]
     predict = ["predict", str(model), "--all", "--interval", "0.9", "--format", "csv",
                "--out", str(out / "pred.csv")]
-    threads = ["--threads", str(threads)]
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, *fit, *threads, "::", *predict, *threads],
+    on = ["--threads", str(threads)]
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, *fit, *on, "::", *predict, *on],
                           env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return (out / "pred.csv").read_bytes(), (model / "weights.pt").read_bytes()

@@ -22,7 +22,9 @@ import sys
 from cppgraph.cli import cli
 cut = sys.argv.index("::")
 for args in (sys.argv[1:cut], sys.argv[cut + 1:]):
-    cli(args, standalone_mode=False)
+    code = cli(args, standalone_mode=False)  # a failed command returns its exit code
+    if code:
+        sys.exit(code)
 """
 
 

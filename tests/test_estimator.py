@@ -179,15 +179,20 @@ def test_cold_start_zero_and_k_known(demo):
     assert (high["predicted_normalized"][unknown] - low["predicted_normalized"][unknown]).mean() > 0.01
 
 
+@pytest.fixture(scope="module")
+def without_arithmetic(demo):
+    """The engine fitted briefly without the task syn-arithmetic (do not modify)."""
+    return CPPGraph(random_state=0, **BRIEF).fit(
+        demo.subset(tasks=[t for t in demo.tasks if t != "syn-arithmetic"]))
+
+
 @pytest.fixture(scope="module", params=["model", "task"])
 def held_out(request, demo):
     """``(kind, held, est)``: the engine fitted briefly without two models or one task."""
     if request.param == "model":
         held = demo.models[:2]
         return "model", held, CPPGraph(random_state=0, **BRIEF).fit(demo.subset(models=demo.models[2:]))
-    held = ["syn-arithmetic"]
-    train = demo.subset(tasks=[t for t in demo.tasks if t not in held])
-    return "task", held, CPPGraph(random_state=0, **BRIEF).fit(train)
+    return "task", ["syn-arithmetic"], request.getfixturevalue("without_arithmetic")
 
 
 @pytest.mark.parametrize("fold_in_steps", [0, 30])
@@ -296,11 +301,10 @@ def test_cold_start_new_tasks(demo):
         est.predict_new_tasks(factors, known.head(1).assign(model="nobody"))
 
 
-def test_new_task_known_scores_refit_offset_and_scale(demo):
+def test_new_task_known_scores_refit_offset_and_scale(demo, without_arithmetic):
     # The known scores of a new % task refit its prior raw offset and range together,
     # weighed by the spread of the other % tasks; task_scale_noise 0 moves the offset alone.
-    held = ["syn-arithmetic"]
-    est = CPPGraph(random_state=0, **BRIEF).fit(demo.subset(tasks=[t for t in demo.tasks if t not in held]))
+    held, est = ["syn-arithmetic"], without_arithmetic
     info = demo.task_info.loc[held]
     norm, cov = coldstart.new_task_normalizer(est, held, info, demo.task_factors.loc[held])
     assert cov[held[0]].shape == (2, 2) and np.linalg.eigvalsh(cov[held[0]]).min() >= 0

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from cppgraph.cli import cli
+from cppgraph.config import Config
 from cppgraph.data import read_data
 from cppgraph.errors import CppGraphError, DataError
 from cppgraph.evaluate.splits import make_split
@@ -104,17 +105,12 @@ def test_cold_model_choices(demo_dir):
         make_split(demo, "frontier", 0, known=2, choose="popular")
 
 
-def test_suggest_choice_keeps_scored_tasks(demo_dir, monkeypatch):
-    import cppgraph.estimator
-
-    class Brief(cppgraph.estimator.CPPGraph):  # the choice's engine, fitted briefly
-        def __init__(self, config=None, **overrides):
-            super().__init__(config, **{"epochs": 10, "patience": 10, **overrides})
-
-    monkeypatch.setattr(cppgraph.estimator, "CPPGraph", Brief)
+def test_suggest_choice_keeps_scored_tasks(demo_dir):
     demo = read_data(demo_dir)
     small = demo.subset(models=demo.models[:30])
-    split = make_split(small, "cold-model", 0, test_size=0.2, known=2, choose="suggest")
+    brief = Config(epochs=10, patience=10)  # the choosing engine's configuration
+    split = make_split(small, "cold-model", 0, test_size=0.2, known=2, choose="suggest",
+                       config=brief)
     scored = small.scores.groupby("model")["task"].apply(set)
     known = split.known.groupby("model")["task"].apply(list)
     assert set(known.index) == set(split.new_models.index)
@@ -124,6 +120,10 @@ def test_suggest_choice_keeps_scored_tasks(demo_dir, monkeypatch):
     test = split.test.groupby("model")["task"].apply(set)
     for name in known.index:
         assert test[name] == scored[name] - set(known[name])
+    # the configuration is the choosing engine's: without intervals it cannot suggest
+    with pytest.raises(CppGraphError, match="fitted without intervals"):
+        make_split(small, "cold-model", 0, test_size=0.2, known=2, choose="suggest",
+                   config=brief.replace(intervals=False))
 
 
 def test_targets_steer_the_choice(fast_est, fast_model_dir):

@@ -53,9 +53,9 @@ def _methods_option(ctx, param, value):
               help="Also write a parity plot (PNG) of the test cells: one panel per method, "
                    "every seed, normalized scale.")
 @click.option("--config", "config_file", type=click.Path(path_type=str), default=None,
-              help="TOML configuration of the cppgraph methods (keys of cppgraph.config.Config; "
-                   "cppgraph-lightgcn and cppgraph-sage still set their encoder); default: "
-                   "built-in defaults.")
+              help="TOML configuration of the cppgraph methods and of --choose suggest's "
+                   "engine (keys of cppgraph.config.Config; cppgraph-lightgcn and "
+                   "cppgraph-sage still set their encoder); default: built-in defaults.")
 @click.option("--force", is_flag=True,
               help="Replace the --predictions, --plot and --out files if they exist.")
 @output_options
@@ -92,7 +92,7 @@ def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, c
              f"{seeds} seed(s)")
     try:
         result = run_evaluation(data, protocol, chosen, seeds=range(seeds), test_size=test_size,
-                                known=known, choose=choose, unit=normalization,
+                                known=known, choose=choose, config=config, unit=normalization,
                                 progress=lambda line: bar.step(" ".join(line.split()[:5]), line))
     finally:
         bar.close()

@@ -164,7 +164,7 @@ def _removable(data: CollabData, kind: str, order, n_target: int, known: int) ->
 
 
 def split_cold_model(data: CollabData, test_size: float, seed: int, *, known: int = 0,
-                     models=None, choose: str = "random") -> Split:
+                     models=None, choose: str = "random", config=None) -> Split:
     """Hold out a share of the models (or the given ones), keeping ``known`` scores of each.
 
     Models are drawn at random (seeded) among those with more than ``known``
@@ -173,9 +173,10 @@ def split_cold_model(data: CollabData, test_size: float, seed: int, *, known: in
     are chosen by ``choose`` (:data:`CHOICES`): ``random`` draws them;
     ``popular`` takes the tasks with the most training scores; ``suggest``
     takes those :func:`cppgraph.suggest.suggest` proposes, in its order,
-    from the engine fitted on the training part (default settings, seeded
-    with ``seed``), which sees the model's factors but none of its scores;
-    its targets are the model's scored tasks, the ones the protocol scores.
+    from the engine fitted on the training part (``config``, a
+    :class:`~cppgraph.config.Config`, default the built-in one; seeded with
+    ``seed``), which sees the model's factors but none of its scores; its
+    targets are the model's scored tasks, the ones the protocol scores.
     """
     if known < 0:
         raise DataError(f"known must be 0 or more; got {known}")
@@ -190,12 +191,13 @@ def split_cold_model(data: CollabData, test_size: float, seed: int, *, known: in
         chosen = _checked_names(models, data.models, "model")
     if not chosen:
         raise DataError(f"no model has more than {known} scores and can be held out")
-    pick = None if choose == "random" or known == 0 else _picker(data, chosen, choose, seed, known)
+    pick = (None if choose == "random" or known == 0
+            else _picker(data, chosen, choose, seed, known, config))
     return _hold_out_entities(data, "model", chosen, known, rng, "cold-model", seed, pick)
 
 
 def _picker(data: CollabData, chosen: list[str], choose: str, seed: int,
-            known: int) -> Callable:
+            known: int, config=None) -> Callable:
     """``pick(model, its cells, n)`` for :func:`_hold_out_entities` (see :func:`split_cold_model`)."""
     train = data.without(models=chosen)
     if choose == "popular":
@@ -208,7 +210,7 @@ def _picker(data: CollabData, chosen: list[str], choose: str, seed: int,
     from cppgraph.estimator import CPPGraph  # torch: only for this choice
     from cppgraph.suggest import suggest as suggest_tasks
 
-    est = CPPGraph(random_state=seed).fit(train)
+    est = CPPGraph(config, random_state=seed).fit(train)
     s = data.scores
     # One plan for every held-out model (each has more than ``known`` scores to choose from).
     scored = {m: s.loc[s["model"] == m, "task"].tolist() for m in chosen}
@@ -342,13 +344,13 @@ def split_cold_task(data: CollabData, test_size: float, seed: int, *, known: int
 
 
 def make_split(data: CollabData, protocol: str, seed: int, *, test_size: float | None = None,
-               known: int = 0, choose: str = "random") -> Split:
+               known: int = 0, choose: str = "random", config=None) -> Split:
     """The split of ``protocol`` (one of :data:`PROTOCOLS`) for ``seed``.
 
     ``test_size`` defaults to 0.05 for ``random`` and 0.1 otherwise (share of
     cells, models or tasks); ``known`` is k for ``cold-model``, ``cold-task``
-    and ``frontier``; ``choose`` how ``cold-model`` picks the known scores
-    (:func:`split_cold_model`).
+    and ``frontier``; ``choose`` how ``cold-model`` picks the known scores,
+    and ``config`` the engine that suggests them (:func:`split_cold_model`).
     """
     if protocol not in PROTOCOLS:
         raise DataError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
@@ -363,7 +365,7 @@ def make_split(data: CollabData, protocol: str, seed: int, *, test_size: float |
         raise DataError(f"choosing the known scores applies to the cold-model protocol, not "
                         f"{protocol!r}")
     if protocol == "cold-model":
-        return split_cold_model(data, size, seed, known=known, choose=choose)
+        return split_cold_model(data, size, seed, known=known, choose=choose, config=config)
     if protocol == "cold-family":
         return split_cold_family(data, size, seed)
     if protocol == "scale-up":

@@ -110,7 +110,8 @@ class CPPGraph:
             self.network_, self.graph_, lr=cfg.lr, weight_decay=cfg.weight_decay,
             epochs=cfg.epochs, patience=cfg.patience, val_fraction=cfg.val_fraction,
             supervision_fraction=cfg.supervision_fraction, id_dropout=cfg.id_dropout,
-            batch_size=cfg.batch_size, generator=generator, callback=callback)
+            batch_size=cfg.batch_size, generator=generator, lr_patience=cfg.lr_patience,
+            id_lr_scale=cfg.id_lr_scale, callback=callback)
         self.best_epoch_ = int(min(self.log_, key=lambda e: e["val_loss"])["epoch"])
         self._fit_stages()
         self.calibration_ = calibrate.fit_calibration(self, callback) if cfg.intervals else None

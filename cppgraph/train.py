@@ -45,9 +45,6 @@ logger = logging.getLogger(__name__)
 COLD_EDGES = 5
 #: At most this many validation cells: enough to stop early on large data.
 MAX_VALIDATION = 20_000
-#: After this many epochs without a lower validation loss the learning rate halves
-#: (inner validation on CPP crowdsource: mean normalized MAE 0.1024 -> 0.1010).
-LR_PATIENCE = 8
 #: The learning rate rises linearly over this many epochs (then the plateau rule takes
 #: over): without it, Adam's first steps can saturate the sigmoid and a fit never
 #: recovers (a HELM split, hidden 64).
@@ -97,8 +94,14 @@ class Folds:
 def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float, epochs: int,
                 patience: int, val_fraction: float, supervision_fraction: float,
                 id_dropout: float, batch_size: int, generator: torch.Generator,
+                lr_patience: int = 8, id_lr_scale: float = 1.0,
                 callback: Callable[[dict], None] | None = None) -> tuple[list[dict], Folds]:
     """Train ``net`` on the score edges of ``g``; keep the best validation weights.
+
+    The learning rate (``lr``, times ``id_lr_scale`` for the ID vectors) rises
+    over :data:`WARMUP` epochs, then halves after every ``lr_patience`` epochs
+    without a lower validation loss; training stops after ``patience`` such
+    epochs.
 
     Returns the training log (one dict per epoch of ``K`` steps, with
     ``epoch``, ``train_loss``, ``val_loss`` (MSE on the normalized scale) and
@@ -115,8 +118,9 @@ def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float
     # foreach: one multi-tensor update per step (the same numbers as the per-tensor
     # loop, which torch picks on CPU and which costs a fifth of a small fit)
     opt = torch.optim.Adam([{"params": rest, "weight_decay": weight_decay},
-                            {"params": ids, "weight_decay": 0.0}], lr=lr, foreach=True)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=LR_PATIENCE)
+                            {"params": ids, "weight_decay": 0.0, "lr": lr * id_lr_scale}],
+                           lr=lr, foreach=True)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=lr_patience)
     warm = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / (WARMUP * k)))
     best, best_state, waited, log = float("inf"), None, 0, []
     start = time.perf_counter()

@@ -381,6 +381,28 @@ def test_config_file(tmp_path):
             Config(fold_in_steps=bad)
     with pytest.raises(CppGraphError, match="fold_in_penalty must be a non-negative number"):
         Config(fold_in_penalty=-0.1)
+    for bad in (0, -3, 2.5):
+        with pytest.raises(CppGraphError, match="lr_patience must be a positive integer"):
+            Config(lr_patience=bad)
+    for bad in (0, -1, True, "fast", 1e4):
+        with pytest.raises(CppGraphError, match=r"id_lr_scale must be a number in \(0, 1000\]"):
+            Config(id_lr_scale=bad)
+
+
+def test_schedule_settings_reach_the_optimizer(demo, monkeypatch):
+    """``lr_patience`` is the plateau rule's patience; the ID vectors learn at ``lr``
+    times ``id_lr_scale``, the other weights at ``lr``."""
+    seen = {}
+
+    class Recording(torch.optim.lr_scheduler.ReduceLROnPlateau):
+        def __init__(self, opt, **kwargs):
+            seen.update(patience=kwargs["patience"], lrs=[g["lr"] for g in opt.param_groups])
+            super().__init__(opt, **kwargs)
+
+    monkeypatch.setattr(torch.optim.lr_scheduler, "ReduceLROnPlateau", Recording)
+    CPPGraph(random_state=0, epochs=1, intervals=False, lr=0.02, lr_patience=3,
+             id_lr_scale=4.0).fit(demo)
+    assert seen == {"patience": 3, "lrs": [0.02, 0.08]}
 
 
 def test_new_task_prior_by_factors(demo):

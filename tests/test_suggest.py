@@ -126,6 +126,34 @@ def test_suggest_choice_keeps_scored_tasks(demo_dir):
                    config=brief.replace(intervals=False))
 
 
+def test_reused_engines_predict_what_new_fits_do(demo_dir):
+    """Runs over several K and choices at one seed fit the engine, and the engine that
+    suggests, once; their predictions and intervals are those of fresh fits."""
+    from cppgraph.evaluate.methods import CPPGraphMethod, FittedEngines
+    from cppgraph.evaluate.runner import evaluate
+    demo = read_data(demo_dir)
+    small = demo.subset(models=demo.models[:30])
+    brief = dict(epochs=5, patience=5)
+    engines = FittedEngines()
+
+    def run(known, choose, reuse):
+        method = CPPGraphMethod(engines=engines if reuse else None, **brief)
+        return evaluate(small, "cold-model", [method], seeds=[1], test_size=0.2, known=known,
+                        choose=choose, config=Config(**brief),
+                        engines=engines if reuse else None).predictions
+
+    for known, choose in ((1, "suggest"), (2, "random"), (2, "suggest")):
+        reused = run(known, choose, True)
+    assert engines.fits == 2  # the evaluated engine (seed 1000) and the choosing one (seed 1)
+    fresh = run(2, "suggest", False)
+    assert engines.fits == 2 and {"lower_norm", "upper_norm"} <= set(fresh.columns)
+    pd.testing.assert_frame_equal(reused, fresh)
+    # other training data (every model) is a fit of its own
+    from cppgraph import CPPGraph
+    engines.get(CPPGraph(**brief), small)
+    assert engines.fits == 3
+
+
 def test_targets_steer_the_choice(fast_est, fast_model_dir):
     from cppgraph.suggest import error_model
     data = fast_est.data_

@@ -9,7 +9,11 @@ default engine on the shared data sets:
    interval width and the absolute error, per split).
 2. **Choice.** ``cold-model 0.1`` with K = 1, 2, 3, 5 known scores per held-out
    model, chosen by ``--choose suggest``, ``random`` or ``popular``: MAE on the
-   model's remaining tasks, with a figure of MAE against K.
+   model's remaining tasks, with a figure of MAE against K. At a seed, every K and
+   choice holds out the same models, so the engine (and the one ``suggest`` chooses
+   with) is fitted once per seed and reused
+   (:class:`cppgraph.evaluate.methods.FittedEngines`): the same predictions as a fit
+   per run.
 
 Usage: ``python tools/interval_benchmark.py [--only coverage choice] [--data D]
 [--seeds 5] [--datasets cpp helm obsscaling oll]``.
@@ -28,7 +32,7 @@ import pandas as pd
 
 from cppgraph import plots
 from cppgraph.data import read_data
-from cppgraph.evaluate.methods import make_methods
+from cppgraph.evaluate.methods import FittedEngines, make_methods
 from cppgraph.evaluate.report import markdown
 from cppgraph.evaluate.runner import evaluate
 from cppgraph.threads import DEFAULT_THREADS, limit_threads
@@ -93,16 +97,19 @@ def choice(data_root: Path, keys, seeds: int, out_dir: Path, fig_dir: Path):
         d = DATASETS[key]
         data = read_data(data_root / d.path, d.format, **d.options)
         n = min(seeds, SEEDS.get(key, seeds))
+        engines = FittedEngines()
         for k in KS:
             for how in CHOICES:
-                ev = evaluate(data, "cold-model", make_methods(["cppgraph"]), seeds=range(n),
-                              test_size=0.1, known=k, choose=how,
-                              progress=lambda line: _log("  " + line))
+                methods = make_methods(["cppgraph"])
+                methods[0].engines = engines
+                ev = evaluate(data, "cold-model", methods, seeds=range(n), test_size=0.1, known=k,
+                              choose=how, engines=engines, progress=lambda line: _log("  " + line))
                 sc = ev.scores.assign(data=key, known=k, choose=how)
                 per_seed.append(sc)
                 _log(f"{key} k={k} {how}: MAE {sc['mae_norm'].mean():.4f}")
             commands.append(f"`{_command(d, key, 'cold-model', 0.1, k, n, 'suggest')}` (and "
                             "`--choose random`, `--choose popular`)")
+        _log(f"{key}: {engines.fits} fits for {len(KS) * len(CHOICES)} runs of {n} seeds")
     seeds_frame = pd.concat(per_seed, ignore_index=True)
     seeds_frame.to_csv(out_dir / "intervals-choice.csv", index=False)
     for (key, k), part in seeds_frame.groupby(["data", "known"], sort=False):

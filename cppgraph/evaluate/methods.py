@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from typing import Callable
 
@@ -9,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from cppgraph.config import Config
+from cppgraph.data.dataset import CollabData
 from cppgraph.errors import DataError, DataWarning
 from cppgraph.estimator import CPPGraph
 from cppgraph.evaluate import baselines, paper_methods
@@ -16,6 +19,39 @@ from cppgraph.evaluate.base import Method
 from cppgraph.evaluate.metrics import INTERVAL_LEVEL
 from cppgraph.evaluate.splits import Split
 from cppgraph.normalize import Normalizer
+
+
+def data_key(data: CollabData) -> str:
+    """A digest of everything a fit reads from ``data``: its tables, factor kinds and
+    metadata."""
+    h = hashlib.sha256()
+    for frame in (data.scores, data.task_info, data.model_factors, data.task_factors):
+        h.update(repr((list(frame.columns), frame.index.name, frame.shape)).encode())
+        h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    h.update(json.dumps([data.factor_kinds, data.meta], sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+class FittedEngines:
+    """Fitted engines by (training data, configuration), for evaluations that fit the
+    same configuration on the same training data several times: the cold-model runs
+    that differ only in how many and which known scores the held-out models keep
+    (``tools/interval_benchmark.py``). A fit is deterministic (the same data,
+    configuration and seed give the same engine) and prediction does not change an
+    engine, so a reused engine predicts exactly what a new fit would."""
+
+    def __init__(self):
+        self._engines: dict[tuple[str, str], CPPGraph] = {}
+        self.fits = 0
+
+    def get(self, est: CPPGraph, data: CollabData) -> CPPGraph:
+        """``est`` fitted on ``data``, or the engine of the same configuration fitted
+        on the same data before."""
+        key = (data_key(data), json.dumps(est.config.to_dict(), sort_keys=True))
+        if key not in self._engines:
+            self._engines[key] = est.fit(data)
+            self.fits += 1
+        return self._engines[key]
 
 
 class CPPGraphMethod(Method):
@@ -36,11 +72,14 @@ class CPPGraphMethod(Method):
         gives no intervals.
     config : Config, optional
         Defaults to the built-in defaults; ``overrides`` replace single keys.
+    engines : FittedEngines, optional
+        Reuse an engine fitted before on the same training data.
     """
 
     def __init__(self, name: str = "cppgraph", *, ensemble: int = 1, config: Config | None = None,
-                 **overrides):
+                 engines: FittedEngines | None = None, **overrides):
         self.name, self.ensemble, self.config, self.overrides = name, ensemble, config, overrides
+        self.engines = engines
 
     def fit_predict(self, split: Split, *, seed: int, norm: Normalizer | None = None) -> np.ndarray:
         runs = []
@@ -48,7 +87,8 @@ class CPPGraphMethod(Method):
             overrides = {**self.overrides, "random_state": seed * 1000 + member}
             if self.ensemble > 1:  # the members' intervals are not those of their mean
                 overrides["intervals"] = False
-            est = CPPGraph(self.config, **overrides).fit(split.train)
+            est = CPPGraph(self.config, **overrides)
+            est = est.fit(split.train) if self.engines is None else self.engines.get(est, split.train)
             runs.append(_engine_predictions(est, split, INTERVAL_LEVEL if est.config.intervals
                                             else None))
         runs = np.stack(runs)  # [members, columns, cells]

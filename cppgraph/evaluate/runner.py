@@ -97,7 +97,7 @@ def score_split(split: Split, method: Method, *, unit: Normalizer, seed: int,
 
 def evaluate(data: CollabData, protocol: str, methods: Iterable[Method], *, seeds: Iterable[int],
              test_size: float | None = None, known: int = 0, choose: str = "random",
-             config=None, unit: str = "minmax",
+             config=None, engines=None, unit: str = "minmax",
              splits: Callable[[int], Split] | None = None,
              progress: Callable[[str], None] | None = None) -> Evaluation:
     """Run every method on the split of each seed.
@@ -111,7 +111,7 @@ def evaluate(data: CollabData, protocol: str, methods: Iterable[Method], *, seed
     methods : iterable of Method
     seeds : iterable of int
         One split per seed; the seed also seeds the methods.
-    test_size, known, choose, config : see :func:`cppgraph.evaluate.splits.make_split`.
+    test_size, known, choose, config, engines : see :func:`cppgraph.evaluate.splits.make_split`.
     unit : {"minmax", "paper"}
         Scale of the normalized metrics (:func:`unit_normalizer`). With
         ``paper``, the baselines also work on that scale, as the CPP
@@ -127,7 +127,8 @@ def evaluate(data: CollabData, protocol: str, methods: Iterable[Method], *, seed
     rows, cells = [], []
     for seed in seeds:
         split = splits(seed) if splits is not None else make_split(
-            data, protocol, seed, test_size=test_size, known=known, choose=choose, config=config)
+            data, protocol, seed, test_size=test_size, known=known, choose=choose, config=config,
+            engines=engines)
         for method in methods:
             metrics, pred = score_split(split, method, unit=norm, seed=seed, working=working)
             rows.append({"method": method.name, "protocol": protocol, "seed": seed, **metrics})

@@ -164,7 +164,7 @@ def _removable(data: CollabData, kind: str, order, n_target: int, known: int) ->
 
 
 def split_cold_model(data: CollabData, test_size: float, seed: int, *, known: int = 0,
-                     models=None, choose: str = "random", config=None) -> Split:
+                     models=None, choose: str = "random", config=None, engines=None) -> Split:
     """Hold out a share of the models (or the given ones), keeping ``known`` scores of each.
 
     Models are drawn at random (seeded) among those with more than ``known``
@@ -177,6 +177,8 @@ def split_cold_model(data: CollabData, test_size: float, seed: int, *, known: in
     :class:`~cppgraph.config.Config`, default the built-in one; seeded with
     ``seed``), which sees the model's factors but none of its scores; its
     targets are the model's scored tasks, the ones the protocol scores.
+    ``engines`` (:class:`~cppgraph.evaluate.methods.FittedEngines`) reuses that
+    engine when the same training part was fitted before (e.g. for another ``known``).
     """
     if known < 0:
         raise DataError(f"known must be 0 or more; got {known}")
@@ -192,12 +194,12 @@ def split_cold_model(data: CollabData, test_size: float, seed: int, *, known: in
     if not chosen:
         raise DataError(f"no model has more than {known} scores and can be held out")
     pick = (None if choose == "random" or known == 0
-            else _picker(data, chosen, choose, seed, known, config))
+            else _picker(data, chosen, choose, seed, known, config, engines))
     return _hold_out_entities(data, "model", chosen, known, rng, "cold-model", seed, pick)
 
 
 def _picker(data: CollabData, chosen: list[str], choose: str, seed: int,
-            known: int, config=None) -> Callable:
+            known: int, config=None, engines=None) -> Callable:
     """``pick(model, its cells, n)`` for :func:`_hold_out_entities` (see :func:`split_cold_model`)."""
     train = data.without(models=chosen)
     if choose == "popular":
@@ -210,7 +212,8 @@ def _picker(data: CollabData, chosen: list[str], choose: str, seed: int,
     from cppgraph.estimator import CPPGraph  # torch: only for this choice
     from cppgraph.suggest import suggest as suggest_tasks
 
-    est = CPPGraph(config, random_state=seed).fit(train)
+    est = CPPGraph(config, random_state=seed)
+    est = est.fit(train) if engines is None else engines.get(est, train)
     s = data.scores
     # One plan for every held-out model (each has more than ``known`` scores to choose from).
     scored = {m: s.loc[s["model"] == m, "task"].tolist() for m in chosen}
@@ -344,13 +347,14 @@ def split_cold_task(data: CollabData, test_size: float, seed: int, *, known: int
 
 
 def make_split(data: CollabData, protocol: str, seed: int, *, test_size: float | None = None,
-               known: int = 0, choose: str = "random", config=None) -> Split:
+               known: int = 0, choose: str = "random", config=None, engines=None) -> Split:
     """The split of ``protocol`` (one of :data:`PROTOCOLS`) for ``seed``.
 
     ``test_size`` defaults to 0.05 for ``random`` and 0.1 otherwise (share of
     cells, models or tasks); ``known`` is k for ``cold-model``, ``cold-task``
     and ``frontier``; ``choose`` how ``cold-model`` picks the known scores,
-    and ``config`` the engine that suggests them (:func:`split_cold_model`).
+    and ``config`` the engine that suggests them (:func:`split_cold_model`;
+    ``engines`` keeps it for reuse).
     """
     if protocol not in PROTOCOLS:
         raise DataError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
@@ -365,7 +369,8 @@ def make_split(data: CollabData, protocol: str, seed: int, *, test_size: float |
         raise DataError(f"choosing the known scores applies to the cold-model protocol, not "
                         f"{protocol!r}")
     if protocol == "cold-model":
-        return split_cold_model(data, size, seed, known=known, choose=choose, config=config)
+        return split_cold_model(data, size, seed, known=known, choose=choose, config=config,
+                                engines=engines)
     if protocol == "cold-family":
         return split_cold_family(data, size, seed)
     if protocol == "scale-up":

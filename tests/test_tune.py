@@ -54,3 +54,34 @@ def test_coverage_ranks_by_distance_to_nominal(tune, monkeypatch, capsys):
     rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()
             if line.startswith(("0.8", "0.9"))]
     assert rows == ["0.8", "0.9"]
+
+
+def test_candidates_round_trip_and_bad_ones(tune, capsys):
+    spec = tune.parse_candidate('lr=0.03,lr_patience=4,encoder="sage",intervals=false')
+    assert spec == {"lr": 0.03, "lr_patience": 4, "encoder": "sage", "intervals": False}
+    assert tune.parse_candidate(tune.label(spec)) == spec
+    assert tune.parse_candidate("defaults") == {} and tune.label({}) == "defaults"
+    with pytest.raises(ValueError, match="key=value pairs"):
+        tune.parse_candidate("lr0.03")
+    for argv, message in ((["--candidate", "lr"], "key=value pairs"),
+                          (["--candidate", "lr=0.1", "--grid", "lr=0.2"], "not both")):
+        with pytest.raises(SystemExit):
+            tune.main(["data/demo", *argv])
+        assert message in capsys.readouterr().err
+
+
+def test_candidates_are_rows_with_their_seconds(tune, monkeypatch, capsys):
+    table = pd.DataFrame({"candidate": ["defaults", "lr=0.03"], "setting": ["random 0.1 k=0"] * 2,
+                          "seed": [0, 0], "mae_norm": [0.05, 0.04], "seconds": [10.0, 4.0]})
+    seen = {}
+    monkeypatch.setattr(tune, "read_data", lambda *args, **kwargs: None)
+    monkeypatch.setattr(tune, "tune", lambda *args, **kwargs: seen.update(kwargs) or table)
+    tune.main(["data/demo", "--setting", "random:0.1:0", "--candidate", "defaults",
+               "--candidate", "lr=0.03"])
+    assert seen["configs"] == [{}, {"lr": 0.03}]
+    out = capsys.readouterr().out
+    seconds = out.split("seconds (mean over seeds)")[1]
+    # ranked by the metric (lr=0.03 first), with its seconds
+    assert [line.split()[0] for line in seconds.splitlines() if line.startswith(("defaults", "lr="))] \
+        == ["lr=0.03", "defaults"]
+    assert "4.0" in seconds and "10.0" in seconds

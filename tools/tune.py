@@ -19,6 +19,12 @@ Example::
         --unit paper --metric mse_norm --also minmax:mae_norm --grid observed_regression=0,0.25
     python tools/tune.py ../shared/data/cpp_llm --input-format cpp-llm \\
         --setting frontier:0.1:2 --metric coverage_90 --grid frontier_level=0.8,0.9
+    python tools/tune.py syn100k --setting random:0.1:0 --seeds 1 \\
+        --candidate defaults --candidate lr=0.03,lr_patience=4,patience=15
+
+``--grid`` tries every combination of its values; ``--candidate`` (instead) tries
+whole configurations one by one. A last table gives each candidate's seconds
+(fit and predict, mean over seeds).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -70,11 +77,32 @@ def _extra_metric(cells: pd.DataFrame, norm, metric: str) -> float:
             "rmse_raw": err["mse"] ** 0.5}[metric]
 
 
+def label(candidate: dict) -> str:
+    """``key=value,...`` of a candidate (``defaults`` for none), as ``--candidate`` takes it."""
+    return ",".join(f"{k}={json.dumps(v)}" for k, v in candidate.items()) or "defaults"
+
+
+def parse_candidate(spec: str) -> dict:
+    """``--candidate``'s ``key=value,...`` (or ``defaults``) as a dict."""
+    if spec == "defaults":
+        return {}
+    out = {}
+    for item in spec.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--candidate takes key=value pairs separated by commas; got {spec!r}")
+        out[key] = _value(value)
+    return out
+
+
 def tune(data, grid: dict, *, seeds, settings=SETTINGS, unit: str = "minmax",
-         metric: str = "mae_norm", also=(), progress=print, threads: int = 1) -> pd.DataFrame:
+         metric: str = "mae_norm", also=(), progress=print, threads: int = 1,
+         configs: list[dict] | None = None) -> pd.DataFrame:
     """One row per (candidate, setting, outer seed): the inner validation ``metric``,
-    on the ``unit`` scale fitted on the outer training part, and a column
-    ``"UNIT:METRIC"`` for each such pair in ``also``."""
+    on the ``unit`` scale fitted on the outer training part, a column
+    ``"UNIT:METRIC"`` for each such pair in ``also``, ``seconds`` (fit and predict)
+    and ``candidate`` (:func:`label`). The candidates are ``configs`` if given, else
+    every combination of ``grid``."""
     rows = []
     for protocol, size, known in settings:
         for seed in seeds:
@@ -83,14 +111,17 @@ def tune(data, grid: dict, *, seeds, settings=SETTINGS, unit: str = "minmax",
             inner = make_split(inner_data, protocol, 1000 + seed, test_size=size, known=known)
             norm = unit_normalizer(inner_data, unit)
             extra = {pair: unit_normalizer(inner_data, pair.split(":")[0]) for pair in also}
-            for cand in candidates(grid):
+            for cand in (configs if configs is not None else candidates(grid)):
                 method = CPPGraphMethod("candidate", **{"n_jobs": threads, **cand})
+                start = time.perf_counter()
                 metrics, cells = score_split(inner, method, unit=norm, seed=seed)
+                seconds = time.perf_counter() - start
                 if metric not in metrics:
                     raise SystemExit(f"{metric}: candidate {cand} gives no intervals "
                                      "(intervals = false)")
-                rows.append({**cand, "setting": f"{protocol} {size:g} k={known}", "seed": seed,
-                             metric: metrics[metric],
+                rows.append({**cand, "candidate": label(cand),
+                             "setting": f"{protocol} {size:g} k={known}", "seed": seed,
+                             "seconds": seconds, metric: metrics[metric],
                              **{pair: _extra_metric(cells, n, pair.split(":")[1])
                                 for pair, n in extra.items()}})
                 progress(f"{rows[-1]['setting']:<22} seed {seed} {cand}: {metrics[metric]:.4f}")
@@ -106,6 +137,9 @@ def main(argv=None) -> None:
                         help="helm format: keep only tasks of these metric types (e.g. accuracy)")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="configuration key and the values to try (repeatable)")
+    parser.add_argument("--candidate", action="append", default=[], metavar="K=V,K=V",
+                        help="one whole configuration to try (repeatable; 'defaults': the "
+                             "built-in one); instead of --grid")
     parser.add_argument("--setting", action="append", default=[], metavar="PROTOCOL:SIZE:K",
                         help="protocol, test size and known scores to tune on (repeatable; "
                              "default: random 0.05 and 0.2, cold-model 0.1 with k 0 and 2)")
@@ -136,21 +170,27 @@ def run(parser, args, threads: int) -> None:
     for item in args.grid:
         key, _, values = item.partition("=")
         grid[key] = [_value(v) for v in values.split(",")]
+    if grid and args.candidate:
+        parser.error("give --grid or --candidate, not both")
+    try:
+        configs = [parse_candidate(c) for c in args.candidate] or (None if grid else [{}])
+    except ValueError as err:
+        parser.error(str(err))
     options = {"metric_types": args.metric_types.split(",")} if args.metric_types else {}
     table = tune(read_data(args.data, args.input_format, **options), grid, seeds=range(args.seeds),
                  settings=settings, unit=args.unit, metric=args.metric, also=args.also,
-                 threads=threads)
-    keys = list(grid)
+                 threads=threads, configs=configs)
+    keys = list(grid) if configs is None else ["candidate"]
     order = None
-    for column in [args.metric, *args.also]:
+    for column in [args.metric, *args.also, *(["seconds"] if "seconds" in table else [])]:
         summary = table.pivot_table(index=keys, columns="setting", values=column, aggfunc="mean")
         summary["mean"] = summary.mean(axis=1)
         if order is None:
             rank = ((summary["mean"] - INTERVAL_LEVEL).abs() if column == "coverage_90"
                     else summary["mean"])
             order = rank.sort_values(kind="stable").index
-        label = f"{args.unit}:{args.metric}" if column == args.metric else column
-        print(f"\n{label} (mean over seeds)\n{summary.reindex(order).round(4).to_string()}")
+        title = f"{args.unit}:{args.metric}" if column == args.metric else column
+        print(f"\n{title} (mean over seeds)\n{summary.reindex(order).round(4).to_string()}")
 
 
 if __name__ == "__main__":

@@ -34,8 +34,8 @@ class Config:
         The ID vectors' learning rate is ``lr`` times this.
     lr_patience : int
         The learning rate halves after this many epochs without a lower
-        validation loss (inner validation on CPP crowdsource, 8 against a
-        fixed rate: mean normalized MAE 0.1010 against 0.1024).
+        validation loss (inner validation on CPP crowdsource, for 8: mean
+        normalized MAE 0.1024 -> 0.1010).
     epochs, patience : int
         Maximum epochs (of ``predict_folds`` steps); stop after ``patience``
         epochs without a better validation loss (the best epoch's weights

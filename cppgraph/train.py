@@ -94,7 +94,7 @@ class Folds:
 def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float, epochs: int,
                 patience: int, val_fraction: float, supervision_fraction: float,
                 id_dropout: float, batch_size: int, generator: torch.Generator,
-                lr_patience: int = 8, id_lr_scale: float = 1.0,
+                lr_patience: int, id_lr_scale: float,
                 callback: Callable[[dict], None] | None = None) -> tuple[list[dict], Folds]:
     """Train ``net`` on the score edges of ``g``; keep the best validation weights.
 

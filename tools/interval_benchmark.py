@@ -32,7 +32,7 @@ import pandas as pd
 
 from cppgraph import plots
 from cppgraph.data import read_data
-from cppgraph.evaluate.methods import FittedEngines, make_methods
+from cppgraph.evaluate.methods import CPPGraphMethod, FittedEngines, make_methods
 from cppgraph.evaluate.report import markdown
 from cppgraph.evaluate.runner import evaluate
 from cppgraph.threads import DEFAULT_THREADS, limit_threads
@@ -100,10 +100,9 @@ def choice(data_root: Path, keys, seeds: int, out_dir: Path, fig_dir: Path):
         engines = FittedEngines()
         for k in KS:
             for how in CHOICES:
-                methods = make_methods(["cppgraph"])
-                methods[0].engines = engines
-                ev = evaluate(data, "cold-model", methods, seeds=range(n), test_size=0.1, known=k,
-                              choose=how, engines=engines, progress=lambda line: _log("  " + line))
+                ev = evaluate(data, "cold-model", [CPPGraphMethod("cppgraph", engines=engines)],
+                              seeds=range(n), test_size=0.1, known=k, choose=how, engines=engines,
+                              progress=lambda line: _log("  " + line))
                 sc = ev.scores.assign(data=key, known=k, choose=how)
                 per_seed.append(sc)
                 _log(f"{key} k={k} {how}: MAE {sc['mae_norm'].mean():.4f}")

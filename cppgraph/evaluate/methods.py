@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import warnings
 from typing import Callable
 
@@ -21,17 +19,6 @@ from cppgraph.evaluate.splits import Split
 from cppgraph.normalize import Normalizer
 
 
-def data_key(data: CollabData) -> str:
-    """A digest of everything a fit reads from ``data``: its tables, factor kinds and
-    metadata."""
-    h = hashlib.sha256()
-    for frame in (data.scores, data.task_info, data.model_factors, data.task_factors):
-        h.update(repr((list(frame.columns), frame.index.name, frame.shape)).encode())
-        h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
-    h.update(json.dumps([data.factor_kinds, data.meta], sort_keys=True, default=str).encode())
-    return h.hexdigest()
-
-
 class FittedEngines:
     """Fitted engines by (training data, configuration), for evaluations that fit the
     same configuration on the same training data several times: the cold-model runs
@@ -41,17 +28,20 @@ class FittedEngines:
     engine, so a reused engine predicts exactly what a new fit would."""
 
     def __init__(self):
-        self._engines: dict[tuple[str, str], CPPGraph] = {}
-        self.fits = 0
+        self.engines: list[CPPGraph] = []
+
+    @property
+    def fits(self) -> int:
+        return len(self.engines)
 
     def get(self, est: CPPGraph, data: CollabData) -> CPPGraph:
         """``est`` fitted on ``data``, or the engine of the same configuration fitted
-        on the same data before."""
-        key = (data_key(data), json.dumps(est.config.to_dict(), sort_keys=True))
-        if key not in self._engines:
-            self._engines[key] = est.fit(data)
-            self.fits += 1
-        return self._engines[key]
+        on the same data (:meth:`CollabData.equals`) before."""
+        for engine in self.engines:
+            if engine.config == est.config and engine.data_.equals(data):
+                return engine
+        self.engines.append(est.fit(data))
+        return est
 
 
 class CPPGraphMethod(Method):

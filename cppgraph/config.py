@@ -34,8 +34,8 @@ class Config:
         The ID vectors' learning rate is ``lr`` times this.
     lr_patience : int
         The learning rate halves after this many epochs without a lower
-        validation loss (inner validation on CPP crowdsource, for 8: mean
-        normalized MAE 0.1024 -> 0.1010).
+        validation loss (inner validation on CPP crowdsource, mean normalized
+        MAE: 8 0.1000, 4 0.1031, never halving 0.1019; ``docs/ENGINE.md``).
     epochs, patience : int
         Maximum epochs (of ``predict_folds`` steps); stop after ``patience``
         epochs without a better validation loss (the best epoch's weights

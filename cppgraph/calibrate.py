@@ -230,7 +230,7 @@ def fit_calibration(est, callback=None) -> Calibration:
 
     ``callback`` receives the refit's epoch entries, marked ``"phase": "calibration"``.
     """
-    data, cfg = est.data_, est.config
+    data, cfg = est.data_, est.fit_config_
     rng = np.random.default_rng(cfg.random_state + 11)
     s = data.scores
     scale = task_scale(est)

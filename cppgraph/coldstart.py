@@ -303,7 +303,7 @@ def predict_new(est, kind: str, factors: pd.DataFrame, known, *, task_info=None,
         pred[new.cells] = np.nan
     elif len(known):
         # A known cell is predicted by the same steps run without its fold of known scores.
-        k = min(est.config.predict_folds, len(known))
+        k = min(est.fit_config_.predict_folds, len(known))
         gen = torch.Generator().manual_seed(est.config.random_state + 2)
         fold = (torch.randperm(len(known), generator=gen) % k).numpy()
         for f in range(k):

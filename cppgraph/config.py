@@ -11,6 +11,16 @@ from pathlib import Path
 from cppgraph.errors import CppGraphError
 from cppgraph.normalize import NORMALIZATIONS
 
+#: From this many training cells on, the training-schedule keys set to ``"auto"`` take
+#: their large-data values (:data:`AUTO_SCHEDULE`).
+LARGE_DATA_CELLS = 50_000
+#: The values of the training-schedule keys under ``"auto"``: (below
+#: :data:`LARGE_DATA_CELLS` training cells, at or above). On large data a higher rate,
+#: shorter patience and 3 folds fit about 3 times faster at nearly the same error; on
+#: small data they cost accuracy (inner validation, ``docs/ENGINE.md``).
+AUTO_SCHEDULE = {"lr": (0.01, 0.03), "lr_patience": (8, 4), "patience": (40, 15),
+                 "predict_folds": (5, 3)}
+
 
 @dataclass
 class Config:
@@ -28,18 +38,24 @@ class Config:
         Dropout in the encoder and the head.
     head_hidden : int
         Width of the scoring head's hidden layer.
-    lr, weight_decay : float
-        Adam settings (the ID vectors are not decayed).
+    lr : float or "auto"
+        Adam's learning rate. ``"auto"`` (as ``lr_patience``, ``patience``
+        and ``predict_folds``): the first value of :data:`AUTO_SCHEDULE`
+        below :data:`LARGE_DATA_CELLS` training cells, the second from there
+        on (:meth:`resolved`).
+    weight_decay : float
+        Adam's weight decay (the ID vectors are not decayed).
     id_lr_scale : float
         The ID vectors' learning rate is ``lr`` times this.
-    lr_patience : int
+    lr_patience : int or "auto"
         The learning rate halves after this many epochs without a lower
         validation loss (inner validation on CPP crowdsource, mean normalized
         MAE: 8 0.1000, 4 0.1031, never halving 0.1019; ``docs/ENGINE.md``).
-    epochs, patience : int
-        Maximum epochs (of ``predict_folds`` steps); stop after ``patience``
-        epochs without a better validation loss (the best epoch's weights
-        are kept).
+    epochs : int
+        Maximum epochs (of ``predict_folds`` steps).
+    patience : int or "auto"
+        Stop after this many epochs without a better validation loss (the
+        best epoch's weights are kept).
     val_fraction : float
         Share of the training cells held out (never in the graph, never a
         target) for early stopping; at most 20,000 cells.
@@ -88,7 +104,7 @@ class Config:
         share of that scale, when they refit the prior offset and range
         together (:func:`cppgraph.normalize.refit_task_scale`). Larger trusts
         the prior more; 0 refits the offset alone.
-    predict_folds : int
+    predict_folds : int or "auto"
         Folds of the training cells, and cross-fitted ID tables: a training
         cell is predicted by the table that never saw it, with its fold out
         of the graph.
@@ -120,12 +136,12 @@ class Config:
     num_layers: int = 2
     dropout: float = 0.1
     head_hidden: int = 64
-    lr: float = 0.01
+    lr: float | str = "auto"
     weight_decay: float = 1e-4
     id_lr_scale: float = 1.0
-    lr_patience: int = 8
+    lr_patience: int | str = "auto"
     epochs: int = 300
-    patience: int = 40
+    patience: int | str = "auto"
     val_fraction: float = 0.1
     supervision_fraction: float = 0.3
     batch_size: int = 65536
@@ -139,7 +155,7 @@ class Config:
     fold_in_penalty: float = 0.01
     task_prior: str = "factors"
     task_scale_noise: float = 0.4
-    predict_folds: int = 5
+    predict_folds: int | str = "auto"
     intervals: bool = True
     frontier_level: float = 0.9
     random_state: int = 0
@@ -163,23 +179,30 @@ class Config:
             and 0 <= self.observed_regression <= 1), "observed_regression", "'auto', 'task' or in [0, 1]")
         need(self.task_prior in ("factors", "unit"), "task_prior", "'factors' or 'unit'")
         need(self.normalization in NORMALIZATIONS, "normalization", f"one of {list(NORMALIZATIONS)}")
+        auto = {name for name in AUTO_SCHEDULE if getattr(self, name) == "auto"}
         for name in ("hidden", "num_layers", "head_hidden", "epochs", "patience", "lr_patience",
                      "batch_size", "predict_folds"):
-            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name,
-                 "a positive integer")
-        need(self.predict_folds >= 2, "predict_folds", "at least 2")
+            if name in auto:
+                continue
+            value = getattr(self, name)
+            need(isinstance(value, int) and not isinstance(value, bool) and value >= 1, name,
+                 "a positive integer" + (' or "auto"' if name in AUTO_SCHEDULE else ""))
+        need("predict_folds" in auto or self.predict_folds >= 2, "predict_folds", "at least 2")
         for name, most in (("hidden", 4096), ("head_hidden", 4096), ("num_layers", 16),
                            ("predict_folds", 100), ("epochs", 1_000_000),
                            ("patience", 1_000_000), ("lr_patience", 1_000_000),
                            ("batch_size", 10**9)):
-            need(getattr(self, name) <= most, name, f"at most {most}")
+            need(name in auto or getattr(self, name) <= most, name, f"at most {most}")
         for name in ("dropout", "val_fraction", "supervision_fraction", "id_dropout"):
             need(isinstance(getattr(self, name), (int, float)) and 0 <= getattr(self, name) < 1,
                  name, "in [0, 1)")
         need(0 < self.supervision_fraction, "supervision_fraction", "above 0")
         for name in ("lr", "weight_decay", "score_floor"):
-            need(isinstance(getattr(self, name), (int, float)) and getattr(self, name) >= 0, name,
-                 "a non-negative number")
+            if name in auto:
+                continue
+            value = getattr(self, name)
+            need(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
+                 name, "a non-negative number" + (' or "auto"' if name in AUTO_SCHEDULE else ""))
         need(isinstance(self.known_shrinkage, (int, float)) and not isinstance(
             self.known_shrinkage, bool) and self.known_shrinkage >= 0, "known_shrinkage",
             "a non-negative number (0: off)")
@@ -204,6 +227,13 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def resolved(self, cells: int) -> "Config":
+        """A copy whose ``"auto"`` training-schedule keys hold their values for data of
+        ``cells`` training cells (:data:`AUTO_SCHEDULE`); the other keys as they are."""
+        large = cells >= LARGE_DATA_CELLS
+        return self.replace(**{name: values[large] for name, values in AUTO_SCHEDULE.items()
+                               if getattr(self, name) == "auto"})
 
     def replace(self, **changes) -> "Config":
         """A copy with ``changes``; an unknown key is an error listing the known ones."""

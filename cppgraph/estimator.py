@@ -49,6 +49,9 @@ class CPPGraph:
         The training data.
     normalizer_, factors_
         The fitted normalization and factor vocabulary.
+    fit_config_ : Config
+        The configuration the fit ran with: ``config`` with its ``"auto"``
+        training-schedule keys set for the size of the data (:meth:`Config.resolved`).
     network_ : Network
     folds_ : Folds
         Validation cells and the ``predict_folds`` folds of the rest.
@@ -93,10 +96,10 @@ class CPPGraph:
         canonical folder's CSV files; :func:`cppgraph.data.as_data`).
         """
         data = as_data(data, model_factors=model_factors, task_factors=task_factors, tasks=tasks)
-        cfg = self.config
+        self.config.validate()
+        cfg = self.fit_config_ = self.config.resolved(len(data.scores))
         bar = epoch_bar(cfg.epochs) if cfg.verbose and callback is None else None
         callback = bar.update if bar is not None else callback
-        cfg.validate()
         torch.manual_seed(cfg.random_state)
         np.random.seed(cfg.random_state)
         start = time.perf_counter()
@@ -134,7 +137,7 @@ class CPPGraph:
         self._edge_id = pd.Series(np.arange(len(s)), index=pd.MultiIndex.from_frame(s[["model", "task"]]))
 
     def _new_network(self) -> Network:
-        cfg, g = self.config, self.graph_
+        cfg, g = self.fit_config_, self.graph_
         common = dict(num_models=g.num_models, num_tasks=g.num_tasks, num_factors=g.num_factors,
                       model_features=g.model_x.size(1), task_features=g.task_x.size(1),
                       hidden=cfg.hidden, num_layers=cfg.num_layers, dropout=cfg.dropout,

@@ -19,7 +19,7 @@ import torch
 
 from cppgraph import __version__
 from cppgraph.calibrate import Calibration
-from cppgraph.config import Config
+from cppgraph.config import AUTO_SCHEDULE, Config
 from cppgraph.data.canonical import OUTPUT_FILES, atomic_folder, read_canonical, write_canonical
 from cppgraph.errors import CppGraphError
 from cppgraph.graph import FactorEncoder
@@ -60,6 +60,7 @@ def save(est, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         "cppgraph_version": __version__,
         "torch_version": torch.__version__,
         "config": est.config.to_dict(),
+        "fit_config": est.fit_config_.to_dict(),
         "models": est.data_.models,
         "tasks": est.data_.tasks,
         "normalizer": est.normalizer_.to_dict(),
@@ -99,14 +100,17 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
                             f"is not supported by cppgraph {__version__} (format "
                             f"{FORMAT_VERSION}); refit the model with this version")
     try:
-        config = dict(meta["config"])
-        if n_jobs is not None:
-            config["n_jobs"] = n_jobs
-        est = cls(Config.from_dict(config, source=str(folder / META_FILE)))
+        configs = [dict(meta["config"]), dict(meta.get("fit_config") or meta["config"])]
+        for config in configs:
+            if n_jobs is not None:
+                config["n_jobs"] = n_jobs
+        config, fit_config = (Config.from_dict(c, source=str(folder / META_FILE)) for c in configs)
+        est = cls(config)
         if fingerprint(folder / DATA_DIR) != meta["data_fingerprint"]:
             raise CppGraphError(f"{folder / DATA_DIR}: training data was modified after saving")
         data = read_canonical(folder / DATA_DIR, out_of_range=None)  # checked at fit
         est.data_ = data
+        est.fit_config_ = fit_config.resolved(len(data.scores))
         norm = meta["normalizer"]
         for key in ("shift", "scale", "sign"):
             if len(norm[key]) != len(norm["keys"]):
@@ -132,9 +136,9 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
         est.network_.load_state_dict(state["network"])
         est.network_.eval()
         fold = state["folds"]
-        if fold.shape != (len(data.scores),) or fold.min() < 0 or fold.max() > est.config.predict_folds:
+        if fold.shape != (len(data.scores),) or fold.min() < 0 or fold.max() > est.fit_config_.predict_folds:
             raise CppGraphError(f"{folder / WEIGHTS_FILE}: the folds do not match the training data")
-        est.folds_ = Folds(fold.long(), est.config.predict_folds)
+        est.folds_ = Folds(fold.long(), est.fit_config_.predict_folds)
         est._fit_stages()
         cal = meta.get("calibration")
         est.calibration_ = None if cal is None else Calibration.from_dict(cal)
@@ -179,4 +183,5 @@ def card(cls, folder: Path, *, n_jobs: int | None = None) -> dict:
                 "validation_cells": (est.val_mae_ or {}).get("cells"),
                 "benchmark_regression_weight": est.observed_weight_},
         "config": est.config.to_dict(),
+        "schedule": {name: getattr(est.fit_config_, name) for name in AUTO_SCHEDULE},
     }

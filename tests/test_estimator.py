@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from cppgraph import coldstart
-from cppgraph.config import Config
+from cppgraph import config as config_module
+from cppgraph.config import AUTO_SCHEDULE, LARGE_DATA_CELLS, Config
 from cppgraph.data import read_canonical
 from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.estimator import CPPGraph
@@ -94,7 +95,7 @@ def test_observed_cell_does_not_see_its_own_score(fitted, demo):
 def test_observed_cells_use_the_table_that_never_saw_them(fitted, demo):
     """A training cell of fold f is predicted by ID table f with fold f out of the graph."""
     folds = fitted.folds_
-    assert folds.fold.min() == 0 and folds.fold.max() == fitted.config.predict_folds
+    assert folds.fold.min() == 0 and folds.fold.max() == fitted.fit_config_.predict_folds
     assert (folds.fold == folds.k).float().mean() == pytest.approx(0.1, abs=0.01)
     edge = int(torch.nonzero(folds.fold == 2)[0])
     cell = demo.scores.iloc[[edge]][["model", "task"]]
@@ -403,6 +404,44 @@ def test_schedule_settings_reach_the_optimizer(demo, monkeypatch):
     CPPGraph(random_state=0, epochs=1, intervals=False, lr=0.02, lr_patience=3,
              id_lr_scale=4.0).fit(demo)
     assert seen == {"patience": 3, "lrs": [0.02, 0.08]}
+
+
+def test_auto_schedule_by_data_size():
+    """``"auto"`` schedule keys take one value below ``LARGE_DATA_CELLS`` training cells and
+    another from there on; numbers a user sets stay; "auto" fits no other key."""
+    small, large = Config().resolved(LARGE_DATA_CELLS - 1), Config().resolved(LARGE_DATA_CELLS)
+    assert [getattr(small, k) for k in AUTO_SCHEDULE] == [v[0] for v in AUTO_SCHEDULE.values()]
+    assert [getattr(large, k) for k in AUTO_SCHEDULE] == [v[1] for v in AUTO_SCHEDULE.values()]
+    assert (large.lr, large.lr_patience, large.patience, large.predict_folds) == (0.03, 4, 15, 3)
+    mine = Config(lr=0.005, predict_folds=7).resolved(10**7)
+    assert (mine.lr, mine.predict_folds, mine.patience) == (0.005, 7, 15)
+    with pytest.raises(CppGraphError, match='patience must be a positive integer or "auto"'):
+        Config(patience="fast")
+    with pytest.raises(CppGraphError, match="hidden must be a positive integer; got 'auto'"):
+        Config(hidden="auto")
+
+
+def test_large_data_fit_runs_the_large_schedule(demo, tmp_path, monkeypatch):
+    """A fit on data at or above the threshold trains with the large-data values (3 ID
+    tables, the higher rate), keeps ``config`` as given, and loads back with them."""
+    seen = {}
+
+    class Recording(torch.optim.lr_scheduler.ReduceLROnPlateau):
+        def __init__(self, opt, **kwargs):
+            seen.update(patience=kwargs["patience"], lr=opt.param_groups[0]["lr"])
+            super().__init__(opt, **kwargs)
+
+    monkeypatch.setattr(torch.optim.lr_scheduler, "ReduceLROnPlateau", Recording)
+    monkeypatch.setattr(config_module, "LARGE_DATA_CELLS", len(demo.scores))
+    est = CPPGraph(random_state=0, epochs=1, intervals=False).fit(demo)
+    assert seen == {"patience": 4, "lr": 0.03}
+    assert est.config.predict_folds == "auto" and est.fit_config_.predict_folds == 3
+    assert est.network_.tables == 3 and int(est.folds_.fold.max()) == 3
+    monkeypatch.setattr(config_module, "LARGE_DATA_CELLS", 10**9)  # loading must not re-decide
+    back = CPPGraph.load(est.save(tmp_path / "m"))
+    assert back.fit_config_.predict_folds == 3 and back.network_.tables == 3
+    pairs = demo.scores[["model", "task"]].head(20)
+    assert np.allclose(back.predict(pairs)["predicted"], est.predict(pairs)["predicted"])
 
 
 def test_new_task_prior_by_factors(demo):

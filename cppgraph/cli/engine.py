@@ -214,6 +214,7 @@ def _card_text(card: dict) -> str:
              + (f" in {fit['seconds']:.1f}s" if fit["seconds"] is not None else ""),
              "validation     " + (f"MAE {mae:.4f} normalized on {fit['validation_cells']} cells"
                                   if mae is not None else "none"),
+             "schedule       " + ", ".join(f"{k} {v}" for k, v in card["schedule"].items()),
              f"benchmark-regression weight {fit['benchmark_regression_weight']:g}",
              "settings:"]
     lines += [f"  {key} = {value!r}" for key, value in card["config"].items()]

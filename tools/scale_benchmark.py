@@ -205,7 +205,9 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
               "within this run. cppgraph runs with its default configuration, which "
               "includes the calibration refit of the prediction intervals (a second fit "
               "without a share of the models, tasks and cells); `intervals = false` in the "
-              "configuration leaves it out.", ""]
+              "configuration leaves it out. From 50,000 training cells on (100k and 1M), "
+              "the default trains with the large-data schedule (`\"auto\"` keys, "
+              "`docs/ENGINE.md`).", ""]
     lines += headline(scale, accuracy, threads)
     if scale:
         fits = {r["size"]: r for r in scale if r["method"].startswith("cppgraph fit")}

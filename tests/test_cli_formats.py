@@ -92,3 +92,12 @@ def test_quiet_drops_progress_but_keeps_results(demo_dir, tmp_path):
 def test_help_texts_show_plain_percent_signs():
     res = invoke("explain", "--help")
     assert "10% of the cells" in res.output and "%%" not in res.output
+
+
+def test_info_shows_the_schedule_the_fit_ran_with(fast_model_dir):
+    """``"auto"`` keys appear as set in the settings, and with the values used (the demo's
+    small-data ones; ``patience`` as the fit set it) on the schedule line."""
+    res = invoke("info", fast_model_dir)
+    assert res.exit_code == 0, res.output
+    assert "schedule       lr 0.01, lr_patience 8, patience 40, predict_folds 5" in res.stdout
+    assert "  lr = 'auto'" in res.stdout and "  patience = 40" in res.stdout

@@ -124,3 +124,26 @@ def test_finetuning_helps_coding_most(generator, demo, normalized):
     assert gap["coding"] > 0
     assert gap["coding"] > gap["knowledge"]
     assert gap["coding"] == max(gap.values())
+
+
+@pytest.mark.parametrize("tool, args", [
+    ("make_demo_data", []),
+    ("make_scale_data", ["--models", "20", "--tasks", "4"]),
+])
+def test_data_tools_refuse_a_users_folder(tool, args, tmp_path):
+    """Both generators stop with a one-line error naming the folder, and leave a folder
+    cppgraph did not write as it was."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    argv = args + ["--out", str(mine)] + (["--force"] if tool == "make_scale_data" else [])
+    with pytest.raises(SystemExit) as info:
+        load_tool(tool).main(argv)
+    assert str(info.value).startswith("error: ") and str(mine) in str(info.value)
+    assert (mine / "notes.txt").read_text() == "keep me" and len(list(mine.iterdir())) == 1
+
+
+def test_scale_data_tool_refuses_bad_sizes(tmp_path):
+    with pytest.raises(SystemExit, match="error: need at least 2 models"):
+        load_tool("make_scale_data").main(["--models", "1", "--tasks", "4",
+                                           "--out", str(tmp_path / "x")])

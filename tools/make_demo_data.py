@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from cppgraph.data import CollabData, read_canonical, write_canonical
+from cppgraph.errors import CppGraphError
 
 REPO = Path(__file__).resolve().parent.parent
 FAMILIES = {"aurora": 5, "basalt": 6, "cobalt": 7, "dune": 8, "ember": 9,
@@ -295,7 +296,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=REPO / "data" / "demo",
                         help="output folder, replaced if it exists (default data/demo)")
     args = parser.parse_args(argv)
-    print(write_demo(args.out, args.seed))
+    try:
+        print(write_demo(args.out, args.seed))
+    except CppGraphError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from cppgraph.data import CollabData, write_canonical
+from cppgraph.errors import CppGraphError
 
 RANK = 3
 FAMILY_SD = 0.6
@@ -114,8 +115,11 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--force", action="store_true", help="replace --out if it is a data folder")
     args = parser.parse_args(argv)
-    data = make_scale_data(args.models, args.tasks, args.density, args.seed)
-    write_canonical(data, args.out, overwrite=args.force)
+    try:
+        data = make_scale_data(args.models, args.tasks, args.density, args.seed)
+        write_canonical(data, args.out, overwrite=args.force)
+    except (CppGraphError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
     print(f"wrote {args.out}: {data!r}")
 
 

@@ -60,7 +60,7 @@ def save(est, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         "cppgraph_version": __version__,
         "torch_version": torch.__version__,
         "config": est.config.to_dict(),
-        "fit_config": est.fit_config_.to_dict(),
+        "schedule": {name: getattr(est.fit_config_, name) for name in AUTO_SCHEDULE},
         "models": est.data_.models,
         "tasks": est.data_.tasks,
         "normalizer": est.normalizer_.to_dict(),
@@ -100,17 +100,21 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
                             f"is not supported by cppgraph {__version__} (format "
                             f"{FORMAT_VERSION}); refit the model with this version")
     try:
-        configs = [dict(meta["config"]), dict(meta.get("fit_config") or meta["config"])]
-        for config in configs:
-            if n_jobs is not None:
-                config["n_jobs"] = n_jobs
-        config, fit_config = (Config.from_dict(c, source=str(folder / META_FILE)) for c in configs)
-        est = cls(config)
+        config = dict(meta["config"])
+        if n_jobs is not None:
+            config["n_jobs"] = n_jobs
+        est = cls(Config.from_dict(config, source=str(folder / META_FILE)))
+        schedule = meta.get("schedule") or {}
+        if set(schedule) - set(AUTO_SCHEDULE):
+            raise CppGraphError(f"{folder / META_FILE}: unknown schedule key(s) "
+                                f"{sorted(set(schedule) - set(AUTO_SCHEDULE))}; the model "
+                                "folder is corrupted")
         if fingerprint(folder / DATA_DIR) != meta["data_fingerprint"]:
             raise CppGraphError(f"{folder / DATA_DIR}: training data was modified after saving")
         data = read_canonical(folder / DATA_DIR, out_of_range=None)  # checked at fit
         est.data_ = data
-        est.fit_config_ = fit_config.resolved(len(data.scores))
+        # the values the fit ran with (a folder without them ran with concrete ones)
+        est.fit_config_ = est.config.replace(**schedule).resolved(len(data.scores))
         norm = meta["normalizer"]
         for key in ("shift", "scale", "sign"):
             if len(norm[key]) != len(norm["keys"]):

@@ -49,11 +49,12 @@ def test_changed_training_data_files_are_refused(folder, name, old, new):
     (lambda m: m.__setitem__("observed_weight", 1e300), "observed_weight"),
     (lambda m: m["config"].__setitem__("num_layers", 10**6), "num_layers must be at most 16"),
     (lambda m: m["config"].__setitem__("predict_folds", 10**9), "predict_folds must be at most"),
-    (lambda m: m["fit_config"].__setitem__("predict_folds", 10**9), "predict_folds must be at most"),
-    (lambda m: m["fit_config"].__setitem__("predict_folds", 2), "do not match|corrupted"),
+    (lambda m: m["schedule"].__setitem__("predict_folds", 10**9), "predict_folds must be at most"),
+    (lambda m: m["schedule"].__setitem__("predict_folds", 2), "do not match|corrupted"),
+    (lambda m: m["schedule"].__setitem__("hidden", 8), "unknown schedule key"),
     (lambda m: m.__setitem__("config", None), "corrupted or incompatible"),
 ], ids=["nan-scale", "short-scale", "huge-weight", "layers", "folds", "fit-folds",
-        "fewer-fit-folds", "null-config"])
+        "fewer-fit-folds", "other-schedule-key", "null-config"])
 def test_bad_metadata_values_are_refused(folder, change, message):
     _edit_meta(folder, change)
     with pytest.raises(CppGraphError, match=message):

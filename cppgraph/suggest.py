@@ -6,11 +6,15 @@ for a new model with no known score (its calibration, :mod:`cppgraph.calibrate`)
 and the correlation of two tasks is that of their normalized training
 scores (pairwise over the models that have both, shrunk toward 0 when few
 do). Evaluating a task reveals its error (up to the error left on a fully
-known model) and so narrows the errors of the tasks it correlates with.
-Given the model's known scores, the tasks are chosen greedily, each the one
-that lowers the expected mean absolute error of the target tasks (by
-default every task) still unknown the most. Nothing is refitted: one choice
-costs a few matrix updates.
+known model), and the predictions of the other tasks move as the engine
+moves them: for a new model, by the known-score stages (the shrunk mean
+residual, which moves every task, and a share of the regression on the
+known scores, modelled as the Gaussian conditional mean); for a training
+model, whose next scores join the graph at its next fit, by the conditional
+mean. The tasks are chosen greedily, each the one after which the expected
+absolute error summed over the target tasks (by default every task) still
+unknown is lowest. Nothing is refitted: one choice costs a few small linear
+solves per candidate.
 """
 
 from __future__ import annotations
@@ -69,43 +73,60 @@ def error_model(est) -> tuple[np.ndarray, np.ndarray]:
     return cov, (cal.scale * cell) ** 2
 
 
-def plan(cov: np.ndarray, noise: np.ndarray, known, candidates, targets,
-         budget: int) -> list[tuple[int, float, float]]:
+def error_variance(cov: np.ndarray, noise: np.ndarray, revealed, *, shrinkage: float = 0.0,
+                   regression: float = 1.0) -> np.ndarray:
+    """Each task's error variance once the tasks ``revealed`` (positions) are known and the
+    predictions move as the engine moves a new model's (:mod:`cppgraph.stages`): by
+    ``1 - regression`` of the shrunk mean residual of the known scores,
+    ``sum(r) / (n + shrinkage)`` (none when ``shrinkage`` is 0), and by ``regression``
+    of the Gaussian conditional mean. The defaults are the conditional mean alone.
+
+    A known score reveals its task's error up to ``noise``; with ``b`` the
+    weights of the resulting linear correction, the error left on task ``i`` has
+    variance ``C_ii - 2 b_i C_Si + b_i (C_SS + N_S) b_i``.
+    """
+    var = np.diag(cov).copy()
+    sel = list(revealed)
+    if not sel:
+        return np.clip(var, 0, None)
+    c_ss = cov[np.ix_(sel, sel)] + np.diag(noise[sel])
+    c_s = cov[sel, :]
+    b = regression * np.linalg.solve(c_ss, c_s).T  # [tasks, revealed]
+    if shrinkage > 0:
+        b = b + (1.0 - regression) / (len(sel) + shrinkage)
+    var = var - 2 * np.einsum("ik,ki->i", b, c_s) + np.einsum("ik,kl,il->i", b, c_ss, b)
+    return np.clip(var, 0, None)
+
+
+def plan(cov: np.ndarray, noise: np.ndarray, known, candidates, targets, budget: int, *,
+         shrinkage: float = 0.0, regression: float = 1.0) -> list[tuple[int, float, float]]:
     """Greedy choice of ``budget`` tasks among ``candidates`` (positions).
 
-    The errors start at ``cov`` conditioned on the ``known`` tasks; each step
-    picks the candidate whose revealed error (with variance ``noise`` added)
-    most lowers the expected absolute error summed over the ``targets`` not
-    yet chosen. Returns ``(task, expected MAE after the step, reduction)`` per
-    step, both over the targets left once every step is taken (one fixed set).
+    Each step picks the candidate after which the expected absolute error
+    summed over the ``targets`` still unknown (neither ``known``, chosen, nor
+    this candidate) is lowest, the errors following
+    :func:`error_variance` over the known and chosen tasks (``shrinkage``,
+    ``regression``: how the predictions move). Returns ``(task, expected MAE
+    after the step, reduction)`` per step, both over the targets left once
+    every step is taken (one fixed set).
     """
-    cov = cov.copy()
-
-    def reveal(c, j):
-        return c - np.outer(c[:, j], c[j]) / (c[j, j] + noise[j])
-
-    for j in known:
-        cov = reveal(cov, j)
-    left, chosen = list(candidates), []
-    sds = [np.sqrt(np.clip(np.diag(cov), 0, None))]
+    move = dict(shrinkage=shrinkage, regression=regression)
+    known, left, chosen = list(known), list(candidates), []
     for _ in range(budget):
-        var = np.clip(np.diag(cov), 0, None)
         best = None
         for j in left:
-            after = np.clip(var - cov[:, j] ** 2 / (cov[j, j] + noise[j]), 0, None)
+            sd = np.sqrt(error_variance(cov, noise, known + chosen + [j], **move))
             rest = [i for i in targets if i != j and i not in chosen]
-            gain = float(np.sum(np.sqrt(var[rest]) - np.sqrt(after[rest])))
-            if best is None or gain > best[0] + 1e-12:
-                best = (gain, j)
-        j = best[1]
-        cov = reveal(cov, j)
-        left.remove(j)
-        chosen.append(j)
-        sds.append(np.sqrt(np.clip(np.diag(cov), 0, None)))
+            total = float(sd[rest].sum())
+            if best is None or total < best[0] - 1e-12:
+                best = (total, j)
+        left.remove(best[1])
+        chosen.append(best[1])
     final = [i for i in targets if i not in chosen]
     if not final:
         return [(j, 0.0, float("nan")) for j in chosen]
-    mae = [ABS_FROM_SD * float(sd[final].mean()) for sd in sds]
+    mae = [ABS_FROM_SD * float(np.sqrt(error_variance(cov, noise, known + chosen[:r], **move))
+                               [final].mean()) for r in range(budget + 1)]
     return [(j, mae[r + 1], mae[r] - mae[r + 1]) for r, j in enumerate(chosen)]
 
 
@@ -146,6 +167,10 @@ def suggest(est, budget: int, *, model: str | None = None,
         tasks_of = known_frame.groupby("model")["task"].agg(list)
         known = {n: tasks_of.get(n, []) for n in names}
     cov, noise = error_model(est)
+    # A new model's known scores move its predictions through the known-score stages;
+    # a training model's next scores join the graph at its next fit: the conditional mean.
+    move = {} if model is not None else dict(shrinkage=est.config.known_shrinkage,
+                                             regression=est.config.known_regression)
     rows = []
     for name in names:
         have = set(known[name])
@@ -165,7 +190,7 @@ def suggest(est, budget: int, *, model: str | None = None,
         if not aims:
             raise DataError(f"model {name!r} already has a score on every target task")
         pos = [est.task_index_[t] for t in pool]
-        steps = plan(cov, noise, [est.task_index_[t] for t in have], pos, aims, budget)
+        steps = plan(cov, noise, [est.task_index_[t] for t in have], pos, aims, budget, **move)
         rows += [{"model": name, "rank": r + 1, "task": tasks[j], "expected_mae": mae,
                   "reduction": gain} for r, (j, mae, gain) in enumerate(steps)]
     return pd.DataFrame(rows, columns=["model", "rank", "task", "expected_mae", "reduction"])

@@ -16,7 +16,8 @@ default engine on the shared data sets:
    per run.
 
 Usage: ``python tools/interval_benchmark.py [--only coverage choice] [--data D]
-[--seeds 5] [--datasets cpp helm obsscaling oll]``.
+[--seeds 5] [--datasets cpp helm obsscaling oll]``. With ``--only``, the part not
+run keeps its section (and the command that made it) from the existing file.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from cppgraph.evaluate.runner import evaluate
 from cppgraph.threads import DEFAULT_THREADS, limit_threads
 
 ROOT = Path(__file__).resolve().parents[1]
+TITLE = "# Prediction intervals and which benchmark to run next"
+HEADINGS = {"coverage": "## Coverage of the nominal 90% intervals",
+            "choice": "## Which benchmarks to run on a new model"}
 sys.path.insert(0, str(ROOT / "tools"))
 from benchmark import DATASETS, Setting, machine  # noqa: E402
 
@@ -134,6 +138,22 @@ def choice(data_root: Path, keys, seeds: int, out_dir: Path, fig_dir: Path):
     return pd.DataFrame(rows), commands, path
 
 
+def kept_section(path: Path, part: str) -> list[str]:
+    """The lines of ``part``'s section in the existing ``path`` (empty when there is none),
+    ending with the line naming the command that made it."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if HEADINGS[part] not in lines:
+        return []
+    start = lines.index(HEADINGS[part])
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    section = lines[start:end]
+    if not any(line.startswith("Made by ") for line in section):  # one line for the whole file
+        section += [line for line in lines if line.startswith("Made by ")][-1:] + [""]
+    return section
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -151,21 +171,26 @@ def main(argv=None) -> None:
     fig_dir.mkdir(parents=True, exist_ok=True)
     command = "python tools/interval_benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:])
     with limit_threads(DEFAULT_THREADS):
-        lines = ["# Prediction intervals and which benchmark to run next", ""]
-        if "coverage" in args.only:
+        made = f"Made by `{command.strip()}` on: {machine()}."
+        lines = [TITLE, ""]
+        if "coverage" not in args.only:
+            lines += kept_section(out, "coverage")
+        else:
             table, commands = coverage(Path(args.data), args.datasets, args.seeds, res_dir)
-            lines += ["## Coverage of the nominal 90% intervals", "",
+            lines += [HEADINGS["coverage"], "",
                       "The default engine (`cppgraph`); mean ± std over seeds. `coverage_90`: "
                       "share of the held-out cells inside their interval; `width_90`: mean "
                       "width on the per-task min-max scale; `width_rho`: Spearman correlation "
                       "of width and absolute error within a split (positive: wider intervals "
                       "mark larger errors). Bars: 87-93% for random and cold-model, at least "
                       "85% at the frontier.", "", markdown(table), "",
-                      "Commands:", ""] + [f"- {c}" for c in commands] + [""]
-        if "choice" in args.only:
+                      "Commands:", ""] + [f"- {c}" for c in commands] + ["", made, ""]
+        if "choice" not in args.only:
+            lines += kept_section(out, "choice")
+        else:
             keys = args.choice_datasets or args.datasets
             table, commands, path = choice(Path(args.data), keys, args.seeds, res_dir, fig_dir)
-            lines += ["## Which benchmarks to run on a new model", "",
+            lines += [HEADINGS["choice"], "",
                       "`cold-model 0.1`: each held-out model keeps K of its scores, chosen by "
                       "`cppgraph suggest` (from the engine fitted on the training part, which "
                       "sees the model's factors but none of its scores; its targets are the "
@@ -178,9 +203,8 @@ def main(argv=None) -> None:
                       "`paired only` when only the mean paired difference exceeds its own "
                       "standard deviation.", "", markdown(table), "",
                       f"![MAE by K]({os.path.relpath(path, out.parent)})", "",
-                      "Commands:", ""] + [f"- {c}" for c in commands] + [""]
-        lines += [f"Made by `{command.strip()}` on: {machine()}.", ""]
-        out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+                      "Commands:", ""] + [f"- {c}" for c in commands] + ["", made, ""]
+        out.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
         _log(f"wrote {out}")
 
 

@@ -179,28 +179,27 @@ class Config:
             and 0 <= self.observed_regression <= 1), "observed_regression", "'auto', 'task' or in [0, 1]")
         need(self.task_prior in ("factors", "unit"), "task_prior", "'factors' or 'unit'")
         need(self.normalization in NORMALIZATIONS, "normalization", f"one of {list(NORMALIZATIONS)}")
-        auto = {name for name in AUTO_SCHEDULE if getattr(self, name) == "auto"}
+        # "auto" schedule keys are checked as the values they resolve to (either is valid)
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update({name: choices[0] for name, choices in AUTO_SCHEDULE.items()
+                       if values[name] == "auto"})
         for name in ("hidden", "num_layers", "head_hidden", "epochs", "patience", "lr_patience",
                      "batch_size", "predict_folds"):
-            if name in auto:
-                continue
-            value = getattr(self, name)
+            value = values[name]
             need(isinstance(value, int) and not isinstance(value, bool) and value >= 1, name,
                  "a positive integer" + (' or "auto"' if name in AUTO_SCHEDULE else ""))
-        need("predict_folds" in auto or self.predict_folds >= 2, "predict_folds", "at least 2")
+        need(values["predict_folds"] >= 2, "predict_folds", "at least 2")
         for name, most in (("hidden", 4096), ("head_hidden", 4096), ("num_layers", 16),
                            ("predict_folds", 100), ("epochs", 1_000_000),
                            ("patience", 1_000_000), ("lr_patience", 1_000_000),
                            ("batch_size", 10**9)):
-            need(name in auto or getattr(self, name) <= most, name, f"at most {most}")
+            need(values[name] <= most, name, f"at most {most}")
         for name in ("dropout", "val_fraction", "supervision_fraction", "id_dropout"):
             need(isinstance(getattr(self, name), (int, float)) and 0 <= getattr(self, name) < 1,
                  name, "in [0, 1)")
         need(0 < self.supervision_fraction, "supervision_fraction", "above 0")
         for name in ("lr", "weight_decay", "score_floor"):
-            if name in auto:
-                continue
-            value = getattr(self, name)
+            value = values[name]
             need(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
                  name, "a non-negative number" + (' or "auto"' if name in AUTO_SCHEDULE else ""))
         need(isinstance(self.known_shrinkage, (int, float)) and not isinstance(

@@ -176,9 +176,11 @@ def suggest(model_dir, budget, model_name, new_models, known_scores, targets, fm
 
     Each row gives, once that task and the ones above it are run, the expected
     mean absolute error (normalized scale) of the model's tasks (or --target tasks)
-    that stay unknown after the whole plan, and how much that step lowered it. The
-    choice uses the fitted model's calibrated error scales and the
-    correlations of the tasks' scores; nothing is refitted.
+    that stay unknown after the whole plan, and how much that step lowered it
+    (negative when a step, chosen for its own error, moves the others' a little
+    the wrong way). The choice uses the fitted model's calibrated error scales,
+    the correlations of the tasks' scores and how known scores move its
+    predictions; nothing is refitted.
     """
     from cppgraph.suggest import suggest as suggest_tasks
 

@@ -105,10 +105,10 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
             config["n_jobs"] = n_jobs
         est = cls(Config.from_dict(config, source=str(folder / META_FILE)))
         schedule = meta.get("schedule") or {}
-        if set(schedule) - set(AUTO_SCHEDULE):
-            raise CppGraphError(f"{folder / META_FILE}: unknown schedule key(s) "
-                                f"{sorted(set(schedule) - set(AUTO_SCHEDULE))}; the model "
-                                "folder is corrupted")
+        unknown = sorted(set(schedule) - set(AUTO_SCHEDULE))
+        if unknown:
+            raise CppGraphError(f"{folder / META_FILE}: unknown schedule key(s) {unknown}; "
+                                "the model folder is corrupted")
         if fingerprint(folder / DATA_DIR) != meta["data_fingerprint"]:
             raise CppGraphError(f"{folder / DATA_DIR}: training data was modified after saving")
         data = read_canonical(folder / DATA_DIR, out_of_range=None)  # checked at fit

@@ -112,6 +112,7 @@ def plan(cov: np.ndarray, noise: np.ndarray, known, candidates, targets, budget:
     """
     move = dict(shrinkage=shrinkage, regression=regression)
     known, left, chosen = list(known), list(candidates), []
+    sds = [np.sqrt(error_variance(cov, noise, known, **move))]  # after each step
     for _ in range(budget):
         best = None
         for j in left:
@@ -119,14 +120,14 @@ def plan(cov: np.ndarray, noise: np.ndarray, known, candidates, targets, budget:
             rest = [i for i in targets if i != j and i not in chosen]
             total = float(sd[rest].sum())
             if best is None or total < best[0] - 1e-12:
-                best = (total, j)
+                best = (total, j, sd)
         left.remove(best[1])
         chosen.append(best[1])
+        sds.append(best[2])
     final = [i for i in targets if i not in chosen]
     if not final:
         return [(j, 0.0, float("nan")) for j in chosen]
-    mae = [ABS_FROM_SD * float(np.sqrt(error_variance(cov, noise, known + chosen[:r], **move))
-                               [final].mean()) for r in range(budget + 1)]
+    mae = [ABS_FROM_SD * float(sd[final].mean()) for sd in sds]
     return [(j, mae[r + 1], mae[r] - mae[r + 1]) for r, j in enumerate(chosen)]
 
 

@@ -140,7 +140,7 @@ def choice(data_root: Path, keys, seeds: int, out_dir: Path, fig_dir: Path):
 
 def kept_section(path: Path, part: str) -> list[str]:
     """The lines of ``part``'s section in the existing ``path`` (empty when there is none),
-    ending with the line naming the command that made it."""
+    the line naming the command that made it included."""
     if not path.exists():
         return []
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -148,10 +148,7 @@ def kept_section(path: Path, part: str) -> list[str]:
         return []
     start = lines.index(HEADINGS[part])
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    section = lines[start:end]
-    if not any(line.startswith("Made by ") for line in section):  # one line for the whole file
-        section += [line for line in lines if line.startswith("Made by ")][-1:] + [""]
-    return section
+    return lines[start:end]
 
 
 def main(argv=None) -> None:

@@ -169,8 +169,10 @@ def benchmark_regression(y: np.ndarray, known: np.ndarray, rows: np.ndarray, col
         return _sigmoid(out)
     out = np.full(len(rows), np.nan)
     corr = column_correlations(y, known, min_rows)
-    none = y.shape[1]  # stands for "no feature" in the feature table below
-    cache = {}
+    none = y.shape[1]  # stands for "no feature" in the feature tables below
+    values = np.where(known, y, 0.0)
+    # Column-major values, and each column's known rows packed 8 to a byte.
+    columns = (np.ascontiguousarray(values.T), np.packbits(known.T, axis=1))
     for t in np.unique(cols):
         at = np.flatnonzero(cols == t)
         # Candidate features from the most to the least correlated with t; each cell takes
@@ -180,23 +182,72 @@ def benchmark_regression(y: np.ndarray, known: np.ndarray, rows: np.ndarray, col
         has = known[np.ix_(rows[at], cand)]
         pick = has & (np.cumsum(has, axis=1) <= n_features)
         table = np.sort(np.where(pick, cand[None, :], none), axis=1)[:, :n_features]
+        if table.shape[1] == 0:
+            continue  # no other column to regress on
         groups, inverse = np.unique(table, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.cumsum(np.bincount(inverse, minlength=len(groups)))[:-1]
-        for feats, members in zip(groups, np.split(at[order], bounds)):
-            feats = tuple(int(f) for f in feats if f != none)
-            while feats:  # too few rows to fit: drop the last feature (highest column)
-                if (t, feats) not in cache:
-                    fit_rows = known[:, t] & known[:, list(feats)].all(axis=1)
-                    cache[(t, feats)] = None
-                    if fit_rows.sum() >= min_rows:
-                        cache[(t, feats)] = centered_ridge(y[np.ix_(fit_rows, feats)],
-                                                           y[fit_rows, t], alpha)
-                fit = cache[(t, feats)]
-                if fit is not None:
-                    mean, x_mean, coef = fit
-                    out[members] = mean + (y[np.ix_(rows[members], feats)] - x_mean) @ coef
-                    break
-                feats = feats[:-1]
+        feats, mean, x_mean, coef = _ridge_fits(*columns, t, groups, none, alpha, min_rows)
+        g = inverse.reshape(-1)
+        fitted = np.isfinite(mean[g])
+        x = np.concatenate([values[rows[at]], np.zeros((len(at), 1))], axis=1)
+        x = np.take_along_axis(x, feats[g], axis=1)
+        pred = mean[g] + ((x - x_mean[g]) * coef[g]).sum(axis=1)
+        out[at[fitted]] = pred[fitted]
     return out
+
+
+#: At most this many (row, fit) entries per block of :func:`_ridge_fits`.
+_BLOCK = 2_000_000
+
+
+def _ridge_fits(value_columns: np.ndarray, known_bits: np.ndarray, t: int, groups: np.ndarray,
+                none: int, alpha: float, min_rows: int) -> tuple:
+    """:func:`centered_ridge` of column ``t`` on each row of ``groups`` (sorted feature
+    columns, ``none`` for no feature), over the rows knowing t and all the features, all
+    fits of one feature count at once. A fit with fewer than ``min_rows`` rows drops its
+    last feature and is tried again; one left without features is NaN.
+
+    Returns the features each fit kept (``none`` for dropped ones), and per fit the
+    target mean, the feature means and the coefficients (0 on dropped features).
+    """
+    feats = groups.copy()
+    n_groups, width = feats.shape
+    count = (feats != none).sum(axis=1)
+    mean = np.full(n_groups, np.nan)
+    x_mean, coef = np.zeros((n_groups, width)), np.zeros((n_groups, width))
+    n_rows = value_columns.shape[1]
+    target = value_columns[t]
+    step = max(1, _BLOCK // max(n_rows, 1))
+    for k in range(width, 0, -1):
+        todo = np.flatnonzero(count == k)
+        for block in np.split(todo, np.arange(step, len(todo), step)):
+            f = feats[block, :k]                                   # [g, k]
+            # Each fit's rows, as (fit, row) entries: the rows knowing t and its features.
+            bits = np.bitwise_and.reduce(known_bits[f], axis=1) & known_bits[t]
+            which, row = np.nonzero(np.unpackbits(bits, axis=1, count=n_rows))
+            n = np.bincount(which, minlength=len(block))
+            ok = n >= min_rows
+            if ok.any():
+                # Sums over each fit's rows, as bincounts over its (fit, row) entries.
+                keep = ok[which]
+                which, row = np.cumsum(ok)[which[keep]] - 1, row[keep]
+                f, n, fit = f[ok], n[ok], block[ok]
+
+                def total(v):
+                    return np.bincount(which, v, minlength=len(fit))
+
+                x = value_columns[f[which], row[:, None]]          # [entries, k]
+                xm = np.stack([total(x[:, j]) for j in range(k)], axis=1) / n[:, None]
+                tm = total(target[row]) / n
+                xc, tc = x - xm[which], target[row] - tm[which]
+                gram = np.empty((len(fit), k, k))
+                for i in range(k):
+                    for j in range(i, k):
+                        gram[:, i, j] = gram[:, j, i] = total(xc[:, i] * xc[:, j])
+                gram += alpha * np.eye(k)
+                rhs = np.stack([total(xc[:, j] * tc) for j in range(k)], axis=1)
+                mean[fit], x_mean[fit, :k] = tm, xm
+                coef[fit, :k] = np.linalg.solve(gram, rhs[..., None])[..., 0]
+            drop = block[~ok]  # too few rows to fit: drop the last feature (highest column)
+            feats[drop, k - 1] = none
+            count[drop] = k - 1
+    return feats, mean, x_mean, coef

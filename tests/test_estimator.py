@@ -16,7 +16,8 @@ from cppgraph.data import read_canonical
 from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.estimator import CPPGraph
 from cppgraph.normalize import refit_task_scale
-from cppgraph.regression import benchmark_regression, centered_ridge, known_score_regression
+from cppgraph.regression import (benchmark_regression, centered_ridge, column_correlations,
+                                 known_score_regression)
 
 #: Short fits; the interval calibration (tests/test_intervals.py) is off here.
 FAST = dict(epochs=50, patience=50, intervals=False)
@@ -552,6 +553,40 @@ def test_benchmark_regression_by_hand():
     assert np.isnan(benchmark_regression(y, lonely, np.array([6]), np.array([1])))
     with pytest.raises(ValueError, match="unknown cells only"):
         benchmark_regression(y, known, np.array([0]), np.array([1]))
+
+
+def _benchmark_regression_cell(y, known, m, t, n_features, alpha, min_rows):
+    """benchmark_regression's rule for one cell, written out plainly."""
+    corr = column_correlations(y, known, min_rows)
+    cand = [c for c in np.argsort(-np.abs(np.nan_to_num(corr[t], nan=-1.0)), kind="stable")
+            if c != t and np.isfinite(corr[t, c])]
+    feats = sorted([c for c in cand if known[m, c]][:n_features])
+    while feats:
+        fit_rows = known[:, t] & known[:, feats].all(axis=1)
+        if fit_rows.sum() >= min_rows:
+            mean, x_mean, coef = centered_ridge(y[np.ix_(fit_rows, feats)], y[fit_rows, t], alpha)
+            return mean + (y[m, feats] - x_mean) @ coef
+        feats = feats[:-1]
+    return np.nan
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_benchmark_regression_matches_the_cell_rule(seed):
+    # Sparse and dense columns, so that cells share fits, drop features and go without.
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(60, 3)) @ rng.normal(size=(3, 8)) + 0.3 * rng.normal(size=(60, 8))
+    known = rng.random(y.shape) < np.linspace(0.15, 0.9, 8)
+    y = np.where(known, y, np.nan)
+    rows, cols = np.nonzero(~known)
+    finite = []
+    for n_features, min_rows in ((3, 5), (2, 9), (1, 3)):
+        out = benchmark_regression(y, known, rows, cols, n_features=n_features, alpha=0.1,
+                                   min_rows=min_rows)
+        expected = [_benchmark_regression_cell(y, known, m, t, n_features, 0.1, min_rows)
+                    for m, t in zip(rows, cols)]
+        np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-12)
+        finite.append(np.isfinite(out).mean())
+    assert min(finite) < 1 and max(finite) > 0.5  # cells with and without a fit
 
 
 def test_benchmark_regression_in_logit_space():

@@ -17,9 +17,10 @@ LARGE_DATA_CELLS = 50_000
 #: The values of the training-schedule keys under ``"auto"``: (below
 #: :data:`LARGE_DATA_CELLS` training cells, at or above). On large data a higher rate,
 #: shorter patience and 3 folds fit about 3 times faster at nearly the same error; on
-#: small data they cost accuracy (inner validation, ``docs/ENGINE.md``).
+#: small data they cost accuracy; without dropout large data fits faster and no less
+#: accurately (inner validation, ``docs/ENGINE.md``).
 AUTO_SCHEDULE = {"lr": (0.01, 0.03), "lr_patience": (8, 4), "patience": (40, 15),
-                 "predict_folds": (5, 3)}
+                 "predict_folds": (5, 3), "dropout": (0.1, 0.0)}
 
 
 @dataclass
@@ -34,8 +35,8 @@ class Config:
         Embedding size.
     num_layers : int
         Message-passing layers.
-    dropout : float
-        Dropout in the encoder and the head.
+    dropout : float or "auto"
+        Dropout in the encoder and the head (``"auto"``: as ``lr``).
     head_hidden : int
         Width of the scoring head's hidden layer.
     lr : float or "auto"
@@ -134,7 +135,7 @@ class Config:
     encoder: str = "sage"
     hidden: int = 32
     num_layers: int = 2
-    dropout: float = 0.1
+    dropout: float | str = "auto"
     head_hidden: int = 64
     lr: float | str = "auto"
     weight_decay: float = 1e-4
@@ -195,8 +196,9 @@ class Config:
                            ("batch_size", 10**9)):
             need(values[name] <= most, name, f"at most {most}")
         for name in ("dropout", "val_fraction", "supervision_fraction", "id_dropout"):
-            need(isinstance(getattr(self, name), (int, float)) and 0 <= getattr(self, name) < 1,
-                 name, "in [0, 1)")
+            need(isinstance(values[name], (int, float)) and not isinstance(values[name], bool)
+                 and 0 <= values[name] < 1, name,
+                 "in [0, 1)" + (' or "auto"' if name in AUTO_SCHEDULE else ""))
         need(0 < self.supervision_fraction, "supervision_fraction", "above 0")
         for name in ("lr", "weight_decay", "score_floor"):
             value = values[name]

@@ -14,8 +14,10 @@ Three parts, each with its command in the report:
    and with 4 other CPU-bound processes running, with the default threads
    and with one thread per core.
 
-Run it alone: other work on the machine distorts the times. Usage:
-``python tools/scale_benchmark.py [--out docs/SCALE.md] [--only scale accuracy threads]``.
+Each run also writes its raw figures to ``docs/SCALE.json``; with ``--only``, the
+parts not run keep the figures of their last run from there, and each section names
+the command that made it. Run it alone: other work on the machine distorts the times.
+Usage: ``python tools/scale_benchmark.py [--out docs/SCALE.md] [--only scale accuracy threads]``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"10k": (200, 100), "100k": (2000, 100), "1M": (20000, 100)}
 DENSITY = 0.5
 BASELINES = ("svd", "soft-impute", "mf")
+#: The parts, in the order they run (and their sections appear).
+PARTS = ("threads", "accuracy", "scale")
 #: A run that takes longer is stopped and reported as such.
 RUN_LIMIT_S = 2400
 
@@ -191,13 +195,24 @@ def headline(scale: list[dict] | None, accuracy: str | None,
     return lines
 
 
+def _made(commands: dict, part: str) -> list[str]:
+    """A section's "Made by" line, when the parts come from different runs."""
+    if len(set(commands.values())) < 2:
+        return []
+    return [f"Made by `{commands[part]}`.", ""]
+
+
 def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] | None,
-           command: str) -> str:
+           commands: dict) -> str:
+    """SCALE.md; ``commands``: the command line that made each part's figures."""
     import torch
 
     from cppgraph import __version__
     lines = ["# Scale and speed", ""]
-    lines += [f"Made by `{command}` on {platform.system()} {platform.machine()}, "
+    made = sorted(set(commands.values()))
+    by = (f"`{made[0]}`" if len(made) == 1 else
+          " and ".join(f"`{m}`" for m in made) + " (each section names its own)")
+    lines += [f"Made by {by} on {platform.system()} {platform.machine()}, "
               f"{os.cpu_count()} cores, Python {platform.python_version()}, torch "
               f"{torch.__version__}, cppgraph {__version__}. Synthetic data from "
               "`tools/make_scale_data.py` (rank-3 latent, family and size effects, "
@@ -211,7 +226,7 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
     lines += headline(scale, accuracy, threads)
     if scale:
         fits = {r["size"]: r for r in scale if r["method"].startswith("cppgraph fit")}
-        lines += ["## `cppgraph fit` on the whole folder", "",
+        lines += ["## `cppgraph fit` on the whole folder", "", *_made(commands, "scale"),
                   "| observed cells | wall (s) | peak RSS (MB) |", "|---|---|---|"]
         for size, r in fits.items():
             wall = "stopped after " + _fmt(r["wall_s"], "{:.0f}") if r["timed_out"] else _fmt(r["wall_s"])
@@ -240,7 +255,7 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
     if accuracy:
         records = json.loads(accuracy)
         mae = {r["method"]: r for r in records if r["metric"] == "mae_norm"}
-        lines += ["## Synthetic 500 x 50, random 10%, 3 seeds", "",
+        lines += ["## Synthetic 500 x 50, random 10%, 3 seeds", "", *_made(commands, "accuracy"),
                   "`cppgraph evaluate syn-500x50 --protocol random --test-size 0.1 --seeds 3 "
                   "--methods cppgraph,svd,soft-impute,mf` (data: `python tools/make_scale_data.py "
                   "--models 500 --tasks 50 --density 0.5 --seed 0 --out syn-500x50`).", "",
@@ -251,7 +266,7 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
         lines += ["", f"cppgraph / best baseline: {mae['cppgraph']['mean'] / best:.3f}.", ""]
     if threads:
         idle = {r["threads"]: r["wall_s"] for r in threads if r["load"] == 0}
-        lines += ["## The quick-start fit on a shared machine", "",
+        lines += ["## The quick-start fit on a shared machine", "", *_made(commands, "threads"),
                   "`cppgraph fit data/demo --out demo-model --force --threads N`, whole command "
                   "(start-up included), idle and with 4 other CPU-bound processes "
                   "(`python -c 'while True: pass'`, each in its own session).", "",
@@ -269,21 +284,37 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "SCALE.md"))
-    parser.add_argument("--only", nargs="+", choices=("scale", "accuracy", "threads"),
-                        default=None)
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=None,
+                        help="run these parts; the others keep the figures of their last run "
+                        "(from the JSON file beside --out)")
     parser.add_argument("--work", default=None, help="folder for the generated data (default: "
                         "a temporary folder)")
     args = parser.parse_args(argv)
-    parts = set(args.only or ("scale", "accuracy", "threads"))
+    out = Path(args.out)
+    parts = set(args.only or PARTS)
+    command = "python tools/scale_benchmark.py" + (f" --only {' '.join(args.only)}" if args.only else "")
+    saved = kept_results(out.with_suffix(".json"), tuple(p for p in PARTS if p not in parts))
+    runners = {"threads": threads_part, "accuracy": accuracy_part, "scale": scale_part}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         work.mkdir(parents=True, exist_ok=True)
-        threads = threads_part(work) if "threads" in parts else None
-        accuracy = accuracy_part(work) if "accuracy" in parts else None
-        scale = scale_part(work) if "scale" in parts else None
-    command = "python tools/scale_benchmark.py" + (f" --only {' '.join(args.only)}" if args.only else "")
-    Path(args.out).write_text(report(scale, accuracy, threads, command) + "\n", encoding="utf-8")
-    _log(f"wrote {args.out}")
+        for part in PARTS:
+            if part in parts:
+                saved[part] = {"command": command, "results": runners[part](work)}
+    out.with_suffix(".json").write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
+    results = {p: saved[p]["results"] if p in saved else None for p in PARTS}
+    out.write_text(report(results["scale"], results["accuracy"], results["threads"],
+                          {p: saved[p]["command"] for p in saved}) + "\n", encoding="utf-8")
+    _log(f"wrote {out} and {out.with_suffix('.json').name}")
+
+
+def kept_results(path: Path, keep: tuple) -> dict:
+    """The saved results (``{part: {"command", "results"}}``) of the parts in ``keep``,
+    from the JSON file a previous run wrote (none if there is no file)."""
+    if not keep or not path.is_file():
+        return {}
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    return {p: saved[p] for p in keep if p in saved}
 
 
 if __name__ == "__main__":

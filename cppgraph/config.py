@@ -23,6 +23,14 @@ AUTO_SCHEDULE = {"lr": (0.01, 0.03), "lr_patience": (8, 4), "patience": (40, 15)
                  "predict_folds": (5, 3), "dropout": (0.1, 0.0)}
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @dataclass
 class Config:
     """Every setting of :class:`~cppgraph.estimator.CPPGraph`.
@@ -167,64 +175,46 @@ class Config:
         self.validate()
 
     def validate(self) -> None:
-        """Raise :class:`CppGraphError` naming the first invalid setting."""
-        def need(ok, name, expected):
-            if not ok:
-                raise CppGraphError(f"config {name} must be {expected}; got {getattr(self, name)!r}")
-        need(self.encoder in ("lightgcn", "sage"), "encoder", "'lightgcn' or 'sage'")
-        need(isinstance(self.known_regression, (int, float)) and 0 <= self.known_regression <= 1,
-             "known_regression", "in [0, 1]")
-        need(self.observed_regression in ("auto", "task") or (
-            isinstance(self.observed_regression, (int, float))
-            and not isinstance(self.observed_regression, bool)
-            and 0 <= self.observed_regression <= 1), "observed_regression", "'auto', 'task' or in [0, 1]")
-        need(self.task_prior in ("factors", "unit"), "task_prior", "'factors' or 'unit'")
-        need(self.normalization in NORMALIZATIONS, "normalization", f"one of {list(NORMALIZATIONS)}")
-        # "auto" schedule keys are checked as the values they resolve to (either is valid)
+        """Raise :class:`CppGraphError` naming the first invalid setting. An ``"auto"``
+        schedule key is checked as the values it resolves to (either is valid)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update({name: choices[0] for name, choices in AUTO_SCHEDULE.items()
                        if values[name] == "auto"})
-        for name in ("hidden", "num_layers", "head_hidden", "epochs", "patience", "lr_patience",
-                     "batch_size", "predict_folds"):
-            value = values[name]
-            need(isinstance(value, int) and not isinstance(value, bool) and value >= 1, name,
-                 "a positive integer" + (' or "auto"' if name in AUTO_SCHEDULE else ""))
-        need(values["predict_folds"] >= 2, "predict_folds", "at least 2")
-        for name, most in (("hidden", 4096), ("head_hidden", 4096), ("num_layers", 16),
-                           ("predict_folds", 100), ("epochs", 1_000_000),
-                           ("patience", 1_000_000), ("lr_patience", 1_000_000),
-                           ("batch_size", 10**9)):
-            need(values[name] <= most, name, f"at most {most}")
+
+        def need(ok, name, expected):
+            if not ok(values[name]):
+                auto = ' or "auto"' if name in AUTO_SCHEDULE else ""
+                raise CppGraphError(f"config {name} must be {expected}{auto}; "
+                                    f"got {getattr(self, name)!r}")
+
+        need(lambda v: v in ("lightgcn", "sage"), "encoder", "'lightgcn' or 'sage'")
+        need(lambda v: _number(v) and 0 <= v <= 1, "known_regression", "in [0, 1]")
+        need(lambda v: v in ("auto", "task") or (_number(v) and 0 <= v <= 1),
+             "observed_regression", "'auto', 'task' or in [0, 1]")
+        need(lambda v: v in ("factors", "unit"), "task_prior", "'factors' or 'unit'")
+        need(lambda v: v in NORMALIZATIONS, "normalization", f"one of {list(NORMALIZATIONS)}")
+        for name, most in (("hidden", 4096), ("num_layers", 16), ("head_hidden", 4096),
+                           ("epochs", 1_000_000), ("patience", 1_000_000),
+                           ("lr_patience", 1_000_000), ("batch_size", 10**9),
+                           ("predict_folds", 100)):
+            need(lambda v: _integer(v) and v >= 1, name, "a positive integer")
+            need(lambda v, most=most: v <= most, name, f"at most {most}")
+        need(lambda v: v >= 2, "predict_folds", "at least 2")
         for name in ("dropout", "val_fraction", "supervision_fraction", "id_dropout"):
-            need(isinstance(values[name], (int, float)) and not isinstance(values[name], bool)
-                 and 0 <= values[name] < 1, name,
-                 "in [0, 1)" + (' or "auto"' if name in AUTO_SCHEDULE else ""))
-        need(0 < self.supervision_fraction, "supervision_fraction", "above 0")
-        for name in ("lr", "weight_decay", "score_floor"):
-            value = values[name]
-            need(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
-                 name, "a non-negative number" + (' or "auto"' if name in AUTO_SCHEDULE else ""))
-        need(isinstance(self.known_shrinkage, (int, float)) and not isinstance(
-            self.known_shrinkage, bool) and self.known_shrinkage >= 0, "known_shrinkage",
-            "a non-negative number (0: off)")
-        need(isinstance(self.id_lr_scale, (int, float)) and not isinstance(self.id_lr_scale, bool)
-             and 0 < self.id_lr_scale <= 1000, "id_lr_scale", "a number in (0, 1000]")
-        need(isinstance(self.random_state, int), "random_state", "an integer")
-        need(isinstance(self.verbose, bool), "verbose", "true or false")
-        need(isinstance(self.intervals, bool), "intervals", "true or false")
-        need(isinstance(self.fold_in_steps, int) and not isinstance(self.fold_in_steps, bool)
-             and 0 <= self.fold_in_steps <= 10_000, "fold_in_steps", "an integer in [0, 10000]")
-        need(isinstance(self.fold_in_penalty, (int, float)) and not isinstance(
-            self.fold_in_penalty, bool) and self.fold_in_penalty >= 0, "fold_in_penalty",
-            "a non-negative number")
-        need(isinstance(self.frontier_level, (int, float)) and not isinstance(
-            self.frontier_level, bool) and 0 < self.frontier_level <= 1, "frontier_level",
-            "in (0, 1]")
-        need(isinstance(self.n_jobs, int) and not isinstance(self.n_jobs, bool), "n_jobs",
-             "an integer (0 or less: one thread per core)")
-        need(isinstance(self.task_scale_noise, (int, float)) and not isinstance(
-            self.task_scale_noise, bool) and self.task_scale_noise >= 0, "task_scale_noise",
-            "a non-negative number")
+            need(lambda v: _number(v) and 0 <= v < 1, name, "in [0, 1)")
+        need(lambda v: v > 0, "supervision_fraction", "above 0")
+        for name, what in (("lr", ""), ("weight_decay", ""), ("score_floor", ""),
+                           ("known_shrinkage", " (0: off)"), ("fold_in_penalty", ""),
+                           ("task_scale_noise", "")):
+            need(lambda v: _number(v) and v >= 0, name, "a non-negative number" + what)
+        need(lambda v: _number(v) and 0 < v <= 1000, "id_lr_scale", "a number in (0, 1000]")
+        need(lambda v: _integer(v) and 0 <= v <= 10_000, "fold_in_steps",
+             "an integer in [0, 10000]")
+        need(lambda v: _number(v) and 0 < v <= 1, "frontier_level", "in (0, 1]")
+        need(_integer, "random_state", "an integer")
+        need(_integer, "n_jobs", "an integer (0 or less: one thread per core)")
+        for name in ("verbose", "intervals"):
+            need(lambda v: isinstance(v, bool), name, "true or false")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

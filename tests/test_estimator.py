@@ -414,12 +414,18 @@ def test_auto_schedule_by_data_size():
     assert [getattr(small, k) for k in AUTO_SCHEDULE] == [v[0] for v in AUTO_SCHEDULE.values()]
     assert [getattr(large, k) for k in AUTO_SCHEDULE] == [v[1] for v in AUTO_SCHEDULE.values()]
     assert (large.lr, large.lr_patience, large.patience, large.predict_folds) == (0.03, 4, 15, 3)
+    assert (small.dropout, large.dropout) == (0.1, 0.0)
     mine = Config(lr=0.005, predict_folds=7).resolved(10**7)
     assert (mine.lr, mine.predict_folds, mine.patience) == (0.005, 7, 15)
     with pytest.raises(CppGraphError, match='patience must be a positive integer or "auto"'):
         Config(patience="fast")
     with pytest.raises(CppGraphError, match="hidden must be a positive integer; got 'auto'"):
         Config(hidden="auto")
+    with pytest.raises(CppGraphError, match=r'dropout must be in \[0, 1\) or "auto"; got 1.0'):
+        Config(dropout=1.0)
+    for key in ("known_regression", "random_state"):  # a bool is not a number here
+        with pytest.raises(CppGraphError, match=f"{key} must be"):
+            Config(**{key: True})
 
 
 def test_large_data_fit_runs_the_large_schedule(demo, tmp_path, monkeypatch):

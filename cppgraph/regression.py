@@ -170,9 +170,10 @@ def benchmark_regression(y: np.ndarray, known: np.ndarray, rows: np.ndarray, col
     out = np.full(len(rows), np.nan)
     corr = column_correlations(y, known, min_rows)
     none = y.shape[1]  # stands for "no feature" in the feature tables below
-    values = np.where(known, y, 0.0)
-    # Column-major values, and each column's known rows packed 8 to a byte.
-    columns = (np.ascontiguousarray(values.T), np.packbits(known.T, axis=1))
+    # The values with a column of zeros at ``none`` (a dropped feature reads 0), the same
+    # column-major, and each column's known rows packed 8 to a byte.
+    values = np.concatenate([np.where(known, y, 0.0), np.zeros((len(y), 1))], axis=1)
+    columns = (np.ascontiguousarray(values[:, :none].T), np.packbits(known.T, axis=1))
     for t in np.unique(cols):
         at = np.flatnonzero(cols == t)
         # Candidate features from the most to the least correlated with t; each cell takes
@@ -188,8 +189,7 @@ def benchmark_regression(y: np.ndarray, known: np.ndarray, rows: np.ndarray, col
         feats, mean, x_mean, coef = _ridge_fits(*columns, t, groups, none, alpha, min_rows)
         g = inverse.reshape(-1)
         fitted = np.isfinite(mean[g])
-        x = np.concatenate([values[rows[at]], np.zeros((len(at), 1))], axis=1)
-        x = np.take_along_axis(x, feats[g], axis=1)
+        x = values[rows[at][:, None], feats[g]]
         pred = mean[g] + ((x - x_mean[g]) * coef[g]).sum(axis=1)
         out[at[fitted]] = pred[fitted]
     return out

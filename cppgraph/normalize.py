@@ -58,6 +58,9 @@ def _directions(data: CollabData) -> pd.Series:
 def _lookup(keys, table: dict, what: str) -> np.ndarray:
     """Positions of ``keys`` in ``table`` (name -> row index), with a clear error."""
     keys = np.asarray(list(keys), dtype=object)
+    found = pd.Index(list(table)).get_indexer(keys)
+    if (found >= 0).all():
+        return np.fromiter(table.values(), dtype=np.int64, count=len(table))[found]
     out = np.empty(len(keys), dtype=np.int64)
     for i, k in enumerate(keys):
         try:

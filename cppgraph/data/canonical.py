@@ -88,6 +88,26 @@ def read_csv_lines(path: str | os.PathLike) -> pd.DataFrame:
 def _row_lines(path: Path, n_rows: int) -> np.ndarray:
     """The line each data row starts on, as pandas reads the rows (blank lines skipped,
     a quoted field possibly spanning lines)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        text = None
+    if text is not None and '"' not in text and "\r" not in text:
+        # No quoting and one kind of line end (most files, and fast): a line is a row
+        # unless the csv module reads it as blank (no comma, nothing but spaces).
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        starts = [i + 1 for i in range(1, len(lines)) if "," in lines[i] or lines[i].strip()]
+    else:
+        starts = _csv_row_lines(path)
+    if len(starts) != n_rows:  # a layout the csv module reads otherwise: count lines simply
+        return np.arange(2, n_rows + 2)
+    return np.asarray(starts)
+
+
+def _csv_row_lines(path: Path) -> list[int]:
+    """:func:`_row_lines` by the csv module (quoted fields may span lines)."""
     starts = []
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -99,10 +119,8 @@ def _row_lines(path: Path, n_rows: int) -> np.ndarray:
                     starts.append(start)
                 start = rows.line_num + 1
     except (OSError, UnicodeDecodeError, csv.Error):
-        starts = []
-    if len(starts) != n_rows:  # a layout the csv module reads otherwise: count lines simply
-        return np.arange(2, n_rows + 2)
-    return np.asarray(starts)
+        return []
+    return starts
 
 
 def _check_readable(path: Path) -> None:

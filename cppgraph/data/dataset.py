@@ -51,6 +51,15 @@ def _is_missing(cell) -> bool:
     return isinstance(cell, str) and cell.strip() == ""
 
 
+def _first_missing(values) -> int | None:
+    """Position of the first cell of ``values`` that :func:`_is_missing` calls missing, or None
+    (vectorized: data sets have millions of cells)."""
+    raw = np.asarray(values, dtype=object)
+    blank = np.fromiter((isinstance(c, str) and not c.strip() for c in raw), bool, len(raw))
+    missing = np.flatnonzero(pd.isna(raw) | blank)
+    return int(missing[0]) if len(missing) else None
+
+
 def _where(lines, i):
     return None if lines is None else int(lines[i])
 
@@ -78,6 +87,9 @@ def parse_numbers(values: pd.Series, *, file=None, column=None, lines=None,
         Naming the file, line, column and value of the first bad cell.
     """
     raw = values.to_numpy(dtype=object)
+    fast = _parse_plain_numbers(raw, allow_missing)
+    if fast is not None:
+        return fast
     out = np.empty(len(raw), dtype=np.float64)
     for i, cell in enumerate(raw):
         col = labels[i] if labels is not None else column
@@ -106,6 +118,25 @@ def parse_numbers(values: pd.Series, *, file=None, column=None, lines=None,
             raise DataError(f"{cell!r} is infinite; expected a finite number", file=file,
                             line=_where(lines, i), column=col, value=cell)
         out[i] = number
+    return out
+
+
+def _parse_plain_numbers(raw: np.ndarray, allow_missing: bool) -> np.ndarray | None:
+    """:func:`parse_numbers` of a column of only strings or only numbers (not bools), by
+    ``float`` of each cell in C; None where the cell-by-cell rules must decide (a cell that
+    is no number, blank, infinite or "nan", or a missing one where none may be)."""
+    if pd.api.types.infer_dtype(raw, skipna=True) not in ("string", "floating", "integer",
+                                                           "mixed-integer-float", "empty"):
+        return None
+    try:
+        out = raw.astype(np.float64)
+    except (TypeError, ValueError):
+        return None
+    bad = ~np.isfinite(out)
+    if bad.any():
+        missing = pd.isna(raw)
+        if (bad & ~missing).any() or not allow_missing:
+            return None
     return out
 
 
@@ -360,10 +391,9 @@ class CollabData:
             raise DataError("no scores: expected at least one row (model, task, score)", file=sfile)
         lines = scores["_line"].to_numpy() if "_line" in scores.columns else None
         for col in ("model", "task"):
-            names = scores[col]
-            for i, cell in enumerate(names.to_numpy(dtype=object)):
-                if _is_missing(cell):
-                    raise DataError(f"empty {col} name", file=sfile, line=_where(lines, i), column=col)
+            i = _first_missing(scores[col])
+            if i is not None:
+                raise DataError(f"empty {col} name", file=sfile, line=_where(lines, i), column=col)
         values = parse_numbers(scores["score"], file=sfile, column="score", lines=lines,
                                allow_missing=False, what="a number (the score)")
         long = pd.DataFrame({"model": scores["model"].astype(str).to_numpy(dtype=object),
@@ -582,7 +612,7 @@ class CollabData:
 def _ordered(preferred, appearing: pd.Series) -> list[str]:
     seen = set()
     out = []
-    present = set(appearing)
+    present = set(appearing.to_numpy(dtype=object))
     for name in list(preferred or []):
         if name in present and name not in seen:
             seen.add(name)
@@ -673,9 +703,9 @@ def _factor_frame(frame, key, order, declared, file):
     lines = frame["_line"].to_numpy() if "_line" in frame.columns else None
     frame = frame.drop(columns=[c for c in ("_line",) if c in frame.columns])
     names = frame[key]
-    for i, cell in enumerate(names.to_numpy(dtype=object)):
-        if _is_missing(cell):
-            raise DataError(f"empty {key} name", file=file, line=_where(lines, i), column=key)
+    i = _first_missing(names)
+    if i is not None:
+        raise DataError(f"empty {key} name", file=file, line=_where(lines, i), column=key)
     names = names.astype(str)
     dup = names.duplicated(keep=False).to_numpy()
     if dup.any():

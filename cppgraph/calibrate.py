@@ -64,14 +64,14 @@ MIN_TASKS = 5
 HOLD_CELLS = 0.1
 #: The refit trains on at most this many cells: on larger data it also leaves out random
 #: training models with all their scores (see the module docstring).
-MAX_REFIT_CELLS = 200_000
+MAX_REFIT_CELLS = 50_000
 #: Each kind keeps at most this many conformity scores (a random subset).
 MAX_SCORES = 5000
 #: Known-score counts at which new models and tasks are calibrated; an entity with
 #: more known scores uses the largest.
 KNOWN_COUNTS = (0, 1, 2, 3, 5)
 #: The task error scales are measured on at most this many training cells.
-MAX_SCALE_CELLS = 100_000
+MAX_SCALE_CELLS = 50_000
 #: Pseudo-count of the mean error that each task's error scale shrinks toward.
 SCALE_PRIOR = 5.0
 #: The fewest conformity scores a kind needs; with fewer, its intervals are the whole range.

@@ -112,19 +112,36 @@ def test_stale_temporary_folders_are_removed(tmp_path):
     assert not stale.exists() and live.exists()
 
 
+def _started(proc) -> float:
+    """Wait until ``proc`` (a ``cppgraph fit``) has read its data and starts to fit (its
+    first line on stderr); the time of that moment."""
+    for line in proc.stderr:
+        if line.startswith("fitting"):
+            break
+    return time.perf_counter()
+
+
 def test_killed_force_fits_leave_the_old_or_the_new_model(project, tmp_path):
-    """SIGKILL at random points of ``fit --force`` over a model: the path always holds
-    a whole model, and the next run leaves no temporary folder."""
+    """SIGKILL at random points of ``fit --force`` over a model, between the start of the
+    fit and the end of the run (training, saving, replacing the folder): the path always
+    holds a whole model, and the next run leaves no temporary folder."""
     out = tmp_path / "model"
     cmd = [sys.executable, "-m", "cppgraph.cli", "fit", str(project / "mydata"), "--out",
            str(out), "--force", "--config", str(tmp_path / "fast.toml")]
-    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    start = _started(proc)
+    proc.stderr.read()
+    assert proc.wait() == 0
+    window = time.perf_counter() - start  # the fit, the save and the replacement
     rng = random.Random(0)
     for _ in range(4):
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.0, 6.0))
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
+        _started(proc)
+        time.sleep(rng.uniform(0.0, window))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stderr.close()
         assert (out / "model.json").is_file() and (out / "weights.pt").is_file()
     assert subprocess.run(cmd, capture_output=True).returncode == 0
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

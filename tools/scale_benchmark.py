@@ -40,6 +40,9 @@ BASELINES = ("svd", "soft-impute", "mf")
 PARTS = ("threads", "accuracy", "scale")
 #: A run that takes longer is stopped and reported as such.
 RUN_LIMIT_S = 2400
+#: The ``cppgraph`` command of this interpreter's environment (found without activating it).
+_BESIDE = Path(sys.executable).with_name("cppgraph")
+CPPGRAPH = str(_BESIDE) if _BESIDE.is_file() else "cppgraph"
 
 WORKER = r"""
 import json, sys, time, warnings
@@ -114,7 +117,7 @@ def scale_part(work: Path) -> list[dict]:
             _log(f"  {row}")
         _log(f"scale {label}: cppgraph fit (command line)")
         out_dir = work / f"model-{label}"
-        wall, rss, _, timed_out = _run(["cppgraph", "fit", str(folder), "--out", str(out_dir),
+        wall, rss, _, timed_out = _run([CPPGRAPH, "fit", str(folder), "--out", str(out_dir),
                                         "--force"])
         rows.append({"size": label, "method": "cppgraph fit (CLI, all cells)", "wall_s": wall,
                      "rss_mb": rss, "timed_out": timed_out})
@@ -124,7 +127,7 @@ def scale_part(work: Path) -> list[dict]:
 
 def accuracy_part(work: Path) -> str:
     folder = make_data(work / "syn-500x50", 500, 50, DENSITY)
-    cmd = ["cppgraph", "evaluate", str(folder), "--protocol", "random", "--test-size", "0.1",
+    cmd = [CPPGRAPH, "evaluate", str(folder), "--protocol", "random", "--test-size", "0.1",
            "--seeds", "3", "--methods", "cppgraph,svd,soft-impute,mf", "--format", "json"]
     _log("accuracy: 500 x 50")
     _, _, out, _ = _run(cmd)
@@ -144,7 +147,7 @@ def threads_part(work: Path) -> list[dict]:
             for threads in (1, os.cpu_count() or 1):
                 _log(f"threads: load {load}, --threads {threads}")
                 wall, _, _, timed_out = _run(
-                    ["cppgraph", "fit", "data/demo", "--out", str(work / "demo-model"), "--force",
+                    [CPPGRAPH, "fit", "data/demo", "--out", str(work / "demo-model"), "--force",
                      "--threads", str(threads)], limit=1200)
                 rows.append({"load": load, "threads": threads, "wall_s": wall,
                              "timed_out": timed_out})

@@ -135,7 +135,7 @@ def test_killed_force_fits_leave_the_old_or_the_new_model(project, tmp_path):
     window = time.perf_counter() - start  # the fit, the save and the replacement
     rng = random.Random(0)
     killed = 0
-    for _ in range(4):
+    for _ in range(3):
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True)
         _started(proc)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cppgraph.data.canonical import _csv_row_lines, _row_lines
-from cppgraph.data.dataset import _first_missing, parse_numbers
+from cppgraph.data.dataset import _first_missing, _missing_mask, _parse_plain_numbers, parse_numbers
 from cppgraph.errors import DataError
 from cppgraph.normalize import _lookup
 
@@ -18,6 +18,12 @@ def test_parse_numbers_reads_strings_as_float_does():
     np.testing.assert_array_equal(got[:-1], [float(c) for c in cells])
     assert np.isnan(got[-1])
     np.testing.assert_array_equal(parse_numbers(pd.Series([1, 2.5, 3])), [1.0, 2.5, 3.0])
+    # these columns take the vectorized path; the cell-by-cell rules decide the others
+    for plain in (cells + [np.nan], [1, 2.5, 3], [np.nan, np.nan]):
+        assert _parse_plain_numbers(np.array(plain, dtype=object), True) is not None
+    for mixed in (["1", "nan"], ["1", "inf"], ["1", " "], [True, 1.0], ["1", 2]):
+        assert _parse_plain_numbers(np.array(mixed, dtype=object), True) is None
+    assert _parse_plain_numbers(np.array(["1", np.nan], dtype=object), False) is None
 
 
 @pytest.mark.parametrize("cells, line, what", [
@@ -40,6 +46,8 @@ def test_first_missing():
     assert _first_missing(pd.Series(["a", "  ", None])) == 1
     assert _first_missing(pd.Series(["a", None, ""])) == 1
     assert _first_missing(np.array([1, np.nan], dtype=object)) == 1
+    assert _missing_mask(pd.Series(["a", "", pd.NA, 0, " x "])).tolist() == [
+        False, True, True, False, False]
 
 
 @pytest.mark.parametrize("text", [

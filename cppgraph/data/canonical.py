@@ -92,7 +92,9 @@ def _row_lines(path: Path, n_rows: int) -> np.ndarray:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError):
         text = None
-    if text is not None and '"' not in text and "\r" not in text:
+    if text is None:
+        starts = []  # unreadable here: the csv module fails on it too
+    elif '"' not in text and "\r" not in text:
         # No quoting and one kind of line end (most files, and fast): a line is a row
         # unless the csv module reads it as blank (no comma, nothing but spaces).
         lines = text.split("\n")

@@ -51,12 +51,16 @@ def _is_missing(cell) -> bool:
     return isinstance(cell, str) and cell.strip() == ""
 
 
-def _first_missing(values) -> int | None:
-    """Position of the first cell of ``values`` that :func:`_is_missing` calls missing, or None
-    (vectorized: data sets have millions of cells)."""
+def _missing_mask(values) -> np.ndarray:
+    """:func:`_is_missing` of every cell of ``values`` at once (data sets have millions)."""
     raw = np.asarray(values, dtype=object)
     blank = np.fromiter((isinstance(c, str) and not c.strip() for c in raw), bool, len(raw))
-    missing = np.flatnonzero(pd.isna(raw) | blank)
+    return pd.isna(raw) | blank
+
+
+def _first_missing(values) -> int | None:
+    """Position of the first cell of ``values`` that :func:`_is_missing` calls missing, or None."""
+    missing = np.flatnonzero(_missing_mask(values))
     return int(missing[0]) if len(missing) else None
 
 

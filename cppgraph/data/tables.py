@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from cppgraph.data.canonical import _check_readable, read_csv_lines
-from cppgraph.data.dataset import CollabData, _did_you_mean, _is_missing, parse_numbers
+from cppgraph.data.dataset import (CollabData, _did_you_mean, _first_missing, _is_missing,
+                                   _missing_mask, parse_numbers)
 from cppgraph.errors import DataError, DataWarning
 
 #: File suffixes read as Excel workbooks (the first sheet).
@@ -141,15 +142,15 @@ def read_long(source: str | os.PathLike, *, model_col: str = "model", task_col: 
     _require(frame, [model_col, task_col, score_col], path, "--model-col, --task-col, --score-col")
     _require(frame, factors, path, "--model-factor")
     for col in (model_col, task_col):
-        blank = frame[col].map(_is_missing).to_numpy()
-        if blank.any():
+        i = _first_missing(frame[col])
+        if i is not None:
             raise DataError(f"empty {col} name", file=path, column=col,
-                            line=int(frame["_line"].iloc[int(np.flatnonzero(blank)[0])]))
+                            line=int(frame["_line"].iloc[i]))
     frame[model_col] = frame[model_col].astype(str).str.strip()
     frame[task_col] = frame[task_col].astype(str).str.strip()
     scores = pd.DataFrame({"model": frame[model_col], "task": frame[task_col],
                            "score": frame[score_col], "_line": frame["_line"]})
-    empty = scores["score"].map(_is_missing)
+    empty = pd.Series(_missing_mask(scores["score"]), index=scores.index)
     if empty.any():  # as an empty cell of a wide table: not observed
         warnings.warn(f"{path}: {int(empty.sum())} row(s) without a score are left out (lines "
                       f"{', '.join(map(str, scores['_line'][empty].head(5)))}"

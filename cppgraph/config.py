@@ -20,7 +20,7 @@ LARGE_DATA_CELLS = 50_000
 #: small data they cost accuracy. Without dropout large data fits faster again (as or
 #: more accurate at 50k and 100k cells, 4% less at 1M; inner validation, ``docs/ENGINE.md``).
 AUTO_SCHEDULE = {"lr": (0.01, 0.03), "lr_patience": (8, 4), "patience": (40, 15),
-                 "predict_folds": (5, 3), "dropout": (0.1, 0.0)}
+                 "stop_delta": (0.0, 0.01), "predict_folds": (5, 3), "dropout": (0.1, 0.0)}
 
 
 def _number(value) -> bool:
@@ -48,8 +48,8 @@ class Config:
     head_hidden : int
         Width of the scoring head's hidden layer.
     lr : float or "auto"
-        Adam's learning rate. ``"auto"`` (as ``lr_patience``, ``patience``
-        and ``predict_folds``): the first value of :data:`AUTO_SCHEDULE`
+        Adam's learning rate. ``"auto"`` (as ``lr_patience``, ``patience``,
+        ``stop_delta`` and ``predict_folds``): the first value of :data:`AUTO_SCHEDULE`
         below :data:`LARGE_DATA_CELLS` training cells, the second from there
         on (:meth:`resolved`).
     weight_decay : float
@@ -65,6 +65,10 @@ class Config:
     patience : int or "auto"
         Stop after this many epochs without a better validation loss (the
         best epoch's weights are kept).
+    stop_delta : float or "auto"
+        For ``patience``, a validation loss is better only when it is below
+        ``1 - stop_delta`` times the loss of the last better epoch; 0: any fall
+        counts. The kept weights are still those of the lowest loss.
     val_fraction : float
         Share of the training cells held out (never in the graph, never a
         target) for early stopping; at most 20,000 cells.
@@ -151,6 +155,7 @@ class Config:
     lr_patience: int | str = "auto"
     epochs: int = 300
     patience: int | str = "auto"
+    stop_delta: float | str = "auto"
     val_fraction: float = 0.1
     supervision_fraction: float = 0.3
     batch_size: int = 65536
@@ -200,7 +205,7 @@ class Config:
             need(lambda v: _integer(v) and v >= 1, name, "a positive integer")
             need(lambda v, most=most: v <= most, name, f"at most {most}")
         need(lambda v: v >= 2, "predict_folds", "at least 2")
-        for name in ("dropout", "val_fraction", "supervision_fraction", "id_dropout"):
+        for name in ("dropout", "val_fraction", "supervision_fraction", "id_dropout", "stop_delta"):
             need(lambda v: _number(v) and 0 <= v < 1, name, "in [0, 1)")
         need(lambda v: v > 0, "supervision_fraction", "above 0")
         for name, what in (("lr", ""), ("weight_decay", ""), ("score_floor", ""),

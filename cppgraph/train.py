@@ -91,17 +91,45 @@ class Folds:
         return GraphView(edges=(self.fold != f).float(), table=None if f == self.k else f)
 
 
+class EarlyStopping:
+    """Which epoch's weights to keep, and when to stop, from the validation losses.
+
+    An epoch's weights are kept when its loss is the lowest so far. Training
+    stops after ``patience`` epochs in a row whose loss is not below ``1 -
+    delta`` times the loss of the last epoch that was (the first epoch is);
+    with ``delta`` 0 any lower loss resets the count.
+    """
+
+    def __init__(self, patience: int, delta: float = 0.0):
+        self.patience, self.delta = patience, delta
+        self.best = self.mark = float("inf")
+        self.waited = 0
+
+    def update(self, loss: float) -> tuple[bool, bool]:
+        """Record one epoch's loss; returns (keep its weights, stop now)."""
+        lowest = loss < self.best - 1e-7
+        if lowest:
+            self.best = loss
+        if loss < self.mark * (1.0 - self.delta) - 1e-7:
+            self.mark, self.waited = loss, 0
+        else:
+            self.waited += 1
+        return lowest, self.waited >= self.patience
+
+
 def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float, epochs: int,
                 patience: int, val_fraction: float, supervision_fraction: float,
                 id_dropout: float, batch_size: int, generator: torch.Generator,
-                lr_patience: int, id_lr_scale: float,
+                lr_patience: int, id_lr_scale: float, stop_delta: float = 0.0,
                 callback: Callable[[dict], None] | None = None) -> tuple[list[dict], Folds]:
     """Train ``net`` on the score edges of ``g``; keep the best validation weights.
 
     The learning rate (``lr``, times ``id_lr_scale`` for the ID vectors) rises
     over :data:`WARMUP` epochs, then halves after every ``lr_patience`` epochs
-    without a lower validation loss; training stops after ``patience`` such
-    epochs.
+    without a lower validation loss; training stops after ``patience`` epochs
+    in which the validation loss did not fall below ``1 - stop_delta`` times
+    its value at the last such fall (0: any fall counts). The weights of the
+    epoch with the lowest validation loss are kept.
 
     Returns the training log (one dict per epoch of ``K`` steps, with
     ``epoch``, ``train_loss``, ``val_loss`` (MSE on the normalized scale) and
@@ -122,7 +150,7 @@ def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float
                            lr=lr, foreach=True)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=lr_patience)
     warm = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / (WARMUP * k)))
-    best, best_state, waited, log = float("inf"), None, 0, []
+    stopping, best_state, log = EarlyStopping(patience, stop_delta), None, []
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         net.train()
@@ -152,13 +180,11 @@ def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float
         if callback is not None:
             callback(entry)
         plateau.step(val_loss)
-        if val_loss < best - 1e-7:
-            best, waited = val_loss, 0
+        lowest, stop = stopping.update(val_loss)
+        if lowest:
             best_state = copy.deepcopy(net.state_dict())
-        else:
-            waited += 1
-            if waited >= patience:
-                break
+        if stop:
+            break
     if best_state is not None:
         net.load_state_dict(best_state)
     net.eval()

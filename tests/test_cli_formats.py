@@ -99,5 +99,6 @@ def test_info_shows_the_schedule_the_fit_ran_with(fast_model_dir):
     small-data ones; ``patience`` as the fit set it) on the schedule line."""
     res = invoke("info", fast_model_dir)
     assert res.exit_code == 0, res.output
-    assert "schedule       lr 0.01, lr_patience 8, patience 40, predict_folds 5" in res.stdout
+    assert ("schedule       lr 0.01, lr_patience 8, patience 40, stop_delta 0.0, predict_folds 5"
+            in res.stdout)
     assert "  lr = 'auto'" in res.stdout and "  patience = 40" in res.stdout

@@ -18,6 +18,7 @@ from cppgraph.estimator import CPPGraph
 from cppgraph.normalize import refit_task_scale
 from cppgraph.regression import (benchmark_regression, centered_ridge, column_correlations,
                                  known_score_regression)
+from cppgraph.train import EarlyStopping
 
 #: Short fits; the interval calibration (tests/test_intervals.py) is off here.
 FAST = dict(epochs=50, patience=50, intervals=False)
@@ -389,6 +390,9 @@ def test_config_file(tmp_path):
     for bad in (0, -1, True, "fast", 1e4):
         with pytest.raises(CppGraphError, match=r"id_lr_scale must be a number in \(0, 1000\]"):
             Config(id_lr_scale=bad)
+    for bad in (-0.1, 1.0, True, "fast"):
+        with pytest.raises(CppGraphError, match=r'stop_delta must be in \[0, 1\) or "auto"'):
+            Config(stop_delta=bad)
 
 
 def test_schedule_settings_reach_the_optimizer(demo, monkeypatch):
@@ -405,6 +409,23 @@ def test_schedule_settings_reach_the_optimizer(demo, monkeypatch):
     CPPGraph(random_state=0, epochs=1, intervals=False, lr=0.02, lr_patience=3,
              id_lr_scale=4.0).fit(demo)
     assert seen == {"patience": 3, "lrs": [0.02, 0.08]}
+
+
+def test_early_stopping_by_hand():
+    """The weights of the lowest loss are kept; with ``delta`` only a fall of that share
+    below the last counted loss resets ``patience`` (hand-computed sequence)."""
+    losses = [1.0, 0.995, 0.98, 0.979, 0.978]
+    plain = EarlyStopping(patience=2)
+    assert [plain.update(x) for x in losses] == [(True, False)] * 5
+    strict = EarlyStopping(patience=2, delta=0.01)
+    # 0.995 is lowest but not below 0.99 (counts 1); 0.98 is (resets); 0.979 and 0.978
+    # are not below 0.9702: the second of them stops.
+    assert [strict.update(x) for x in losses] == [(True, False), (True, False), (True, False),
+                                                   (True, False), (True, True)]
+    assert (strict.best, strict.mark) == (0.978, 0.98)
+    rising = EarlyStopping(patience=3, delta=0.5)
+    assert [rising.update(x) for x in (2.0, 3.0, 1.5, 0.9)] == [
+        (True, False), (False, False), (True, False), (True, False)]
 
 
 def test_auto_schedule_by_data_size():
@@ -449,6 +470,22 @@ def test_large_data_fit_runs_the_large_schedule(demo, tmp_path, monkeypatch):
     assert back.fit_config_.predict_folds == 3 and back.network_.tables == 3
     pairs = demo.scores[["model", "task"]].head(20)
     assert np.allclose(back.predict(pairs)["predicted"], est.predict(pairs)["predicted"])
+    assert back.fit_config_.stop_delta == AUTO_SCHEDULE["stop_delta"][1] > 0
+
+
+def test_folder_from_before_stop_delta_loads_with_the_rule_it_ran(fast_est, tmp_path):
+    """A model folder whose settings and schedule lack ``stop_delta`` (written before the
+    key) loads with 0, the rule its fit ran with, and predicts as before."""
+    folder = fast_est.save(tmp_path / "m")
+    meta_path = folder / "model.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["stop_delta"]
+    meta["schedule"].pop("stop_delta")
+    meta_path.write_text(json.dumps(meta))
+    back = CPPGraph.load(folder)
+    assert back.config.stop_delta == 0.0 and back.fit_config_.stop_delta == 0.0
+    pairs = fast_est.data_.scores[["model", "task"]].head(5)
+    assert np.allclose(back.predict(pairs)["predicted"], fast_est.predict(pairs)["predicted"])
 
 
 def test_new_task_prior_by_factors(demo):

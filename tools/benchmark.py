@@ -11,7 +11,11 @@ error-by-protocol plot per data set go to ``docs/figures/``.
 Example::
 
     python tools/benchmark.py                       # everything
-    python tools/benchmark.py --only cpp paper      # some groups; the report holds only those
+    python tools/benchmark.py --only cpp paper      # some groups; the others keep their sections
+
+A run of some groups keeps the other groups' sections of the existing report
+word for word, each with the command and machine that made it, and the
+headline table collects every group's per-seed scores from ``docs/results/``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -34,7 +39,7 @@ from cppgraph.data import read_data
 from cppgraph.evaluate import paper
 from cppgraph.evaluate.methods import CPPGraphMethod, make_methods
 from cppgraph.evaluate.report import ALPHA, DEFAULT, compare_default, headline, markdown, summary_table
-from cppgraph.evaluate.runner import evaluate
+from cppgraph.evaluate.runner import evaluate, summarize
 from cppgraph.evaluate.splits import KNOWN_PROTOCOLS
 from cppgraph.threads import DEFAULT_THREADS, limit_threads
 
@@ -114,6 +119,8 @@ SETTINGS = (
 )
 
 GROUPS = (*DATASETS, "paper")
+#: The heading of the paper's set-ups (the ``paper`` group).
+PAPER_TITLE = "The CPP paper's set-ups, in the paper's unit"
 
 
 def machine() -> str:
@@ -162,6 +169,11 @@ def methods(names, *, threads: int | None = None, intervals: tuple = (DEFAULT,))
     return out
 
 
+def _name(s: Setting) -> str:
+    """The file name (without ``.csv``) of a setting's per-seed scores."""
+    return f"{s.data}-{s.label.replace(' ', '-')}"
+
+
 def run_settings(settings, datasets: dict, data_root: Path, out_dir: Path, *,
                  threads: int | None = None) -> list[dict]:
     """Evaluate each setting; per-seed scores to ``out_dir``; one result dict per setting."""
@@ -174,8 +186,7 @@ def run_settings(settings, datasets: dict, data_root: Path, out_dir: Path, *,
         start = time.perf_counter()
         ev = evaluate(cache[s.data], s.protocol, methods(s.methods, threads=threads),
                       seeds=range(s.seeds), test_size=s.size, known=s.known, progress=_progress)
-        name = f"{s.data}-{s.label.replace(' ', '-')}"
-        ev.scores.to_csv(out_dir / f"{name}.csv", index=False)
+        ev.scores.to_csv(out_dir / f"{_name(s)}.csv", index=False)
         results.append({"setting": s, "summary": ev.summary(), "scores": ev.scores,
                         "cells": ev.predictions[ev.predictions["method"] == DEFAULT],
                         "minutes": (time.perf_counter() - start) / 60})
@@ -322,10 +333,62 @@ def figures(results: list[dict], fig_dir: Path, datasets: dict) -> dict:
     return made
 
 
+def saved_results(settings, res_dir: Path) -> list[dict]:
+    """The per-seed scores of ``settings`` as an earlier run wrote them to ``res_dir``, with
+    their summaries (what the headline table needs of a group not run now)."""
+    out = []
+    for s in settings:
+        path = res_dir / f"{_name(s)}.csv"
+        if not path.is_file():
+            raise SystemExit(f"{path} is missing, so {s.data} cannot keep its results: "
+                             f"run it too (--only ... {s.data})")
+        scores = pd.read_csv(path)
+        out.append({"setting": s, "summary": summarize(scores), "scores": scores})
+    return out
+
+
+def kept_sections(path: Path, keys, datasets: dict) -> dict[str, list[str]]:
+    """The sections of the groups ``keys`` in the existing report ``path``, word for word,
+    each with the "Made by" line of the run that made it (a report written before the
+    sections had their own takes the one at its top)."""
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist, so there is nothing to keep: "
+                         "run every group (without --only)")
+    chunks = re.split(r"(?m)^(?=## )", path.read_text(encoding="utf-8"))
+    top = re.search(r"(?m)^Made by `.*$", chunks[0])
+    sections = {c.split("\n", 1)[0][3:]: c.rstrip("\n").split("\n") for c in chunks[1:]}
+    out = {}
+    for key in keys:
+        title = PAPER_TITLE if key == "paper" else datasets[key].title
+        lines = sections.get(title)
+        if lines is None or (top is None and not _made_line(lines)):
+            raise SystemExit(f"{path} has no section '## {title}' with the command that made it, "
+                             f"so {key} cannot keep its results: run it too (--only ... {key})")
+        if not _made_line(lines):
+            lines = [lines[0], "", top.group(0), *lines[1:]]
+        out[key] = [*lines, ""]
+    return out
+
+
+def _made_line(section: list[str]) -> bool:
+    return any(line.startswith("Made by `") for line in section[1:4])
+
+
 def report(results: list[dict], paper_results: dict | None, figure_paths: dict,
-           datasets: dict, doc_dir: Path, command: str) -> str:
+           datasets: dict, doc_dir: Path, command: str, *, kept: dict | None = None,
+           kept_results: list[dict] | None = None) -> str:
+    """The report of ``results`` (and ``paper_results``) made now by ``command``, with the
+    sections ``kept`` (group -> lines) of groups not run, whose per-seed scores
+    (``kept_results``) join the headline table."""
+    kept = kept or {}
+    made = f"Made by `{command}` on: {machine()}."
+    order = list(datasets)
+    every = sorted([*results, *(kept_results or [])], key=lambda r: order.index(r["setting"].data))
     lines = ["# Results", "",
-             f"Made by `{command}` on: {machine()}.", "",
+             "Each section names the command and the machine that made it: `python "
+             "tools/benchmark.py --only GROUP ...` reruns some groups and keeps the other "
+             "sections as they are. The headline table collects the per-seed scores of every "
+             "setting (`docs/results/`).", "",
              "Unless a section says otherwise, normalized metrics are on the per-task min-max "
              "scale of all observed cells of the data set, raw metrics in the tasks' own units. "
              "Each seed is one split; mean ± standard deviation over seeds. `fit_s` is the time to "
@@ -335,8 +398,8 @@ def report(results: list[dict], paper_results: dict | None, figure_paths: dict,
              "within 2) rank the held-out cells within each task, or within each held-out "
              "model for `cold-model` and `scale-up`. The protocols, metrics and "
              "methods are in `cppgraph/evaluate/`.", ""]
-    if results:
-        lines += ["## Headline: the default engine against the best baseline", "",
+    if every:
+        lines += ["## Headline: the default engine against the best baseline", "", made, "",
                   f"Normalized MAE, mean ± std over seeds. The best baseline is the one with the "
                   f"lowest mean. Every method sees the same split at a given seed, so the verdict "
                   f"is a paired t-test over the seeds of {DEFAULT} against that baseline: `leads` "
@@ -345,13 +408,19 @@ def report(results: list[dict], paper_results: dict | None, figure_paths: dict,
                   f"cells inside {DEFAULT}'s nominal 90% prediction interval; `width_90`: the "
                   f"intervals' mean width on the normalized scale (`docs/INTERVALS.md`).", ""]
         label = {id(r): f"{datasets[r['setting'].data].title.split(' (')[0]}: {r['setting'].label}"
-                 for r in results}
-        lines += [markdown(headline({label[id(r)]: r["summary"] for r in results},
-                                    scores={label[id(r)]: r["scores"] for r in results})), ""]
+                 for r in every}
+        lines += [markdown(headline({label[id(r)]: r["summary"] for r in every},
+                                    scores={label[id(r)]: r["scores"] for r in every})), ""]
     if paper_results:
-        lines += paper_sections(paper_results)
-    for key in dict.fromkeys(r["setting"].data for r in results):
-        lines += [f"## {datasets[key].title}", ""]
+        lines += paper_sections(paper_results, made)
+    elif "paper" in kept:
+        lines += kept["paper"]
+    ran = set(r["setting"].data for r in results)
+    for key in (k for k in datasets if k in ran or k in kept):
+        if key not in ran:
+            lines += kept[key]
+            continue
+        lines += [f"## {datasets[key].title}", "", made, ""]
         parity_path, error_path = figure_paths[key]
         lines += [f"![error by protocol]({os.path.relpath(error_path, doc_dir)})", "",
                   f"![parity]({os.path.relpath(parity_path, doc_dir)})", ""]
@@ -364,8 +433,8 @@ def report(results: list[dict], paper_results: dict | None, figure_paths: dict,
     return "\n".join(lines) + "\n"
 
 
-def paper_sections(res: dict) -> list[str]:
-    lines = ["## The CPP paper's set-ups, in the paper's unit", "",
+def paper_sections(res: dict, made: str) -> list[str]:
+    lines = [f"## {PAPER_TITLE}", "", made, "",
              "Scored with `--normalization paper`: the reference code's min-max per row of the "
              "wide file, gaps filled with 0, over all cells (for the crowdsource file, a score "
              "divided by its model's best score). The baselines work on that scale too; the "
@@ -432,7 +501,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"),
                         help="folder holding cpp_llm/, obsscaling/, open_llm_leaderboard/")
     parser.add_argument("--only", nargs="+", choices=GROUPS, default=None,
-                        help="run only these groups (data sets, or 'paper' for the paper's set-ups)")
+                        help="run only these groups (data sets, or 'paper' for the paper's "
+                             "set-ups); the others keep their sections of --out")
     parser.add_argument("--out", default=str(ROOT / "docs" / "RESULTS.md"))
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
                         help="CPU threads of every method (0: one per core)")
@@ -449,6 +519,9 @@ def run(args, threads: int) -> None:
     fig_dir.mkdir(parents=True, exist_ok=True)
     data_root = Path(args.data)
     settings = [s for s in SETTINGS if s.data in groups]
+    keep = [g for g in GROUPS if g not in groups]  # checked before the long run
+    kept = kept_sections(out, keep, DATASETS) if keep else {}
+    kept_results = saved_results([s for s in SETTINGS if s.data in keep], res_dir)
     global _bar
     _bar = Progress(fits(settings, groups), "benchmark", unit="fit")
     try:
@@ -459,8 +532,8 @@ def run(args, threads: int) -> None:
         _bar = None
     paths = figures(results, fig_dir, DATASETS)
     command = "python tools/benchmark.py" + (f" --only {' '.join(args.only)}" if args.only else "")
-    out.write_text(report(results, paper_results, paths, DATASETS, out.parent, command),
-                   encoding="utf-8")
+    out.write_text(report(results, paper_results, paths, DATASETS, out.parent, command,
+                          kept=kept, kept_results=kept_results), encoding="utf-8")
     _log(f"wrote {out}")
 
 

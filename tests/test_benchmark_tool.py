@@ -1,0 +1,119 @@
+"""``tools/benchmark.py --only``: the groups not run keep their sections of the existing
+report word for word, and their per-seed scores still enter the headline table."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest import load_tool
+
+
+@pytest.fixture()
+def bench(monkeypatch):
+    bench = load_tool("benchmark")
+    datasets = {"a": bench.Dataset("a", "canonical", "Set A (2 models)"),
+                "b": bench.Dataset("b", "canonical", "Set B")}
+    monkeypatch.setattr(bench, "DATASETS", datasets)
+    monkeypatch.setattr(bench, "SETTINGS", (bench.Setting("a", "random", 0.1, seeds=2),
+                                            bench.Setting("b", "random", 0.1, seeds=2)))
+    monkeypatch.setattr(bench, "GROUPS", ("a", "b", "paper"))
+    monkeypatch.setattr(bench, "machine", lambda: "new machine")
+    monkeypatch.setattr(bench, "fits", lambda *a: 1)
+    monkeypatch.setattr(bench, "figures", lambda results, fig_dir, datasets: {
+        r["setting"].data: (fig_dir / "p.png", fig_dir / "e.png") for r in results})
+    monkeypatch.setattr(bench, "run_paper",
+                        lambda *a, **k: pytest.fail("paper was not asked for"))
+    return bench
+
+
+def scores(default_mae: float) -> pd.DataFrame:
+    """Per-seed scores of two methods over two seeds (the default engine's MAE given)."""
+    return pd.DataFrame({"method": ["cppgraph", "cppgraph", "task-mean", "task-mean"],
+                         "protocol": "random", "seed": [0, 1, 0, 1],
+                         "mae_norm": [default_mae, default_mae + 0.01, 0.2, 0.22]})
+
+
+def ran(bench, data: str, default_mae: float, res_dir):
+    """A stand-in for ``run_settings`` that writes and returns one setting's scores."""
+    def run_settings(settings, datasets, data_root, out_dir, **kwargs):
+        assert [s.data for s in settings] == [data]
+        s = settings[0]
+        table = scores(default_mae)
+        table.to_csv(out_dir / f"{bench._name(s)}.csv", index=False)
+        from cppgraph.evaluate.runner import summarize
+        return [{"setting": s, "summary": summarize(table), "scores": table, "minutes": 0.5}]
+    return run_settings
+
+
+OLD = """# Results
+
+Made by `python tools/benchmark.py` on: old machine.
+
+## Headline: the default engine against the best baseline
+
+| setting | best baseline | cppgraph |
+| --- | --- | --- |
+| old | old | old |
+
+## The CPP paper's set-ups, in the paper's unit
+
+Old paper tables.
+
+## Set A (2 models)
+
+Old A tables.
+
+## Set B
+
+Old B tables.
+
+## Notes
+
+- old notes
+"""
+
+
+def test_only_some_groups_keep_the_others(bench, tmp_path, monkeypatch):
+    out = tmp_path / "RESULTS.md"
+    out.write_text(OLD, encoding="utf-8")
+    (tmp_path / "results").mkdir()
+    scores(0.15).to_csv(tmp_path / "results" / "b-random-0.1.csv", index=False)
+    monkeypatch.setattr(bench, "run_settings", ran(bench, "a", 0.1, tmp_path))
+    bench.main(["--only", "a", "--out", str(out), "--data", str(tmp_path)])
+    text = out.read_text(encoding="utf-8")
+    sections = {s.split("\n", 1)[0]: s for s in text.split("\n## ")[1:]}
+    # kept word for word, with the command and machine of the run that made them
+    assert sections["Set B"] == ("Set B\n\nMade by `python tools/benchmark.py` on: old "
+                                 "machine.\n\nOld B tables.\n")
+    assert "Old paper tables." in sections["The CPP paper's set-ups, in the paper's unit"]
+    assert "old machine" in sections["The CPP paper's set-ups, in the paper's unit"]
+    # the group run now, with this run's command, and both groups in the headline
+    assert "Old A tables." not in text
+    assert ("Made by `python tools/benchmark.py --only a` on: new machine."
+            in sections["Set A (2 models)"])
+    head = sections["Headline: the default engine against the best baseline"]
+    assert "| Set A: random 0.1 | task-mean 0.2100 ± 0.0100 | 0.1050 ± 0.0050 |" in head
+    assert "| Set B: random 0.1 | task-mean 0.2100 ± 0.0100 | 0.1550 ± 0.0050 |" in head
+    assert "| old |" not in head and "old notes" not in text
+    assert list(sections)[1:] == ["The CPP paper's set-ups, in the paper's unit",
+                                  "Set A (2 models)", "Set B", "Notes"]
+    # rerunning the other group keeps the new section of the first word for word
+    monkeypatch.setattr(bench, "run_settings", ran(bench, "b", 0.12, tmp_path))
+    bench.main(["--only", "b", "--out", str(out), "--data", str(tmp_path)])
+    again = {s.split("\n", 1)[0]: s for s in out.read_text(encoding="utf-8").split("\n## ")[1:]}
+    assert again["Set A (2 models)"] == sections["Set A (2 models)"]
+    assert "| Set B: random 0.1 | task-mean 0.2100 ± 0.0100 | 0.1250 ± 0.0050 |" in \
+        again["Headline: the default engine against the best baseline"]
+
+
+def test_nothing_to_keep_is_a_clear_error_before_any_run(bench, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "run_settings", lambda *a, **k: pytest.fail("ran before checking"))
+    out = tmp_path / "RESULTS.md"
+    with pytest.raises(SystemExit, match="does not exist, so there is nothing to keep"):
+        bench.main(["--only", "a", "--out", str(out)])
+    out.write_text(OLD.replace("## Set B", "## Set C"), encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"no section '## Set B'.*--only \.\.\. b"):
+        bench.main(["--only", "a", "paper", "--out", str(out)])
+    out.write_text(OLD, encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"b-random-0.1.csv is missing, so b cannot keep"):
+        bench.main(["--only", "a", "paper", "--out", str(out)])

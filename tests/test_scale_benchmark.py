@@ -56,3 +56,36 @@ def test_a_first_partial_run_reports_only_its_part(bench, tmp_path, monkeypatch)
     assert "cppgraph / best baseline: 0.500." in text
     assert "## Fit and predict" not in text and "## The quick-start fit" not in text
     assert set(json.loads(out.with_suffix(".json").read_text())) == {"accuracy"}
+
+
+def test_sizes_rerun_some_sizes_and_keep_the_others(bench, tmp_path, monkeypatch):
+    out = tmp_path / "SCALE.md"
+    big = [dict(r, size="100k", seconds=(r.get("seconds") or 0) * 10) for r in SCALE]
+    old = {"scale": {"command": "python tools/scale_benchmark.py", "results": SCALE + big}}
+    out.with_suffix(".json").write_text(json.dumps(old))
+    new = [dict(r, mae_norm=0.0411) if r["method"] == "cppgraph" else r for r in SCALE]
+    asked = []
+    monkeypatch.setattr(bench, "scale_part", lambda work, sizes: asked.append(sizes) or new)
+    bench.main(["--out", str(out), "--only", "scale", "--sizes", "10k"])
+    assert asked == [("10k",)]
+    saved = json.loads(out.with_suffix(".json").read_text())["scale"]
+    assert saved["results"] == new + big  # the new 10k rows, the kept 100k ones, in size order
+    command = "python tools/scale_benchmark.py --only scale --sizes 10k"
+    assert saved["sizes"] == {"10k": command, "100k": "python tools/scale_benchmark.py"}
+    text = out.read_text()
+    assert "| 10k | 0.0411 | svd 0.0857 |" in text and "| 100k | 0.0425 | svd 0.0857 |" in text
+    assert (f"Made by `{command}` (10k) and `python tools/scale_benchmark.py` (100k)."
+            in text)
+    # a later run of another part keeps both sizes and their commands
+    monkeypatch.setattr(bench, "threads_part", lambda work: THREADS)
+    bench.main(["--out", str(out), "--only", "threads"])
+    assert json.loads(out.with_suffix(".json").read_text())["scale"] == saved
+
+
+def test_sizes_need_the_scale_part_and_earlier_figures(bench, tmp_path, monkeypatch):
+    out = tmp_path / "SCALE.md"
+    monkeypatch.setattr(bench, "scale_part", lambda work, sizes: pytest.fail("ran"))
+    with pytest.raises(SystemExit, match="leaves out"):
+        bench.main(["--out", str(out), "--only", "threads", "--sizes", "10k"])
+    with pytest.raises(SystemExit, match="no scale figures for the other sizes"):
+        bench.main(["--out", str(out), "--only", "scale", "--sizes", "10k"])

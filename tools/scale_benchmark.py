@@ -15,9 +15,11 @@ Three parts, each with its command in the report:
    and with one thread per core.
 
 Each run also writes its raw figures to ``docs/SCALE.json``; with ``--only``, the
-parts not run keep the figures of their last run from there, and each section names
-the command that made it. Run it alone: other work on the machine distorts the times.
-Usage: ``python tools/scale_benchmark.py [--out docs/SCALE.md] [--only scale accuracy threads]``.
+parts not run keep the figures of their last run from there, and with ``--sizes`` the
+scale part reruns only those sizes and keeps the others' rows; each section names the
+command that made it. Run it alone: other work on the machine distorts the times.
+Usage: ``python tools/scale_benchmark.py [--out docs/SCALE.md] [--only scale accuracy threads]
+[--sizes 10k 100k 1M]``.
 """
 
 from __future__ import annotations
@@ -102,9 +104,9 @@ def make_data(folder: Path, models: int, tasks: int, density: float, seed: int =
     return folder
 
 
-def scale_part(work: Path) -> list[dict]:
+def scale_part(work: Path, sizes=tuple(SIZES)) -> list[dict]:
     rows = []
-    for label, (models, tasks) in SIZES.items():
+    for label, (models, tasks) in ((k, v) for k, v in SIZES.items() if k in sizes):
         folder = make_data(work / f"syn-{label}", models, tasks, DENSITY)
         for name in ("cppgraph", *BASELINES):
             _log(f"scale {label}: {name}")
@@ -198,21 +200,29 @@ def headline(scale: list[dict] | None, accuracy: str | None,
     return lines
 
 
-def _made(commands: dict, part: str) -> list[str]:
-    """A section's "Made by" line, when the parts come from different runs."""
-    if len(set(commands.values())) < 2:
+def _made(commands: dict, part: str, sizes: dict | None = None) -> list[str]:
+    """A section's "Made by" line, when the parts (or the scale part's sizes, ``sizes``:
+    size -> command) come from different runs."""
+    if len(set(commands.values()) | set((sizes or {}).values())) < 2:
         return []
+    if part == "scale" and sizes and len(set(sizes.values())) > 1:
+        by = {}
+        for size, cmd in sizes.items():
+            by.setdefault(cmd, []).append(size)
+        return ["Made by " + " and ".join(f"`{c}` ({', '.join(v)})" for c, v in by.items())
+                + ".", ""]
     return [f"Made by `{commands[part]}`.", ""]
 
 
 def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] | None,
-           commands: dict) -> str:
-    """SCALE.md; ``commands``: the command line that made each part's figures."""
+           commands: dict, sizes: dict | None = None) -> str:
+    """SCALE.md; ``commands``: the command line that made each part's figures (``sizes``:
+    the scale part's, per size, where its sizes come from different runs)."""
     import torch
 
     from cppgraph import __version__
     lines = ["# Scale and speed", ""]
-    made = sorted(set(commands.values()))
+    made = sorted(set(commands.values()) | set((sizes or {}).values()))
     by = (f"`{made[0]}`" if len(made) == 1 else
           " and ".join(f"`{m}`" for m in made) + " (each section names its own)")
     lines += [f"Made by {by} on {platform.system()} {platform.machine()}, "
@@ -220,7 +230,7 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
               f"{torch.__version__}, cppgraph {__version__}. Synthetic data from "
               "`tools/make_scale_data.py` (rank-3 latent, family and size effects, "
               f"density {DENSITY:g}). Times are wall seconds on one thread; ratios are "
-              "within this run. cppgraph runs with its default configuration, which "
+              "between figures of one run. cppgraph runs with its default configuration, which "
               "includes the calibration refit of the prediction intervals (a second fit "
               "without a share of the models, tasks and cells); `intervals = false` in the "
               "configuration leaves it out. From 50,000 training cells on (100k and 1M), "
@@ -229,7 +239,8 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
     lines += headline(scale, accuracy, threads)
     if scale:
         fits = {r["size"]: r for r in scale if r["method"].startswith("cppgraph fit")}
-        lines += ["## `cppgraph fit` on the whole folder", "", *_made(commands, "scale"),
+        lines += ["## `cppgraph fit` on the whole folder", "",
+                  *_made(commands, "scale", sizes),
                   "| observed cells | wall (s) | peak RSS (MB) |", "|---|---|---|"]
         for size, r in fits.items():
             wall = "stopped after " + _fmt(r["wall_s"], "{:.0f}") if r["timed_out"] else _fmt(r["wall_s"])
@@ -290,25 +301,53 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="+", choices=PARTS, default=None,
                         help="run these parts; the others keep the figures of their last run "
                         "(from the JSON file beside --out)")
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=None,
+                        help="scale part: run only these sizes; the others keep the rows of "
+                        "their last run")
     parser.add_argument("--work", default=None, help="folder for the generated data (default: "
                         "a temporary folder)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     parts = set(args.only or PARTS)
     command = "python tools/scale_benchmark.py" + (f" --only {' '.join(args.only)}" if args.only else "")
-    saved = kept_results(out.with_suffix(".json"), tuple(p for p in PARTS if p not in parts))
-    runners = {"threads": threads_part, "accuracy": accuracy_part, "scale": scale_part}
+    sizes = tuple(args.sizes or SIZES)
+    if args.sizes:
+        if "scale" not in parts:
+            raise SystemExit("--sizes picks sizes of the scale part, which this run leaves out")
+        command += f" --sizes {' '.join(args.sizes)}"
+    keep = tuple(p for p in PARTS if p not in parts or (p == "scale" and args.sizes))
+    saved = kept_results(out.with_suffix(".json"), keep)
+    earlier = saved.pop("scale", None) if args.sizes else None
+    if args.sizes and earlier is None and set(sizes) != set(SIZES):
+        raise SystemExit(f"{out.with_suffix('.json')} has no scale figures for the other sizes "
+                         "to keep: run the scale part with every size")
+    runners = {"threads": threads_part, "accuracy": accuracy_part,
+               "scale": lambda work: scale_part(work, sizes)}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         work.mkdir(parents=True, exist_ok=True)
         for part in PARTS:
             if part in parts:
                 saved[part] = {"command": command, "results": runners[part](work)}
+    if earlier is not None:
+        saved["scale"] = merge_sizes(earlier, saved["scale"], sizes)
     out.with_suffix(".json").write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
     results = {p: saved[p]["results"] if p in saved else None for p in PARTS}
     out.write_text(report(results["scale"], results["accuracy"], results["threads"],
-                          {p: saved[p]["command"] for p in saved}) + "\n", encoding="utf-8")
+                          {p: saved[p]["command"] for p in saved},
+                          saved.get("scale", {}).get("sizes")) + "\n", encoding="utf-8")
     _log(f"wrote {out} and {out.with_suffix('.json').name}")
+
+
+def merge_sizes(earlier: dict, new: dict, sizes: tuple) -> dict:
+    """The scale part's saved figures: ``new``'s rows for ``sizes``, ``earlier``'s for the
+    other sizes, in size order, with the command that made each size (``"sizes"``)."""
+    made = earlier.get("sizes") or {r["size"]: earlier["command"] for r in earlier["results"]}
+    rows = [r for r in earlier["results"] if r["size"] not in sizes] + new["results"]
+    rows.sort(key=lambda r: list(SIZES).index(r["size"]))  # stable: method order kept
+    made = {**made, **{size: new["command"] for size in sizes}}
+    return {"command": new["command"], "results": rows,
+            "sizes": {size: made[size] for size in SIZES if size in made}}
 
 
 def kept_results(path: Path, keep: tuple) -> dict:

@@ -101,9 +101,7 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
                             f"{FORMAT_VERSION}); refit the model with this version")
     try:
         config = dict(meta["config"])
-        if isinstance(meta["config"], dict):
-            # a folder from before stop_delta stopped as stop_delta 0 does
-            config.setdefault("stop_delta", 0.0)
+        config.setdefault("stop_delta", 0.0)  # a folder from before the key stopped as 0 does
         if n_jobs is not None:
             config["n_jobs"] = n_jobs
         est = cls(Config.from_dict(config, source=str(folder / META_FILE)))

@@ -33,7 +33,7 @@ def scores(default_mae: float) -> pd.DataFrame:
                          "mae_norm": [default_mae, default_mae + 0.01, 0.2, 0.22]})
 
 
-def ran(bench, data: str, default_mae: float, res_dir):
+def ran(bench, data: str, default_mae: float):
     """A stand-in for ``run_settings`` that writes and returns one setting's scores."""
     def run_settings(settings, datasets, data_root, out_dir, **kwargs):
         assert [s.data for s in settings] == [data]
@@ -78,7 +78,7 @@ def test_only_some_groups_keep_the_others(bench, tmp_path, monkeypatch):
     out.write_text(OLD, encoding="utf-8")
     (tmp_path / "results").mkdir()
     scores(0.15).to_csv(tmp_path / "results" / "b-random-0.1.csv", index=False)
-    monkeypatch.setattr(bench, "run_settings", ran(bench, "a", 0.1, tmp_path))
+    monkeypatch.setattr(bench, "run_settings", ran(bench, "a", 0.1))
     bench.main(["--only", "a", "--out", str(out), "--data", str(tmp_path)])
     text = out.read_text(encoding="utf-8")
     sections = {s.split("\n", 1)[0]: s for s in text.split("\n## ")[1:]}
@@ -98,7 +98,7 @@ def test_only_some_groups_keep_the_others(bench, tmp_path, monkeypatch):
     assert list(sections)[1:] == ["The CPP paper's set-ups, in the paper's unit",
                                   "Set A (2 models)", "Set B", "Notes"]
     # rerunning the other group keeps the new section of the first word for word
-    monkeypatch.setattr(bench, "run_settings", ran(bench, "b", 0.12, tmp_path))
+    monkeypatch.setattr(bench, "run_settings", ran(bench, "b", 0.12))
     bench.main(["--only", "b", "--out", str(out), "--data", str(tmp_path)])
     again = {s.split("\n", 1)[0]: s for s in out.read_text(encoding="utf-8").split("\n## ")[1:]}
     assert again["Set A (2 models)"] == sections["Set A (2 models)"]

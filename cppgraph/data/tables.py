@@ -103,7 +103,7 @@ def _model_factors(frame: pd.DataFrame, model_col: str, columns: list[str], path
     for model, rows in frame.groupby(model_col, sort=False):
         row = {"model": model}
         for col in columns:
-            present = rows[~rows[col].map(_is_missing)]
+            present = rows[~_missing_mask(rows[col])]
             values = present[col].astype(str).str.strip()
             if values.nunique() > 1:
                 a, b = values.iloc[0], values[values != values.iloc[0]].iloc[0]

@@ -200,19 +200,23 @@ def shap_values(est: CPPGraph, *, model: str | None = None, task: str | None = N
             f for f, keep in zip(facs, row) if not keep])) for row in coalitions > 0.5])
 
     n = len(facs)
-    masker = _RemoveMasker(n)
     names = [f.label for f in facs]
     if n <= EXACT_MAX_FACTORS:
-        explainer, method, kwargs = shap.explainers.Exact(predict, masker, feature_names=names), \
-            "exact", {}
+        # Kernel SHAP over all 2**F coalitions solves for the exact Shapley values; shap's
+        # Exact explainer gives the same values but compiles numba code first (~15 s)
+        explainer = shap.KernelExplainer(predict, np.zeros((1, n)), feature_names=names)
+        values = explainer.shap_values(np.ones((1, n)), nsamples=2 ** n, l1_reg=False,
+                                       silent=not progress)
+        values, base, method = np.asarray(values)[0].T, explainer.expected_value, "exact"
     else:
-        explainer = shap.explainers.Permutation(predict, masker, feature_names=names,
+        explainer = shap.explainers.Permutation(predict, _RemoveMasker(n), feature_names=names,
                                                 seed=est.config.random_state)
-        method, kwargs = "permutation", {"max_evals": max_evals or 20 * (2 * n + 1)}
-    out = explainer(np.ones((1, n)), silent=not progress, **kwargs)
-    values = np.asarray(out.values[0]).reshape(n, -1).T  # [pairs, factors]
-    key = pd.MultiIndex.from_frame(pairs)
-    base = pd.Series(np.asarray(out.base_values[0]).reshape(-1), index=key, name="base")
+        out = explainer(np.ones((1, n)), silent=not progress,
+                        max_evals=max_evals or 20 * (2 * n + 1))
+        values, base, method = np.asarray(out.values[0]).reshape(n, -1).T, out.base_values[0], \
+            "permutation"
+    key = pd.MultiIndex.from_frame(pairs)  # values: [pairs, factors]
+    base = pd.Series(np.asarray(base, dtype=np.float64).reshape(-1), index=key, name="base")
     full = pd.Series(predict(np.ones((1, n)))[0], index=key, name="prediction")
     return ShapResult(pd.DataFrame(values, index=key, columns=names), base, full, facs, method)
 

@@ -113,6 +113,28 @@ def test_one_cell_matches_the_column(fast_est, one_task):
     assert (np.diff(table["shap"].abs().to_numpy()) <= 1e-12).all()
 
 
+def test_exact_values_are_the_shapley_formula(fast_est, monkeypatch):
+    """With three factors, one cell's values are the Shapley formula over its 8 coalitions."""
+    three = cpx.factors(fast_est)[:3]
+    monkeypatch.setattr(cpx, "factors", lambda est: three)
+    model, task = fast_est.data_.models[5], fast_est.data_.tasks[2]
+    sv = cpx.shap_values(fast_est, model=model, task=task)
+    assert sv.method == "exact" and list(sv.values.columns) == [f.label for f in three]
+    rows, cols, edge = fast_est._cells(pd.DataFrame({"model": [model], "task": [task]}))
+
+    def v(kept: set) -> float:
+        gone = [f for i, f in enumerate(three) if i not in kept]
+        return float(fast_est._network_predict(rows, cols, edge,
+                                               graph=cpx._without(fast_est.graph_, gone))[0])
+
+    assert sv.base.iloc[0] == pytest.approx(v(set()), abs=1e-6)
+    for i in range(3):  # weights |S|! (2 - |S|)! / 3!: 1/3, 1/6, 1/6, 1/3
+        j, k = [x for x in range(3) if x != i]
+        phi = ((v({i}) - v(set())) / 3 + (v({i, j}) - v({j})) / 6
+               + (v({i, k}) - v({k})) / 6 + (v({i, j, k}) - v({j, k})) / 3)
+        assert sv.values.iloc[0, i] == pytest.approx(phi, abs=1e-6)
+
+
 def test_permutation_estimate_is_seeded_and_adds_up(fast_est, monkeypatch):
     monkeypatch.setattr(cpx, "EXACT_MAX_FACTORS", 3)
     model = fast_est.data_.models[0]

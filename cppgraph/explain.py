@@ -203,7 +203,8 @@ def shap_values(est: CPPGraph, *, model: str | None = None, task: str | None = N
     names = [f.label for f in facs]
     if n <= EXACT_MAX_FACTORS:
         # Kernel SHAP over all 2**F coalitions solves for the exact Shapley values; shap's
-        # Exact explainer gives the same values but compiles numba code first (~15 s)
+        # Exact explainer gives the same values but compiles numba code on its first call in
+        # each process (about 8 of the 32 s of `cppgraph explain` on the demo's model)
         explainer = shap.KernelExplainer(predict, np.zeros((1, n)), feature_names=names)
         values = explainer.shap_values(np.ones((1, n)), nsamples=2 ** n, l1_reg=False,
                                        silent=not progress)

@@ -30,10 +30,16 @@ the fitted model's normalized scale divided by its task's error scale (the
 fitted model's mean absolute leak-free training residual of the task, shrunk
 toward the mean of all tasks: the scale the intervals use, so that the
 refit's larger errors on less data widen the intervals rather than narrow
-them). A cell's interval at level ``a`` is its prediction plus or minus the
-conformal ``a``-quantile of the scores of its kind (unobserved cell, new
-model with that many known scores, new task) times its task's scale, clipped
-to the task's declared range. The width thus grows with the task's spread of
+them). A held-out unobserved cell gives two scores: that one, and its error
+divided by the refit's own task error scale. The refit trains on less data and
+errs more than the fitted model on unobserved cells of training models, so the
+first alone makes their intervals wider than they need to be; the second alone
+(a held-out error over the same model's training residuals) made them cover
+less than their level on some data; the quantile is taken over both (the choice
+and its figures are in ``docs/ENGINE.md``). A cell's interval at level ``a``
+is its prediction plus or minus the conformal ``a``-quantile of the scores of
+its kind (unobserved cell, new model with that many known scores, new task)
+times its task's scale, clipped to the task's declared range. The width thus grows with the task's spread of
 errors, with fewer known scores, and for new entities.
 
 An observed training cell is predicted with its fold out of the graph; its
@@ -273,7 +279,11 @@ def fit_calibration(est, callback=None) -> Calibration:
     out = {}
     if cells:
         held = s.loc[cells]
-        out["cell"] = conformity(cal.predict(held[["model", "task"]]), held, scale)
+        table = cal.predict(held[["model", "task"]])
+        # each cell gives two scores: its error over the fitted model's scale and over the
+        # refit's own (see the module docstring)
+        out["cell"] = np.sort(np.concatenate([conformity(table, held, scale),
+                                              conformity(table, held, task_scale(cal))]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         for kind, names in (("model", models), ("task", tasks)):

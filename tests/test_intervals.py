@@ -237,3 +237,35 @@ def test_task_scale_on_a_subset_of_large_data(fast_est, monkeypatch):
     scale = calibrate.task_scale(fast_est)
     assert seen == [cap]
     assert list(scale.index) == fast_est.data_.tasks and np.isfinite(scale).all() and (scale > 0).all()
+
+
+def test_cell_scores_use_both_scales(demo, monkeypatch):
+    """Each held-out unobserved cell gives two scores: its error over the fitted model's
+    task scale and over the refit's own. With the refit's scale replaced by the fitted
+    model's the two are equal; with four times that, the second is a quarter of the first.
+    The new-model, top and new-task scores use the fitted model's scale only."""
+    real = calibrate.task_scale
+
+    def fitted(factor):
+        first = {}
+
+        def scale(est):
+            if est.fit_config_.intervals:  # the fitted model, called first
+                first["scale"] = real(est)
+                return first["scale"]
+            return first["scale"].reindex(est.data_.tasks) * factor
+        return scale
+
+    cals = []
+    for factor in (1.0, 4.0):
+        monkeypatch.setattr(calibrate, "task_scale", fitted(factor))
+        cals.append(CPPGraph(random_state=0, epochs=5).fit(demo).calibration_)
+    same, quarter = (c.scores["cell"] for c in cals)
+    assert len(same) >= 2 * MIN_SCORES and len(same) % 2 == 0
+    np.testing.assert_array_equal(same[0::2], same[1::2])
+    first = same[0::2]
+    np.testing.assert_allclose(quarter, np.sort(np.concatenate([first, first / 4])), rtol=1e-12)
+    for kind in ("model", "top", "task"):
+        assert cals[0].scores[kind].keys() == cals[1].scores[kind].keys()
+        for k, v in cals[0].scores[kind].items():
+            np.testing.assert_array_equal(v, cals[1].scores[kind][k])

@@ -1,5 +1,6 @@
-"""``tools/benchmark.py --only``: the groups not run keep their sections of the existing
-report word for word, and their per-seed scores still enter the headline table."""
+"""``tools/benchmark.py --only`` and ``--protocols``: the groups and settings not run keep
+their sections of the existing report word for word, and their per-seed scores still enter
+the headline table."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def bench(monkeypatch):
     monkeypatch.setattr(bench, "GROUPS", ("a", "b", "paper"))
     monkeypatch.setattr(bench, "machine", lambda: "new machine")
     monkeypatch.setattr(bench, "fits", lambda *a: 1)
-    monkeypatch.setattr(bench, "figures", lambda results, fig_dir, datasets: {
+    monkeypatch.setattr(bench, "figures", lambda results, fig_dir, datasets, kept=(): {
         r["setting"].data: (fig_dir / "p.png", fig_dir / "e.png") for r in results})
     monkeypatch.setattr(bench, "run_paper",
                         lambda *a, **k: pytest.fail("paper was not asked for"))
@@ -117,3 +118,36 @@ def test_nothing_to_keep_is_a_clear_error_before_any_run(bench, tmp_path, monkey
     out.write_text(OLD, encoding="utf-8")
     with pytest.raises(SystemExit, match=r"b-random-0.1.csv is missing, so b cannot keep"):
         bench.main(["--only", "a", "paper", "--out", str(out)])
+
+
+def test_some_protocols_keep_the_other_settings(bench, tmp_path, monkeypatch):
+    cold = bench.Setting("a", "cold-model", 0.1, seeds=2)
+    monkeypatch.setattr(bench, "SETTINGS", (bench.Setting("a", "random", 0.1, seeds=2), cold,
+                                            bench.Setting("b", "random", 0.1, seeds=2)))
+    out = tmp_path / "RESULTS.md"
+    out.write_text(OLD.replace("Old A tables.", "Old A figures.\n\n### random 0.1\n\nOld A random."
+                               "\n\n### cold-model 0.1 k=0\n\nOld A cold."), encoding="utf-8")
+    (tmp_path / "results").mkdir()
+    scores(0.3).to_csv(tmp_path / "results" / "a-cold-model-0.1-k=0.csv", index=False)
+    scores(0.15).to_csv(tmp_path / "results" / "b-random-0.1.csv", index=False)
+    monkeypatch.setattr(bench, "run_settings", ran(bench, "a", 0.1))
+    bench.main(["--only", "a", "--protocols", "random", "--out", str(out),
+                "--data", str(tmp_path)])
+    text = out.read_text(encoding="utf-8")
+    sections = {s.split("\n", 1)[0]: s for s in text.split("\n## ")[1:]}
+    a = sections["Set A (2 models)"]
+    new = "Made by `python tools/benchmark.py --only a --protocols random` on: new machine."
+    old = "Made by `python tools/benchmark.py` on: old machine."
+    # each subsection names its run: the new random one, the kept cold-model one word for word
+    assert a.index("### random 0.1\n\n" + new) < a.index("### cold-model 0.1 k=0\n\n" + old
+                                                             + "\n\nOld A cold.\n")
+    assert "Old A random." not in a and "every setting's scores" in a
+    assert sections["Set B"].startswith("Set B\n\n" + old + "\n\nOld B tables.")
+    head = sections["Headline: the default engine against the best baseline"]
+    rows = [line.split(" | ")[:3] for line in head.split("\n") if line.startswith("| Set ")]
+    assert rows == [["| Set A: random 0.1", "task-mean 0.2100 ± 0.0100", "0.1050 ± 0.0050"],
+                    ["| Set A: cold-model 0.1 k=0", "task-mean 0.2100 ± 0.0100", "0.3050 ± 0.0050"],
+                    ["| Set B: random 0.1", "task-mean 0.2100 ± 0.0100", "0.1550 ± 0.0050"]]
+    # a protocol that no setting of the groups run has is a clear error
+    with pytest.raises(SystemExit, match="--protocols frontier: no setting"):
+        bench.main(["--only", "a", "--protocols", "frontier", "--out", str(out)])

@@ -12,10 +12,16 @@ Example::
 
     python tools/benchmark.py                       # everything
     python tools/benchmark.py --only cpp paper      # some groups; the others keep their sections
+    python tools/benchmark.py --only cpp helm --protocols random   # some settings of them
 
 A run of some groups keeps the other groups' sections of the existing report
 word for word, each with the command and machine that made it, and the
 headline table collects every group's per-seed scores from ``docs/results/``.
+``--protocols`` does the same within the groups run: only their settings of
+those protocols run, the others keep their subsections (each then names the
+run that made it) and their per-seed scores; such a group's error-by-protocol
+figure is drawn again from every setting's scores, its parity figure (which
+needs the predictions of every setting) is kept.
 """
 
 from __future__ import annotations
@@ -307,15 +313,21 @@ def paper_table5(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return pd.DataFrame(rows), f"{DEFAULT} has the lower MSE in {wins} of {total} (task, k) cells."
 
 
-def figures(results: list[dict], fig_dir: Path, datasets: dict) -> dict:
-    """A parity plot and an error-by-protocol plot per data set; ``key -> (parity, error)`` paths."""
+def figures(results: list[dict], fig_dir: Path, datasets: dict, kept: list[dict] = ()) -> dict:
+    """A parity plot and an error-by-protocol plot per data set of ``results``; ``key ->
+    (parity, error)`` paths. ``kept``: saved results of settings not run now; a data set
+    with some of them keeps its parity plot, and its error plot draws them too."""
     made = {}
     for key in dict.fromkeys(r["setting"].data for r in results):
         mine = [r for r in results if r["setting"].data == key]
-        panels = {r["setting"].label: (r["cells"]["score_norm"].to_numpy(),
-                                       r["cells"]["predicted_norm"].to_numpy()) for r in mine}
+        others = [r for r in kept if r["setting"].data == key]
         parity_path = fig_dir / f"{key}-parity.png"
-        plots.parity(panels, parity_path, title=f"{datasets[key].title}: {DEFAULT}, all seeds")
+        if not others:
+            panels = {r["setting"].label: (r["cells"]["score_norm"].to_numpy(),
+                                           r["cells"]["predicted_norm"].to_numpy()) for r in mine}
+            plots.parity(panels, parity_path, title=f"{datasets[key].title}: {DEFAULT}, all seeds")
+        mine = sorted(mine + others, key=lambda r: SETTINGS.index(r["setting"])
+                      if r["setting"] in SETTINGS else 0)
         bars = []
         for r in mine:
             c = compare_default(r["summary"])
@@ -333,15 +345,17 @@ def figures(results: list[dict], fig_dir: Path, datasets: dict) -> dict:
     return made
 
 
-def saved_results(settings, res_dir: Path) -> list[dict]:
+def saved_results(settings, res_dir: Path, *, whole: bool = True) -> list[dict]:
     """The per-seed scores of ``settings`` as an earlier run wrote them to ``res_dir``, with
-    their summaries (what the headline table needs of a group not run now)."""
+    their summaries (what the headline table needs of a setting not run now): settings of
+    groups not run (``whole``), or settings left out by ``--protocols``."""
     out = []
     for s in settings:
         path = res_dir / f"{_name(s)}.csv"
         if not path.is_file():
-            raise SystemExit(f"{path} is missing, so {s.data} cannot keep its results: "
-                             f"run it too (--only ... {s.data})")
+            how = f"run it too (--only ... {s.data})" if whole else \
+                f"run it too (leave out --protocols, or add {s.protocol})"
+            raise SystemExit(f"{path} is missing, so {s.data} cannot keep its results: {how}")
         scores = pd.read_csv(path)
         out.append({"setting": s, "summary": summarize(scores), "scores": scores})
     return out
@@ -374,16 +388,48 @@ def _made_line(section: list[str]) -> bool:
     return any(line.startswith("Made by `") for line in section[1:4])
 
 
+def kept_settings(path: Path, settings, datasets: dict) -> dict:
+    """The subsections of ``settings`` (settings not run now of groups run now) in the
+    existing report ``path``, word for word, each with the "Made by" line of the run that
+    made it (its own, or its group's)."""
+    groups = kept_sections(path, dict.fromkeys(s.data for s in settings), datasets)
+    out = {}
+    for s in settings:
+        lines = groups[s.data]
+        made = next(line for line in lines[1:4] if line.startswith("Made by `"))
+        subs, at = {}, None
+        for line in lines:
+            if line.startswith("### "):
+                at = line[4:]
+                subs[at] = []
+            if at is not None:
+                subs[at].append(line)
+        sub = subs.get(s.label)
+        if sub is None:
+            raise SystemExit(f"{path} has no subsection '### {s.label}' under "
+                             f"'## {datasets[s.data].title}', so it cannot keep its results: "
+                             f"run it too (leave out --protocols, or add {s.protocol})")
+        while sub and not sub[-1].strip():
+            sub.pop()
+        out[s] = [*(sub if _made_line(sub) else [sub[0], "", made, *sub[1:]]), ""]
+    return out
+
+
 def report(results: list[dict], paper_results: dict | None, figure_paths: dict,
            datasets: dict, doc_dir: Path, command: str, *, kept: dict | None = None,
-           kept_results: list[dict] | None = None) -> str:
+           kept_results: list[dict] | None = None, kept_subs: dict | None = None) -> str:
     """The report of ``results`` (and ``paper_results``) made now by ``command``, with the
-    sections ``kept`` (group -> lines) of groups not run, whose per-seed scores
+    sections ``kept`` (group -> lines) of groups not run and the subsections ``kept_subs``
+    (setting -> lines) of settings not run in groups run now, whose per-seed scores
     (``kept_results``) join the headline table."""
-    kept = kept or {}
+    kept, kept_subs = kept or {}, kept_subs or {}
     made = f"Made by `{command}` on: {machine()}."
     order = list(datasets)
-    every = sorted([*results, *(kept_results or [])], key=lambda r: order.index(r["setting"].data))
+
+    def rank(r):
+        s = r["setting"]
+        return order.index(s.data), SETTINGS.index(s) if s in SETTINGS else 0
+    every = sorted([*results, *(kept_results or [])], key=rank)
     lines = ["# Results", "",
              "Each section names the command and the machine that made it: `python "
              "tools/benchmark.py --only GROUP ...` reruns some groups and keeps the other "
@@ -420,15 +466,24 @@ def report(results: list[dict], paper_results: dict | None, figure_paths: dict,
         if key not in ran:
             lines += kept[key]
             continue
-        lines += [f"## {datasets[key].title}", "", made, ""]
+        partial = any(s.data == key for s in kept_subs)
+        lines += [f"## {datasets[key].title}", ""] + ([] if partial else [made, ""])
         parity_path, error_path = figure_paths[key]
         lines += [f"![error by protocol]({os.path.relpath(error_path, doc_dir)})", "",
                   f"![parity]({os.path.relpath(parity_path, doc_dir)})", ""]
-        for r in (r for r in results if r["setting"].data == key):
-            s = r["setting"]
-            lines += [f"### {s.label}", "",
-                      f"`{s.command(datasets[key])}` ({s.seeds} seeds, {r['minutes']:.1f} min)", "",
-                      markdown(summary_table(r["summary"])), ""]
+        if partial:
+            lines += ["Each setting names the run that made it. The error-by-protocol figure "
+                      "is drawn from every setting's scores below; the parity figure is "
+                      "from the last run of the whole group.", ""]
+        now = {r["setting"]: r for r in results if r["setting"].data == key}
+        for s in [s for s in SETTINGS if s.data == key and (s in now or s in kept_subs)]:
+            if s not in now:
+                lines += kept_subs[s]
+                continue
+            lines += [f"### {s.label}", ""] + ([made, ""] if partial else [])
+            lines += [f"`{s.command(datasets[key])}` ({s.seeds} seeds, "
+                      f"{now[s]['minutes']:.1f} min)", "",
+                      markdown(summary_table(now[s]["summary"])), ""]
     lines += notes()
     return "\n".join(lines) + "\n"
 
@@ -503,6 +558,9 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="+", choices=GROUPS, default=None,
                         help="run only these groups (data sets, or 'paper' for the paper's "
                              "set-ups); the others keep their sections of --out")
+    parser.add_argument("--protocols", nargs="+", default=None,
+                        help="run only the settings of these protocols in the groups run; "
+                             "their other settings keep their subsections of --out")
     parser.add_argument("--out", default=str(ROOT / "docs" / "RESULTS.md"))
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
                         help="CPU threads of every method (0: one per core)")
@@ -519,9 +577,22 @@ def run(args, threads: int) -> None:
     fig_dir.mkdir(parents=True, exist_ok=True)
     data_root = Path(args.data)
     settings = [s for s in SETTINGS if s.data in groups]
+    if args.protocols:
+        unknown = sorted(set(args.protocols) - {s.protocol for s in settings})
+        if unknown:
+            raise SystemExit(f"--protocols {' '.join(unknown)}: no setting of the groups run "
+                             f"has that protocol")
+        # a group left with none of them keeps its whole section
+        groups = ({s.data for s in settings if s.protocol in args.protocols}
+                  | (groups & {"paper"} & set(args.only or ())))
+    settings = [s for s in settings if s.data in groups]
+    skipped = [s for s in settings if args.protocols and s.protocol not in args.protocols]
+    settings = [s for s in settings if s not in skipped]
     keep = [g for g in GROUPS if g not in groups]  # checked before the long run
     kept = kept_sections(out, keep, DATASETS) if keep else {}
+    kept_subs = kept_settings(out, skipped, DATASETS) if skipped else {}
     kept_results = saved_results([s for s in SETTINGS if s.data in keep], res_dir)
+    skipped_results = saved_results(skipped, res_dir, whole=False)
     global _bar
     _bar = Progress(fits(settings, groups), "benchmark", unit="fit")
     try:
@@ -530,10 +601,12 @@ def run(args, threads: int) -> None:
     finally:
         _bar.close()
         _bar = None
-    paths = figures(results, fig_dir, DATASETS)
+    paths = figures(results, fig_dir, DATASETS, skipped_results)
     command = "python tools/benchmark.py" + (f" --only {' '.join(args.only)}" if args.only else "")
+    command += f" --protocols {' '.join(args.protocols)}" if args.protocols else ""
     out.write_text(report(results, paper_results, paths, DATASETS, out.parent, command,
-                          kept=kept, kept_results=kept_results), encoding="utf-8")
+                          kept=kept, kept_results=kept_results + skipped_results,
+                          kept_subs=kept_subs), encoding="utf-8")
     _log(f"wrote {out}")
 
 

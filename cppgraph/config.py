@@ -133,6 +133,14 @@ class Config:
         above the training models: its intervals use the calibration errors
         of such models (:func:`cppgraph.calibrate.top_models`). In (0, 1];
         1 puts (almost) no model there.
+    suggest_plan : str
+        How :func:`cppgraph.suggest.suggest` expects a new model's predictions
+        to move once the tasks it proposes are known. ``"gaussian"``: a
+        Gaussian model of the known-score stages (a share of the conditional
+        mean, the rest the shrunk mean residual); ``"engine"``: the fitted
+        stages themselves, run on the prediction without known scores with
+        each candidate task's score moved by its error scale. A training
+        model always uses the conditional mean.
     random_state : int
         Seeds torch, numpy and every split.
     n_jobs : int
@@ -172,6 +180,7 @@ class Config:
     predict_folds: int | str = "auto"
     intervals: bool = True
     frontier_level: float = 0.9
+    suggest_plan: str = "gaussian"
     random_state: int = 0
     n_jobs: int = 1
     verbose: bool = False
@@ -197,6 +206,7 @@ class Config:
         need(lambda v: v in ("auto", "task") or (_number(v) and 0 <= v <= 1),
              "observed_regression", "'auto', 'task' or in [0, 1]")
         need(lambda v: v in ("factors", "unit"), "task_prior", "'factors' or 'unit'")
+        need(lambda v: v in ("gaussian", "engine"), "suggest_plan", "'gaussian' or 'engine'")
         need(lambda v: v in NORMALIZATIONS, "normalization", f"one of {list(NORMALIZATIONS)}")
         for name, most in (("hidden", 4096), ("num_layers", 16), ("head_hidden", 4096),
                            ("epochs", 1_000_000), ("patience", 1_000_000),

@@ -6,18 +6,37 @@ for a new model with no known score (its calibration, :mod:`cppgraph.calibrate`)
 and the correlation of two tasks is that of their normalized training
 scores (pairwise over the models that have both, shrunk toward 0 when few
 do). Evaluating a task reveals its error (up to the error left on a fully
-known model), and the predictions of the other tasks move as the engine
-moves them: for a new model, by the known-score stages (the shrunk mean
-residual, which moves every task, and a share of the regression on the
-known scores, modelled as the Gaussian conditional mean); for a training
-model, whose next scores join the graph at its next fit, by the conditional
-mean. The tasks are chosen greedily, each the one after which the expected
+known model), and the predictions of the other tasks move linearly in the
+revealed errors, plus a shift that does not depend on them: an *update*
+gives, for a set of revealed tasks, how much each prediction moves per unit
+of each revealed error (``b``) and that shift (``m``). Each error left is
+then Gaussian with mean ``m`` and a variance that follows from ``b``.
+
+- A training model's next scores join the graph at its next fit: the
+  Gaussian conditional mean (:func:`gaussian_update`).
+- A new model's known scores move its predictions through the known-score
+  stages (:mod:`cppgraph.stages`), which configuration ``suggest_plan``
+  models as ``"gaussian"`` (the shrunk mean residual, which moves every
+  task, and a share of the regression on the known scores taken as the
+  conditional mean) or runs as they are (``"engine"``,
+  :func:`engine_update`): on the prediction without known scores, and with
+  each revealed task's score moved up and down by its error scale, so that
+  central differences give ``b`` and the stages' output at the unmoved
+  values gives ``m`` (the regression pulls the predictions toward what the
+  known scores imply even when they equal the predictions, and reaches a
+  task only when enough training models are scored on it and on every
+  revealed task).
+
+The tasks are chosen greedily, each the one after which the expected
 absolute error summed over the target tasks (by default every task) still
-unknown is lowest. Nothing is refitted: one choice costs a few small linear
-solves per candidate.
+unknown is lowest. Nothing is refitted: one step costs a few small linear
+solves per candidate, and with ``"engine"`` one run of the stages'
+regression per candidate.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -73,61 +92,125 @@ def error_model(est) -> tuple[np.ndarray, np.ndarray]:
     return cov, (cal.scale * cell) ** 2
 
 
-def error_variance(cov: np.ndarray, noise: np.ndarray, revealed, *, shrinkage: float = 0.0,
-                   regression: float = 1.0) -> np.ndarray:
-    """Each task's error variance once the tasks ``revealed`` (positions) are known and the
-    predictions move as the engine moves a new model's (:mod:`cppgraph.stages`): by
-    ``1 - regression`` of the shrunk mean residual of the known scores,
-    ``sum(r) / (n + shrinkage)`` (none when ``shrinkage`` is 0), and by ``regression``
-    of the Gaussian conditional mean. The defaults are the conditional mean alone.
+def gaussian_update(cov: np.ndarray, noise: np.ndarray, *, shrinkage: float = 0.0,
+                    regression: float = 1.0):
+    """The update (see the module docstring) of predictions that move by ``regression``
+    of the Gaussian conditional mean of the errors given the revealed ones (each
+    revealed up to ``noise``) and by ``1 - regression`` of their shrunk mean
+    ``sum(r) / (n + shrinkage)`` (none when ``shrinkage`` is 0). The defaults are the
+    conditional mean alone. ``update(sets)`` gives ``(b, m)`` per set of positions."""
+    def update(sets):
+        out = []
+        for sel in sets:
+            sel = list(sel)
+            c_ss = cov[np.ix_(sel, sel)] + np.diag(noise[sel])
+            b = regression * np.linalg.solve(c_ss, cov[sel, :]).T  # [tasks, revealed]
+            if shrinkage > 0:
+                b = b + (1.0 - regression) / (len(sel) + shrinkage)
+            out.append((b, np.zeros(len(cov))))
+        return out
+    return update
 
-    A known score reveals its task's error up to ``noise``; with ``b`` the
-    weights of the resulting linear correction, the error left on task ``i`` has
-    variance ``C_ii - 2 b_i C_Si + b_i (C_SS + N_S) b_i``.
-    """
+
+def engine_update(est, prior: np.ndarray, step: np.ndarray):
+    """The update (see the module docstring) of a new model's predictions by ``est``'s
+    known-score stages: ``prior`` is its normalized prediction of every training task
+    without known scores, ``step`` each task's error scale (the differences' step).
+    Every set of one call runs through the stages in one batch of rows."""
+    train = est.training_scores_
+
+    def update(sets):
+        rows = []
+        for sel in sets:
+            base = np.full(len(prior), np.nan)
+            base[sel] = prior[sel]
+            rows.append(base)
+            for k in sel:
+                for sign in (1.0, -1.0):
+                    moved = base.copy()
+                    moved[k] += sign * step[k]
+                    rows.append(moved)
+        known = np.stack(rows)
+        pred = np.broadcast_to(prior, known.shape).copy()
+        pred = est.known_correction_.apply(pred, known, pred.copy())
+        pred = est.known_stage_.apply(pred, known, train)
+        out, at = [], 0
+        for sel in sets:
+            sel = list(sel)
+            moved = pred[at + 1:at + 1 + 2 * len(sel)]
+            # the prediction falls by b for each unit of error (prediction minus score)
+            b = ((moved[0::2] - moved[1::2]) / (2 * step[sel])[:, None]).T
+            out.append((b, pred[at] - prior))
+            at += 1 + 2 * len(sel)
+        return out
+    return update
+
+
+def error_moments(cov: np.ndarray, noise: np.ndarray, revealed, b: np.ndarray,
+                  m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of each task's error once the tasks ``revealed``
+    (positions; each revealed up to ``noise``) move the predictions by ``b`` per unit
+    of their errors, plus ``m``: the error ``e_i - b_i e_S + m_i`` has variance
+    ``C_ii - 2 b_i C_Si + b_i (C_SS + N_S) b_i``."""
     var = np.diag(cov).copy()
     sel = list(revealed)
-    if not sel:
-        return np.clip(var, 0, None)
-    c_ss = cov[np.ix_(sel, sel)] + np.diag(noise[sel])
-    c_s = cov[sel, :]
-    b = regression * np.linalg.solve(c_ss, c_s).T  # [tasks, revealed]
-    if shrinkage > 0:
-        b = b + (1.0 - regression) / (len(sel) + shrinkage)
-    var = var - 2 * np.einsum("ik,ki->i", b, c_s) + np.einsum("ik,kl,il->i", b, c_ss, b)
-    return np.clip(var, 0, None)
+    if sel:
+        c_ss = cov[np.ix_(sel, sel)] + np.diag(noise[sel])
+        c_s = cov[sel, :]
+        var = var - 2 * np.einsum("ik,ki->i", b, c_s) + np.einsum("ik,kl,il->i", b, c_ss, b)
+    return m, np.sqrt(np.clip(var, 0, None))
+
+
+def expected_abs(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """E|e| of Gaussian errors ``e`` (the folded normal's mean)."""
+    shape = np.broadcast(mean, sd).shape
+    mean = np.broadcast_to(np.asarray(mean, dtype=np.float64), shape).ravel()
+    sd = np.broadcast_to(np.asarray(sd, dtype=np.float64), shape).ravel()
+    out = np.abs(mean)
+    pos = sd > 0
+    z = mean[pos] / sd[pos]
+    erf = np.array([math.erf(v / math.sqrt(2.0)) for v in z])
+    out[pos] = ABS_FROM_SD * sd[pos] * np.exp(-z * z / 2) + mean[pos] * erf
+    return out.reshape(shape)
 
 
 def plan(cov: np.ndarray, noise: np.ndarray, known, candidates, targets, budget: int, *,
-         shrinkage: float = 0.0, regression: float = 1.0) -> list[tuple[int, float, float]]:
+         update=None) -> list[tuple[int, float, float]]:
     """Greedy choice of ``budget`` tasks among ``candidates`` (positions).
 
     Each step picks the candidate after which the expected absolute error
     summed over the ``targets`` still unknown (neither ``known``, chosen, nor
-    this candidate) is lowest, the errors following
-    :func:`error_variance` over the known and chosen tasks (``shrinkage``,
-    ``regression``: how the predictions move). Returns ``(task, expected MAE
-    after the step, reduction)`` per step, both over the targets left once
-    every step is taken (one fixed set).
+    this candidate) is lowest, the errors following ``update`` (default: the
+    conditional mean, :func:`gaussian_update`) over the known and chosen tasks
+    (:func:`error_moments`). Returns ``(task, expected MAE after the step,
+    reduction)`` per step, both over the targets left once every step is taken
+    (one fixed set).
     """
-    move = dict(shrinkage=shrinkage, regression=regression)
+    update = update or gaussian_update(cov, noise)
     known, left, chosen = list(known), list(candidates), []
-    sds = [np.sqrt(error_variance(cov, noise, known, **move))]  # after each step
+
+    def moments(sel, move):
+        return error_moments(cov, noise, sel, *move)
+
+    start = ((np.zeros(len(cov)), np.sqrt(np.clip(np.diag(cov), 0, None))) if not known
+             else moments(known, update([known])[0]))
+    after = [start]  # (mean, sd) after each step
     for _ in range(budget):
+        sets = [known + chosen + [j] for j in left]
         best = None
-        for j in left:
-            sd = np.sqrt(error_variance(cov, noise, known + chosen + [j], **move))
+        for j, sel, move in zip(left, sets, update(sets)):
+            mean, sd = moments(sel, move)
             rest = [i for i in targets if i != j and i not in chosen]
-            total = float(sd[rest].sum())
+            total = float(expected_abs(mean[rest], sd[rest]).sum())
             if best is None or total < best[0] - 1e-12:
-                best = (total, j, sd)
+                best = (total, j, (mean, sd))
         left.remove(best[1])
         chosen.append(best[1])
-        sds.append(best[2])
+        after.append(best[2])
     final = [i for i in targets if i not in chosen]
     if not final:
         return [(j, 0.0, float("nan")) for j in chosen]
-    mae = [ABS_FROM_SD * float(sd[final].mean()) for sd in sds]
+    mae = [float(expected_abs(mean[final], sd[final]).mean()) for mean, sd in after]
     return [(j, mae[r + 1], mae[r] - mae[r + 1]) for r, j in enumerate(chosen)]
 
 
@@ -162,16 +245,27 @@ def suggest(est, budget: int, *, model: str | None = None,
         s = est.data_.scores
         known = {model: s.loc[s["model"] == model, "task"].tolist()}
     else:
-        names, _ = coldstart.parse_entities(est, "model", model_factors, files.get("model_factors"))
+        names, table = coldstart.parse_entities(est, "model", model_factors,
+                                                files.get("model_factors"))
         known_frame = coldstart.parse_known(est, "model", known_scores, names,
                                             files.get("known_scores"))
         tasks_of = known_frame.groupby("model")["task"].agg(list)
         known = {n: tasks_of.get(n, []) for n in names}
     cov, noise = error_model(est)
-    # A new model's known scores move its predictions through the known-score stages;
-    # a training model's next scores join the graph at its next fit: the conditional mean.
-    move = {} if model is not None else dict(shrinkage=est.config.known_shrinkage,
-                                             regression=est.config.known_regression)
+    # A training model's next scores join the graph at its next fit: the conditional mean;
+    # a new model's known scores move its predictions through the known-score stages.
+    updates = {name: gaussian_update(cov, noise) for name in names}
+    if model is None and est.config.suggest_plan == "gaussian":
+        updates = {name: gaussian_update(cov, noise, shrinkage=est.config.known_shrinkage,
+                                         regression=est.config.known_regression)
+                   for name in names}
+    elif model is None:
+        new = coldstart.attach(est, "model", names, table, known_frame.iloc[:0],
+                               est.normalizer_, {})
+        prior = coldstart.predict_pass(est, new, np.zeros(0, dtype=bool))[0]
+        prior = prior.reshape(len(names), -1)
+        step = np.sqrt(np.diag(cov))
+        updates = {name: engine_update(est, prior[r], step) for r, name in enumerate(names)}
     rows = []
     for name in names:
         have = set(known[name])
@@ -191,7 +285,8 @@ def suggest(est, budget: int, *, model: str | None = None,
         if not aims:
             raise DataError(f"model {name!r} already has a score on every target task")
         pos = [est.task_index_[t] for t in pool]
-        steps = plan(cov, noise, [est.task_index_[t] for t in have], pos, aims, budget, **move)
+        steps = plan(cov, noise, [est.task_index_[t] for t in have], pos, aims, budget,
+                     update=updates[name])
         rows += [{"model": name, "rank": r + 1, "task": tasks[j], "expected_mae": mae,
                   "reduction": gain} for r, (j, mae, gain) in enumerate(steps)]
     return pd.DataFrame(rows, columns=["model", "rank", "task", "expected_mae", "reduction"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,10 @@ from cppgraph.config import Config
 from cppgraph.data import read_data
 from cppgraph.errors import CppGraphError, DataError
 from cppgraph.evaluate.splits import make_split
-from cppgraph.suggest import ABS_FROM_SD, error_variance, plan, suggest, task_correlation
+from cppgraph.stages import KnownScoreCorrection, KnownScoreMix
+from cppgraph.stages.base import TrainingScores
+from cppgraph.suggest import (ABS_FROM_SD, engine_update, error_moments, expected_abs,
+                              gaussian_update, plan, suggest, task_correlation)
 
 
 def test_plan_by_hand():
@@ -49,16 +53,52 @@ def test_plan_follows_the_engine_update():
     b = 0.25 + 0.25 * 0.9  # tasks 1-3 once task 0 is known
     var_cluster = 1 - 2 * b * 0.9 + b ** 2
     var_4 = 9 + 0.25 ** 2  # sum 3 * 0.609 + 3.010 = 4.84 once task 0 is known: smaller
-    steps = plan(cov, np.zeros(5), [], range(5), range(5), 1, shrinkage=2.0, regression=0.25)
+    engine = gaussian_update(cov, np.zeros(5), shrinkage=2.0, regression=0.25)
+    steps = plan(cov, np.zeros(5), [], range(5), range(5), 1, update=engine)
     assert steps[0][0] == 0
     before = (3 * 1 + 3) / 4
     after = (3 * np.sqrt(var_cluster) + np.sqrt(var_4)) / 4
     assert steps[0][1] == pytest.approx(ABS_FROM_SD * after)
     assert steps[0][2] == pytest.approx(ABS_FROM_SD * (before - after))
     # no correction at all (shrinkage 0, regression 0): nothing moves, the largest error goes
-    var = error_variance(cov, np.zeros(5), [0], shrinkage=0.0, regression=0.0)
-    assert np.allclose(var, np.diag(cov))
-    assert plan(cov, np.zeros(5), [], range(5), range(5), 1, regression=0.0)[0][0] == 4
+    still = gaussian_update(cov, np.zeros(5), regression=0.0)
+    mean, sd = error_moments(cov, np.zeros(5), [0], *still([[0]])[0])
+    assert np.allclose(sd ** 2, np.diag(cov)) and not mean.any()
+    assert plan(cov, np.zeros(5), [], range(5), range(5), 1, update=still)[0][0] == 4
+
+
+def test_engine_update_by_hand():
+    """The stages' own update: six training models, task 2 = 2 x task 0 on all of them,
+    task 1 scored by three only (too few for its regression on task 0)."""
+    x = np.arange(1.0, 7.0)
+    y = np.stack([x, np.r_[1.0, 2.0, 3.0, np.nan, np.nan, np.nan], 2 * x], axis=1)
+    fold = np.where(np.isfinite(y), 0, -1)
+    train = TrainingScores(y, fold, 1, np.full_like(y, np.nan), bounded=False)
+    est = SimpleNamespace(training_scores_=train, known_correction_=KnownScoreCorrection(2.0),
+                          known_stage_=KnownScoreMix(0.25).fit(train))
+    prior = np.array([3.5, 1.0, 6.0])
+    ((b, m),) = engine_update(est, prior, np.array([0.5, 0.5, 0.5]))([[0]])
+    # Task 0 revealed at its prior: no residual to correct; the regression of task 2 on
+    # task 0 (ridge 0.1: slope 35 / 17.6, through the means 3.5 and 7) gives 7, and a
+    # quarter of the way from 6 to 7 is m = 0.25. Task 1 cannot be reached: m = 0.
+    assert m == pytest.approx([m[0], 0.0, 0.25])
+    # Per unit of task 0's score, every task moves by 1 / (1 + 2) of the residual, and
+    # task 2 by a quarter of the regression's slope on top of three quarters of that.
+    assert b.shape == (3, 1)
+    assert b[2, 0] == pytest.approx(0.75 / 3 + 0.25 * 35 / 17.6)
+    assert b[1, 0] == pytest.approx(1 / 3)
+    # the error left on task 2 once task 0 is known: e2 - b e0 + m
+    cov = np.array([[1.0, 0.0, 0.9], [0.0, 1.0, 0.0], [0.9, 0.0, 1.0]])
+    mean, sd = error_moments(cov, np.zeros(3), [0], b, m)
+    assert mean[2] == 0.25
+    assert sd[2] == pytest.approx(np.sqrt(1 - 2 * b[2, 0] * 0.9 + b[2, 0] ** 2))
+
+
+def test_expected_abs():
+    # the folded normal's mean at mean 1, sd 1: sqrt(2 / pi) exp(-1 / 2) + erf(1 / sqrt 2)
+    assert expected_abs(1.0, 1.0) == pytest.approx(0.4839414 + 0.6826895)
+    assert expected_abs(np.array([0.0, -2.0]), np.array([2.0, 0.0])) == pytest.approx(
+        [2 * ABS_FROM_SD, 2.0])
 
 
 def test_task_correlation_is_a_correlation_matrix():
@@ -231,3 +271,31 @@ def test_targets_steer_the_choice(fast_est, fast_model_dir):
     res = CliRunner().invoke(cli, ["suggest", str(fast_model_dir), "--model", trained,
                                    "--budget", "1", "--target", "nope"])
     assert res.exit_code == 1 and "unknown task 'nope'" in res.output
+
+
+def test_engine_plan_moves_the_prior_by_the_stages(fast_est, monkeypatch):
+    """``suggest_plan = "engine"``: a new model's choice follows :func:`engine_update` on
+    its prediction without known scores (what ``predict_new_models`` gives it)."""
+    from cppgraph.suggest import error_model
+    monkeypatch.setattr(fast_est, "config", fast_est.config.replace(suggest_plan="engine"))
+    data, ti = fast_est.data_, fast_est.task_index_
+    new = data.model_factors.iloc[:1].rename(index=lambda m: m + "-new").rename_axis(
+        "model").reset_index()
+    name = new["model"][0]
+    target, pool = data.tasks[0], list(data.tasks[1:])
+    table = suggest(fast_est, 1, model_factors=new, candidates={name: pool}, targets=[target])
+    alone = fast_est.predict_new_models(new)
+    alone = alone.set_index("task").reindex(data.tasks)
+    prior = fast_est.normalizer_.transform(data.tasks, alone["predicted"].to_numpy(dtype=float))
+    cov, noise = error_model(fast_est)
+    update = engine_update(fast_est, prior, np.sqrt(np.diag(cov)))
+    after = {}
+    for t in pool:
+        mean, sd = error_moments(cov, noise, [ti[t]], *update([[ti[t]]])[0])
+        after[t] = float(expected_abs(mean[ti[target]], sd[ti[target]]))
+    assert table["task"].tolist() == [min(after, key=after.get)]
+    assert table["expected_mae"].iloc[0] == pytest.approx(min(after.values()))
+    # the Gaussian model of the same stages chooses on other figures
+    monkeypatch.setattr(fast_est, "config", fast_est.config.replace(suggest_plan="gaussian"))
+    other = suggest(fast_est, 1, model_factors=new, candidates={name: pool}, targets=[target])
+    assert other["expected_mae"].iloc[0] != pytest.approx(table["expected_mae"].iloc[0])

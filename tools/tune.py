@@ -21,10 +21,19 @@ Example::
         --setting frontier:0.1:2 --metric coverage_90 --grid frontier_level=0.8,0.9
     python tools/tune.py syn100k --setting random:0.1:0 --seeds 1 \\
         --candidate defaults --candidate lr=0.03,lr_patience=4,patience=15
+    python tools/tune.py ../shared/data/cpp_llm --input-format cpp-llm --seeds 10 \\
+        --setting cold-model:0.1:2:random --setting cold-model:0.1:2:suggest \\
+        --grid suggest_plan=gaussian,engine --out choice.csv
 
 ``--grid`` tries every combination of its values; ``--candidate`` (instead) tries
 whole configurations one by one. A last table gives each candidate's seconds
-(fit and predict, mean over seeds).
+(fit and predict, mean over seeds). A cold-model setting's fourth field is how
+the held-out models' known scores are chosen (``random``, ``popular`` or
+``suggest``, as ``cppgraph evaluate --choose``); with ``suggest`` the engine
+that chooses is the candidate's, fitted on the inner training part. An engine
+fitted once at a seed serves every setting that fits the same configuration on
+the same data (the known scores differ, the training part does not).
+``--out`` writes the per-seed rows as CSV.
 """
 
 from __future__ import annotations
@@ -37,8 +46,9 @@ import time
 import numpy as np
 import pandas as pd
 
+from cppgraph.config import Config
 from cppgraph.data import read_data
-from cppgraph.evaluate.methods import CPPGraphMethod
+from cppgraph.evaluate.methods import CPPGraphMethod, FittedEngines
 from cppgraph.evaluate.metrics import INTERVAL_LEVEL, error_metrics
 from cppgraph.evaluate.runner import UNITS, score_split, unit_normalizer
 from cppgraph.evaluate.splits import make_split
@@ -104,27 +114,35 @@ def tune(data, grid: dict, *, seeds, settings=SETTINGS, unit: str = "minmax",
     and ``candidate`` (:func:`label`). The candidates are ``configs`` if given, else
     every combination of ``grid``."""
     rows = []
-    for protocol, size, known in settings:
-        for seed in seeds:
+    for seed in seeds:
+        engines = FittedEngines()  # one seed's fits, shared by its settings
+        for protocol, size, known, *choose in settings:
+            choose = choose[0] if choose else "random"
+            name = f"{protocol} {size:g} k={known}" + (f" {choose}" if choose != "random" else "")
             outer = make_split(data, protocol, seed, test_size=size, known=known)
             inner_data = outer.train
-            inner = make_split(inner_data, protocol, 1000 + seed, test_size=size, known=known)
+            inner = None if choose == "suggest" else make_split(
+                inner_data, protocol, 1000 + seed, test_size=size, known=known, choose=choose)
             norm = unit_normalizer(inner_data, unit)
             extra = {pair: unit_normalizer(inner_data, pair.split(":")[0]) for pair in also}
             for cand in (configs if configs is not None else candidates(grid)):
-                method = CPPGraphMethod("candidate", **{"n_jobs": threads, **cand})
+                config = {"n_jobs": threads, **cand}
                 start = time.perf_counter()
+                if choose == "suggest":  # the candidate's engine chooses
+                    inner = make_split(inner_data, protocol, 1000 + seed, test_size=size,
+                                       known=known, choose=choose, config=Config(**config),
+                                       engines=engines)
+                method = CPPGraphMethod("candidate", engines=engines, **config)
                 metrics, cells = score_split(inner, method, unit=norm, seed=seed)
                 seconds = time.perf_counter() - start
                 if metric not in metrics:
                     raise SystemExit(f"{metric}: candidate {cand} gives no intervals "
                                      "(intervals = false)")
-                rows.append({**cand, "candidate": label(cand),
-                             "setting": f"{protocol} {size:g} k={known}", "seed": seed,
+                rows.append({**cand, "candidate": label(cand), "setting": name, "seed": seed,
                              "seconds": seconds, metric: metrics[metric],
                              **{pair: _extra_metric(cells, n, pair.split(":")[1])
                                 for pair, n in extra.items()}})
-                progress(f"{rows[-1]['setting']:<22} seed {seed} {cand}: {metrics[metric]:.4f}")
+                progress(f"{name:<22} seed {seed} {cand}: {metrics[metric]:.4f}")
     return pd.DataFrame(rows)
 
 
@@ -140,8 +158,10 @@ def main(argv=None) -> None:
     parser.add_argument("--candidate", action="append", default=[], metavar="K=V,K=V",
                         help="one whole configuration to try (repeatable; 'defaults': the "
                              "built-in one); instead of --grid")
-    parser.add_argument("--setting", action="append", default=[], metavar="PROTOCOL:SIZE:K",
-                        help="protocol, test size and known scores to tune on (repeatable; "
+    parser.add_argument("--setting", action="append", default=[],
+                        metavar="PROTOCOL:SIZE:K[:CHOOSE]",
+                        help="protocol, test size and known scores to tune on, and for "
+                             "cold-model how the known scores are chosen (repeatable; "
                              "default: random 0.05 and 0.2, cold-model 0.1 with k 0 and 2)")
     parser.add_argument("--unit", choices=UNITS, default="minmax",
                         help="scale of the metric (paper: the paper's per-model normalization)")
@@ -153,6 +173,7 @@ def main(argv=None) -> None:
                              "(repeatable; e.g. minmax:mae_norm)")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
                         help="CPU threads (0: one per core)")
+    parser.add_argument("--out", default=None, help="write the per-seed rows to this CSV file")
     args = parser.parse_args(argv)
     with limit_threads(args.threads) as threads:
         run(parser, args, threads)
@@ -164,8 +185,14 @@ def run(parser, args, threads: int) -> None:
         if unit not in UNITS or metric not in ERROR_METRICS:
             parser.error(f"--also takes UNIT:METRIC with UNIT in {UNITS} and METRIC one of "
                          f"{', '.join(ERROR_METRICS)}; got {pair!r}")
-    settings = tuple((p, float(size), int(k)) for p, size, k in
-                     (item.split(":") for item in args.setting)) or SETTINGS
+    settings = []
+    for item in args.setting:
+        fields = item.split(":")
+        if len(fields) not in (3, 4) or (len(fields) == 4 and fields[0] != "cold-model"):
+            parser.error(f"--setting takes PROTOCOL:SIZE:K, or cold-model:SIZE:K:CHOOSE; "
+                         f"got {item!r}")
+        settings.append((fields[0], float(fields[1]), int(fields[2]), *fields[3:]))
+    settings = tuple(settings) or SETTINGS
     grid = {}
     for item in args.grid:
         key, _, values = item.partition("=")
@@ -180,6 +207,8 @@ def run(parser, args, threads: int) -> None:
     table = tune(read_data(args.data, args.input_format, **options), grid, seeds=range(args.seeds),
                  settings=settings, unit=args.unit, metric=args.metric, also=args.also,
                  threads=threads, configs=configs)
+    if args.out:
+        table.to_csv(args.out, index=False)
     keys = list(grid) if configs is None else ["candidate"]
     order = None
     for column in [args.metric, *args.also, *(["seconds"] if "seconds" in table else [])]:

@@ -39,8 +39,9 @@ less than their level on some data; the quantile is taken over both (the choice
 and its figures are in ``docs/ENGINE.md``). A cell's interval at level ``a``
 is its prediction plus or minus the conformal ``a``-quantile of the scores of
 its kind (unobserved cell, new model with that many known scores, new task)
-times its task's scale, clipped to the task's declared range. The width thus grows with the task's spread of
-errors, with fewer known scores, and for new entities.
+times its task's scale, clipped to the task's declared range. The width thus
+grows with the task's spread of errors, with fewer known scores, and for new
+entities.
 
 An observed training cell is predicted with its fold out of the graph; its
 interval is that of an unobserved cell.

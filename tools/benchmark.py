@@ -476,7 +476,8 @@ def report(results: list[dict], paper_results: dict | None, figure_paths: dict,
                       "is drawn from every setting's scores below; the parity figure is "
                       "from the last run of the whole group.", ""]
         now = {r["setting"]: r for r in results if r["setting"].data == key}
-        for s in [s for s in SETTINGS if s.data == key and (s in now or s in kept_subs)]:
+        mine = [*now, *(s for s in kept_subs if s.data == key)]
+        for s in sorted(mine, key=lambda s: SETTINGS.index(s) if s in SETTINGS else len(SETTINGS)):
             if s not in now:
                 lines += kept_subs[s]
                 continue

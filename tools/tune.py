@@ -32,7 +32,8 @@ the held-out models' known scores are chosen (``random``, ``popular`` or
 ``suggest``, as ``cppgraph evaluate --choose``); with ``suggest`` the engine
 that chooses is the candidate's, fitted on the inner training part. An engine
 fitted once at a seed serves every setting that fits the same configuration on
-the same data (the known scores differ, the training part does not).
+the same data (the known scores differ, the training part does not); the
+seconds of a setting that reuses one are its predictions only.
 ``--out`` writes the per-seed rows as CSV.
 """
 

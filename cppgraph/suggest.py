@@ -254,12 +254,13 @@ def suggest(est, budget: int, *, model: str | None = None,
     cov, noise = error_model(est)
     # A training model's next scores join the graph at its next fit: the conditional mean;
     # a new model's known scores move its predictions through the known-score stages.
-    updates = {name: gaussian_update(cov, noise) for name in names}
-    if model is None and est.config.suggest_plan == "gaussian":
-        updates = {name: gaussian_update(cov, noise, shrinkage=est.config.known_shrinkage,
-                                         regression=est.config.known_regression)
-                   for name in names}
-    elif model is None:
+    if model is not None:
+        updates = {model: gaussian_update(cov, noise)}
+    elif est.config.suggest_plan == "gaussian":
+        modelled = gaussian_update(cov, noise, shrinkage=est.config.known_shrinkage,
+                                   regression=est.config.known_regression)
+        updates = dict.fromkeys(names, modelled)
+    else:
         new = coldstart.attach(est, "model", names, table, known_frame.iloc[:0],
                                est.normalizer_, {})
         prior = coldstart.predict_pass(est, new, np.zeros(0, dtype=bool))[0]

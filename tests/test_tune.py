@@ -87,7 +87,7 @@ def test_candidates_are_rows_with_their_seconds(tune, monkeypatch, capsys):
     assert "4.0" in seconds and "10.0" in seconds
 
 
-def test_cold_model_choice_settings(tune, demo_dir, capsys):
+def test_cold_model_choice_settings(tune, demo_dir, capsys, monkeypatch):
     """A cold-model setting's fourth field chooses the known scores; with ``suggest`` the
     candidate's engine chooses. Settings at one seed share the engines they both fit."""
     from cppgraph.data import read_data
@@ -95,6 +95,14 @@ def test_cold_model_choice_settings(tune, demo_dir, capsys):
     small = demo.subset(models=demo.models[:30])
     brief = {"epochs": 3, "patience": 3}
     configs = [{**brief, "suggest_plan": plan} for plan in ("gaussian", "engine")]
+    made = []
+
+    class Counted(tune.FittedEngines):
+        def __init__(self):
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(tune, "FittedEngines", Counted)
     table = tune.tune(small, {}, seeds=[0], configs=configs, progress=lambda line: None,
                       settings=(("cold-model", 0.2, 2, "suggest"), ("cold-model", 0.2, 2)))
     assert table["setting"].tolist() == ["cold-model 0.2 k=2 suggest"] * 2 + \
@@ -102,6 +110,8 @@ def test_cold_model_choice_settings(tune, demo_dir, capsys):
     # the plan does not change the evaluated engine's predictions of randomly chosen scores
     rand = table[table["setting"] == "cold-model 0.2 k=2"]["mae_norm"].to_numpy()
     assert rand[0] == rand[1] and np.isfinite(table["mae_norm"]).all()
+    # per plan, the choosing engine and the evaluated one; the random setting reuses the latter
+    assert len(made) == 1 and made[0].fits == 4
     with pytest.raises(SystemExit):
         tune.main(["data/demo", "--setting", "random:0.1:0:suggest"])
     assert "cold-model:SIZE:K:CHOOSE" in capsys.readouterr().err

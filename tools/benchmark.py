@@ -175,6 +175,11 @@ def methods(names, *, threads: int | None = None, intervals: tuple = (DEFAULT,))
     return out
 
 
+def _position(s: Setting) -> int:
+    """Where a setting sorts: its place in :data:`SETTINGS`, a caller's own after them."""
+    return SETTINGS.index(s) if s in SETTINGS else len(SETTINGS)
+
+
 def _name(s: Setting) -> str:
     """The file name (without ``.csv``) of a setting's per-seed scores."""
     return f"{s.data}-{s.label.replace(' ', '-')}"
@@ -326,8 +331,7 @@ def figures(results: list[dict], fig_dir: Path, datasets: dict, kept: list[dict]
             panels = {r["setting"].label: (r["cells"]["score_norm"].to_numpy(),
                                            r["cells"]["predicted_norm"].to_numpy()) for r in mine}
             plots.parity(panels, parity_path, title=f"{datasets[key].title}: {DEFAULT}, all seeds")
-        mine = sorted(mine + others, key=lambda r: SETTINGS.index(r["setting"])
-                      if r["setting"] in SETTINGS else 0)
+        mine = sorted(mine + others, key=lambda r: _position(r["setting"]))
         bars = []
         for r in mine:
             c = compare_default(r["summary"])
@@ -426,10 +430,8 @@ def report(results: list[dict], paper_results: dict | None, figure_paths: dict,
     made = f"Made by `{command}` on: {machine()}."
     order = list(datasets)
 
-    def rank(r):
-        s = r["setting"]
-        return order.index(s.data), SETTINGS.index(s) if s in SETTINGS else 0
-    every = sorted([*results, *(kept_results or [])], key=rank)
+    every = sorted([*results, *(kept_results or [])],
+                   key=lambda r: (order.index(r["setting"].data), _position(r["setting"])))
     lines = ["# Results", "",
              "Each section names the command and the machine that made it: `python "
              "tools/benchmark.py --only GROUP ...` reruns some groups and keeps the other "
@@ -477,7 +479,7 @@ def report(results: list[dict], paper_results: dict | None, figure_paths: dict,
                       "from the last run of the whole group.", ""]
         now = {r["setting"]: r for r in results if r["setting"].data == key}
         mine = [*now, *(s for s in kept_subs if s.data == key)]
-        for s in sorted(mine, key=lambda s: SETTINGS.index(s) if s in SETTINGS else len(SETTINGS)):
+        for s in sorted(mine, key=_position):
             if s not in now:
                 lines += kept_subs[s]
                 continue

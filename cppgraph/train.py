@@ -210,7 +210,8 @@ def _episode(g: GraphTensors, fold: Tensor, table: int, k: int, *, supervision_f
         want = torch.randint(0, COLD_EDGES + 1, (g.num_models,), generator=generator)
         q = (want / deg.clamp_min(1.0)).clamp(max=1.0)
         coin = torch.rand(g.num_scores, generator=generator)
-        cut = (keep_m[g.score_model] == 0) & (coin >= q[g.score_model])
+        cut = ((keep_m.index_select(0, g.score_model) == 0)
+               & (coin >= q.index_select(0, g.score_model)))
         edges = edges * (~cut).float()
     return GraphView(edges=edges, keep_model=keep_m, table=table), sup
 

@@ -124,14 +124,14 @@ class LightGCNEncoder(nn.Module):
         deg = {"model": torch.zeros(g.num_models), "task": torch.zeros(g.num_tasks),
                "factor": torch.zeros(g.num_factors)}
         for name, r in rel.items():
-            w = raw[name][r.order] if name in raw else torch.ones(r.num_edges)
+            w = raw[name].index_select(0, r.order) if name in raw else torch.ones(r.num_edges)
             raw[name] = w
             deg[name.split("->")[1]].index_add_(0, r.dst, w)
         inv = {k: v.clamp_min(1e-12).rsqrt() for k, v in deg.items()}
         out = {}
         for name, r in rel.items():
             src, dst = name.split("->")
-            out[name] = raw[name] * inv[dst][r.dst] * inv[src][r.src]
+            out[name] = raw[name] * inv[dst].index_select(0, r.dst) * inv[src].index_select(0, r.src)
         return out
 
     def forward(self, g: GraphTensors, view: GraphView) -> dict[str, Tensor]:
@@ -201,7 +201,8 @@ class SAGEEncoder(nn.Module):
                                                         * g.sorted_score["model->task"])
         for name in SCORE_RELATIONS:
             task_pos = rel[name].dst if name == "model->task" else rel[name].src
-            weights["score:" + name] = weights[name] * (g.sorted_score[name] - task_mean[task_pos])
+            weights["score:" + name] = weights[name] * (g.sorted_score[name]
+                                                          - task_mean.index_select(0, task_pos))
         for i, layer in enumerate(self.layers):
             x = {k: nn.functional.dropout(v, self.dropout, self.training) for k, v in h.items()}
             new = {k: layer[f"self_{k}"](x[k]) for k in NODE_TYPES}

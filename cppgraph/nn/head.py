@@ -83,7 +83,7 @@ class ScoreHead(nn.Module):
 
         def at(name: str, index: Tensor) -> Tensor:
             # index_select: the same values as terms[name][index], with a backward
-            # (index_add) that costs half of advanced indexing's on CPU
+            # (index_add) cheaper on CPU than advanced indexing's
             return terms[name].index_select(0, index)
 
         a = at("model_in", m) + at("task_in", t) + self.pair_in(at("model", m) * at("task", t))

@@ -62,9 +62,8 @@ class Relation:
 class _WeightedSum(torch.autograd.Function):
     """``EdgeIndex.matmul(x, input_value=weights)`` (the same sparse products, forward
     and backward), with the backward's permutation of the weights into the transpose's
-    order by ``index_select`` rather than advanced indexing: on CPU that permutation
-    was a fifth of a training step on 100k score edges (``tools/scale_benchmark.py``).
-    The weights get no gradient."""
+    order by ``index_select`` rather than advanced indexing, which is the slower on CPU
+    (the same values). The weights get no gradient."""
 
     @staticmethod
     def forward(ctx, x: Tensor, index: EdgeIndex, weights: Tensor) -> Tensor:

@@ -2,8 +2,9 @@
 
 The network sees the heterogeneous graph as a :class:`GraphTensors`: each
 relation (``src -> dst``) is a :class:`torch_geometric.EdgeIndex` sorted by
-destination, whose sparse matmul (with cached transposes for the backward
-pass) aggregates the messages. Which score edges are in the graph changes
+destination, whose compressed layouts (by destination, and the cached one by
+source for the backward pass) give the sparse products that aggregate the
+messages (:meth:`Relation.aggregate`). Which score edges are in the graph changes
 from step to step (supervised cells, held-out folds, cold-node episodes);
 that is a per-edge weight (:class:`GraphView`), so the sparse structure is
 built once.

@@ -32,8 +32,11 @@ def test_aggregate_equals_the_edge_index_product():
     x1 = torch.randn(50, 8, generator=gen, requires_grad=True)
     x2 = x1.detach().clone().requires_grad_()
     g = torch.randn(30, 8, generator=gen)
-    rel.aggregate(x1, w).backward(g)
-    rel.index.matmul(x2, input_value=w).backward(g)
+    out1, out2 = rel.aggregate(x1, w), rel.index.matmul(x2, input_value=w)
+    # the same sums up to float rounding (the kernels order them differently at some widths)
+    assert torch.allclose(out1, out2, rtol=1e-6, atol=1e-5)
+    out1.backward(g)
+    out2.backward(g)
     assert torch.equal(x1.grad, x2.grad)
 
 

@@ -62,9 +62,11 @@ class Relation:
 
 class _WeightedSum(torch.autograd.Function):
     """``EdgeIndex.matmul(x, input_value=weights)`` (the same sparse products, forward
-    and backward), with the backward's permutation of the weights into the transpose's
-    order by ``index_select`` rather than advanced indexing, which is the slower on CPU
-    (the same values). The weights get no gradient."""
+    and backward) with two changes that are faster on CPU: the forward is a plain CSR
+    product (EdgeIndex's goes through the ``"sum"`` reduction kernel, about half as fast;
+    the sums differ at most by float rounding), and the backward permutes the weights
+    into the transpose's order by ``index_select`` rather than advanced indexing. The
+    weights get no gradient."""
 
     @staticmethod
     def forward(ctx, x: Tensor, index: EdgeIndex, weights: Tensor) -> Tensor:
@@ -72,7 +74,9 @@ class _WeightedSum(torch.autograd.Function):
             raise NotImplementedError("message weights get no gradient")
         ctx.index = index
         ctx.save_for_backward(weights)
-        return torch.sparse.mm(index.to_sparse_csr(weights.detach()), x.detach(), "sum")
+        # the plain product: the sums of ``torch.sparse.mm(..., "sum")`` (EdgeIndex's) by
+        # the faster kernel on CPU (equal up to float rounding; identical at width 64)
+        return index.to_sparse_csr(weights.detach()) @ x.detach()
 
     @staticmethod
     def backward(ctx, grad: Tensor):

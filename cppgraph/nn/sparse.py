@@ -42,6 +42,14 @@ class Relation:
         self.index, self.order = index.sort_by("row")
         self.src, self.dst = src[self.order], dst[self.order]
         self.num_src, self.num_dst = num_src, num_dst
+        # EdgeIndex's compressed layouts, by destination and by source (with the permutation
+        # of the edges into the latter's order), with 32-bit indices where they fit: the CPU
+        # kernels of the products take those without converting them first
+        (rowptr, col), _ = self.index.get_csr()
+        (colptr, row), self.csc_perm = self.index.get_csc()
+        small = self.num_edges < 2**31 - 1
+        self.csr = tuple(t.int() if small else t for t in (rowptr, col))
+        self.csc = tuple(t.int() if small else t for t in (colptr, row))
 
     @property
     def num_edges(self) -> int:
@@ -57,36 +65,33 @@ class Relation:
     def aggregate(self, x: Tensor, weights: Tensor) -> Tensor:
         """``out[d] = sum_e weights[e] x[src(e)]`` over the edges into ``d``;
         ``weights`` in sorted order (:meth:`mean_weights`)."""
-        return _WeightedSum.apply(x, self.index, weights)
+        return _WeightedSum.apply(x, self, weights)
 
 
 class _WeightedSum(torch.autograd.Function):
     """``EdgeIndex.matmul(x, input_value=weights)`` (the same sparse products, forward
-    and backward) with two changes that are faster on CPU: the forward is a plain CSR
+    and backward) with changes that are faster on CPU: the forward is a plain CSR
     product (EdgeIndex's goes through the ``"sum"`` reduction kernel, about half as fast;
-    the sums differ at most by float rounding), and the backward permutes the weights
-    into the transpose's order by ``index_select`` rather than advanced indexing. The
-    weights get no gradient."""
+    the sums differ at most by float rounding), both products take the relation's cached
+    32-bit layouts, and the backward permutes the weights into the transpose's order by
+    ``index_select`` rather than advanced indexing. The weights get no gradient."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, index: EdgeIndex, weights: Tensor) -> Tensor:
+    def forward(ctx, x: Tensor, rel: Relation, weights: Tensor) -> Tensor:
         if ctx.needs_input_grad[2]:
             raise NotImplementedError("message weights get no gradient")
-        ctx.index = index
+        ctx.rel = rel
         ctx.save_for_backward(weights)
-        # the plain product: the sums of ``torch.sparse.mm(..., "sum")`` (EdgeIndex's) by
-        # the faster kernel on CPU (equal up to float rounding; identical at width 64)
-        return index.to_sparse_csr(weights.detach()) @ x.detach()
+        adj = torch.sparse_csr_tensor(*rel.csr, weights.detach(), (rel.num_dst, rel.num_src))
+        return adj @ x.detach()
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         weights, = ctx.saved_tensors
-        (colptr, row), perm = ctx.index.get_csc()
-        if perm is not None:
-            weights = weights.index_select(0, perm)
-        num_dst, num_src = ctx.index.get_sparse_size()
-        adj_t = torch.sparse_csr_tensor(crow_indices=colptr, col_indices=row, values=weights,
-                                        size=(num_src, num_dst))
+        rel = ctx.rel
+        if rel.csc_perm is not None:
+            weights = weights.index_select(0, rel.csc_perm)
+        adj_t = torch.sparse_csr_tensor(*rel.csc, weights, (rel.num_src, rel.num_dst))
         return adj_t @ grad, None, None
 
 

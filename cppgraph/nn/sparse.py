@@ -27,6 +27,10 @@ warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitl
                         category=UserWarning)
 
 
+#: How many transposed weight vectors a relation keeps (:meth:`Relation.transposed_weights`).
+KEEP_TRANSPOSED = 4
+
+
 class Relation:
     """Messages from ``src`` nodes to ``dst`` nodes along ``E`` edges.
 
@@ -50,6 +54,7 @@ class Relation:
         small = self.num_edges < 2**31 - 1
         self.csr = tuple(t.int() if small else t for t in (rowptr, col))
         self.csc = tuple(t.int() if small else t for t in (colptr, row))
+        self._transposed = []  # (weights, their version, transposed), newest first
 
     @property
     def num_edges(self) -> int:
@@ -61,6 +66,21 @@ class Relation:
         m = torch.ones(self.num_edges) if mask is None else mask.index_select(0, self.order)
         deg = torch.zeros(self.num_dst).index_add_(0, self.dst, m)
         return m / deg.clamp_min(1.0).index_select(0, self.dst)
+
+    def transposed_weights(self, weights: Tensor) -> Tensor:
+        """``weights`` (sorted order) in the order of the layout by source. The last
+        :data:`KEEP_TRANSPOSED` results are kept and reused for the same, unchanged tensors:
+        every layer of a forward pass aggregates with the same weights (a relation may
+        have several), and their backward passes ask in turn."""
+        if self.csc_perm is None:
+            return weights
+        for kept, version, out in self._transposed:
+            if kept is weights and version == weights._version:
+                return out
+        out = weights.index_select(0, self.csc_perm)
+        kept = self._transposed[:KEEP_TRANSPOSED - 1]
+        self._transposed = [(weights, weights._version, out)] + kept
+        return out
 
     def aggregate(self, x: Tensor, weights: Tensor) -> Tensor:
         """``out[d] = sum_e weights[e] x[src(e)]`` over the edges into ``d``;
@@ -74,7 +94,8 @@ class _WeightedSum(torch.autograd.Function):
     product (EdgeIndex's goes through the ``"sum"`` reduction kernel, about half as fast;
     the sums differ at most by float rounding), both products take the relation's cached
     32-bit layouts, and the backward permutes the weights into the transpose's order by
-    ``index_select`` rather than advanced indexing. The weights get no gradient."""
+    ``index_select`` rather than advanced indexing, once for all the layers that use them
+    (:meth:`Relation.transposed_weights`). The weights get no gradient."""
 
     @staticmethod
     def forward(ctx, x: Tensor, rel: Relation, weights: Tensor) -> Tensor:
@@ -89,9 +110,8 @@ class _WeightedSum(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         weights, = ctx.saved_tensors
         rel = ctx.rel
-        if rel.csc_perm is not None:
-            weights = weights.index_select(0, rel.csc_perm)
-        adj_t = torch.sparse_csr_tensor(*rel.csc, weights, (rel.num_src, rel.num_dst))
+        adj_t = torch.sparse_csr_tensor(*rel.csc, rel.transposed_weights(weights),
+                                        (rel.num_src, rel.num_dst))
         return adj_t @ grad, None, None
 
 

@@ -54,8 +54,11 @@ def _is_missing(cell) -> bool:
 def _missing_mask(values) -> np.ndarray:
     """:func:`_is_missing` of every cell of ``values`` at once (data sets have millions)."""
     raw = np.asarray(values, dtype=object)
-    blank = np.fromiter((isinstance(c, str) and not c.strip() for c in raw), bool, len(raw))
-    return pd.isna(raw) | blank
+    # each distinct cell tested once; NA-like cells (None, NaN, NA) get code -1
+    codes, distinct = pd.factorize(raw, use_na_sentinel=True)
+    blank = np.fromiter((isinstance(c, str) and not c.strip() for c in distinct), bool,
+                        len(distinct))
+    return (codes < 0) | (blank[np.maximum(codes, 0)] & (codes >= 0))
 
 
 def _first_missing(values) -> int | None:

@@ -48,6 +48,11 @@ def test_first_missing():
     assert _first_missing(np.array([1, np.nan], dtype=object)) == 1
     assert _missing_mask(pd.Series(["a", "", pd.NA, 0, " x "])).tolist() == [
         False, True, True, False, False]
+    # repeated cells, and columns with nothing but missing cells or nothing at all
+    assert _missing_mask(pd.Series(["a", " ", "a", None, " "])).tolist() == [
+        False, True, False, True, True]
+    assert _missing_mask(np.array([None, np.nan], dtype=object)).tolist() == [True, True]
+    assert _missing_mask(np.array([], dtype=object)).tolist() == []
 
 
 @pytest.mark.parametrize("text", [
@@ -71,5 +76,9 @@ def test_lookup_finds_positions_and_names_an_unknown_key():
     table = {"gsm8k": 2, "mmlu": 0, "arc": 1}
     np.testing.assert_array_equal(_lookup(["arc", "gsm8k", "arc"], table, "task"), [1, 2, 1])
     assert _lookup([], table, "task").tolist() == []
+    # a Series, an Index and an array as they come, each name repeated
+    for keys in (pd.Series(["mmlu", "arc", "mmlu"]), pd.Index(["mmlu", "arc", "mmlu"]),
+                 np.array(["mmlu", "arc", "mmlu"])):
+        assert _lookup(keys, table, "task").tolist() == [0, 1, 0]
     with pytest.raises(DataError, match="'mmlu2'.*did you mean 'mmlu'"):
         _lookup(["arc", "mmlu2"], table, "task")

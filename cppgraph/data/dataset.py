@@ -54,11 +54,12 @@ def _is_missing(cell) -> bool:
 def _missing_mask(values) -> np.ndarray:
     """:func:`_is_missing` of every cell of ``values`` at once (data sets have millions)."""
     raw = np.asarray(values, dtype=object)
-    # each distinct cell tested once; NA-like cells (None, NaN, NA) get code -1
+    # each distinct cell tested once; NA-like cells (None, NaN, NA) get code -1, which
+    # reads the True appended after the distinct cells' blank flags
     codes, distinct = pd.factorize(raw, use_na_sentinel=True)
     blank = np.fromiter((isinstance(c, str) and not c.strip() for c in distinct), bool,
                         len(distinct))
-    return (codes < 0) | (blank[np.maximum(codes, 0)] & (codes >= 0))
+    return np.append(blank, True)[codes]
 
 
 def _first_missing(values) -> int | None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from cppgraph.nn.head import ScoreHead
-from cppgraph.nn.sparse import GraphTensors, Relation
+from cppgraph.nn.sparse import EdgeWeights, GraphTensors, Relation
 
 
 def test_aggregate_by_hand_and_its_gradient():
@@ -40,26 +41,29 @@ def test_aggregate_equals_the_edge_index_product():
     assert torch.equal(x1.grad, x2.grad)
 
 
-def test_transposed_weights_are_kept_per_tensor_and_version():
+def test_edge_weights_permute_once_and_share_it_across_layers():
     gen = torch.Generator().manual_seed(1)
-    src, dst = torch.randint(0, 20, (100,), generator=gen), torch.randint(0, 10, (100,), generator=gen)
+    src = torch.randint(0, 20, (100,), generator=gen)
+    dst = torch.randint(0, 10, (100,), generator=gen)
     rel = Relation(src, dst, 20, 10)
-    # the layout by source: each edge's (src, dst) in that order is sorted by source
-    w1, w2 = torch.rand(100, generator=gen), torch.rand(100, generator=gen)
-    t1 = rel.transposed_weights(w1)
-    assert torch.equal(t1, w1[rel.csc_perm])
+    w = torch.rand(100, generator=gen)
+    shared = EdgeWeights(rel, w)
+    by_source = shared.by_source()
+    # the layout by source: the edges in that order are sorted by source
+    assert torch.equal(by_source, w[rel.csc_perm])
     assert rel.src[rel.csc_perm].diff().ge(0).all()
-    assert rel.transposed_weights(w2) is not t1
-    assert rel.transposed_weights(w1) is t1  # kept while w1 is unchanged
-    w1.mul_(2.0)  # a change in place: computed again
-    assert torch.equal(rel.transposed_weights(w1), w1[rel.csc_perm])
-    # two layers with the same weights: gradients as one product each
+    assert shared.by_source() is by_source  # computed once
+    # two layers with the same weights: gradients as one EdgeIndex product each
     x1 = torch.randn(20, 4, generator=gen, requires_grad=True)
     x2 = x1.detach().clone().requires_grad_()
     g = torch.randn(10, 4, generator=gen)
-    (rel.aggregate(x1, w2) + rel.aggregate(x1 * 2.0, w2)).backward(g)
-    (rel.index.matmul(x2, input_value=w2) + rel.index.matmul(x2 * 2.0, input_value=w2)).backward(g)
+    (rel.aggregate(x1, shared) + rel.aggregate(x1 * 2.0, shared)).backward(g)
+    (rel.index.matmul(x2, input_value=w) + rel.index.matmul(x2 * 2.0, input_value=w)).backward(g)
     assert torch.allclose(x1.grad, x2.grad, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="another relation"):
+        Relation(dst, src, 10, 20).aggregate(torch.randn(10, 4), shared)
+    with pytest.raises(NotImplementedError, match="no gradient"):
+        EdgeWeights(rel, w.clone().requires_grad_())
 
 
 def test_head_gathers_pairs():

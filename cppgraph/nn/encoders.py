@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from cppgraph.nn.sparse import SCORE_RELATIONS, GraphTensors, GraphView
+from cppgraph.nn.sparse import SCORE_RELATIONS, EdgeWeights, GraphTensors, GraphView
 
 NODE_TYPES = ("model", "task", "factor")
 
@@ -137,8 +137,9 @@ class LightGCNEncoder(nn.Module):
     def forward(self, g: GraphTensors, view: GraphView) -> dict[str, Tensor]:
         h = self.inputs(g, view)
         h = {k: nn.functional.dropout(v, self.dropout, self.training) for k, v in h.items()}
-        w = self._weights(g, view)
         rel = g.relations
+        # shared by the layers: the backward permutes each relation's weights once
+        w = {name: EdgeWeights(rel[name], v) for name, v in self._weights(g, view).items()}
         layers = [h]
         for _ in range(self.num_layers):
             h = {dst: sum(rel[name].aggregate(h[name.split("->")[0]], w[name])
@@ -203,6 +204,9 @@ class SAGEEncoder(nn.Module):
             task_pos = rel[name].dst if name == "model->task" else rel[name].src
             weights["score:" + name] = weights[name] * (g.sorted_score[name]
                                                           - task_mean.index_select(0, task_pos))
+        # shared by the layers: the backward permutes each weight vector once
+        weights = {name: EdgeWeights(rel[name.removeprefix("score:")], w)
+                   for name, w in weights.items()}
         for i, layer in enumerate(self.layers):
             x = {k: nn.functional.dropout(v, self.dropout, self.training) for k, v in h.items()}
             new = {k: layer[f"self_{k}"](x[k]) for k in NODE_TYPES}

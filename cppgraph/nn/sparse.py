@@ -27,10 +27,6 @@ warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitl
                         category=UserWarning)
 
 
-#: How many transposed weight vectors a relation keeps (:meth:`Relation.transposed_weights`).
-KEEP_TRANSPOSED = 4
-
-
 class Relation:
     """Messages from ``src`` nodes to ``dst`` nodes along ``E`` edges.
 
@@ -54,7 +50,6 @@ class Relation:
         small = self.num_edges < 2**31 - 1
         self.csr = tuple(t.int() if small else t for t in (rowptr, col))
         self.csc = tuple(t.int() if small else t for t in (colptr, row))
-        self._transposed = []  # (weights, their version, transposed), newest first
 
     @property
     def num_edges(self) -> int:
@@ -67,25 +62,33 @@ class Relation:
         deg = torch.zeros(self.num_dst).index_add_(0, self.dst, m)
         return m / deg.clamp_min(1.0).index_select(0, self.dst)
 
-    def transposed_weights(self, weights: Tensor) -> Tensor:
-        """``weights`` (sorted order) in the order of the layout by source. The last
-        :data:`KEEP_TRANSPOSED` results are kept and reused for the same, unchanged tensors:
-        every layer of a forward pass aggregates with the same weights (a relation may
-        have several), and their backward passes ask in turn."""
-        if self.csc_perm is None:
-            return weights
-        for kept, version, out in self._transposed:
-            if kept is weights and version == weights._version:
-                return out
-        out = weights.index_select(0, self.csc_perm)
-        kept = self._transposed[:KEEP_TRANSPOSED - 1]
-        self._transposed = [(weights, weights._version, out)] + kept
-        return out
-
-    def aggregate(self, x: Tensor, weights: Tensor) -> Tensor:
+    def aggregate(self, x: Tensor, weights: Tensor | EdgeWeights) -> Tensor:
         """``out[d] = sum_e weights[e] x[src(e)]`` over the edges into ``d``;
-        ``weights`` in sorted order (:meth:`mean_weights`)."""
-        return _WeightedSum.apply(x, self, weights)
+        ``weights`` in sorted order (:meth:`mean_weights`), or as :class:`EdgeWeights`
+        of this relation to share their backward permutation with other calls."""
+        if not isinstance(weights, EdgeWeights):
+            weights = EdgeWeights(self, weights)
+        elif weights.rel is not self:
+            raise ValueError("these EdgeWeights belong to another relation")
+        return _WeightedSum.apply(x, weights)
+
+
+class EdgeWeights:
+    """Message weights of one relation (``values``, in its sorted order) for several
+    :meth:`Relation.aggregate` calls, e.g. every layer of a forward pass: their order in
+    the layout by source, which each backward pass needs, is computed once, when first
+    asked (:meth:`by_source`), and lives as long as they do."""
+
+    def __init__(self, rel: Relation, values: Tensor):
+        if values.requires_grad:
+            raise NotImplementedError("message weights get no gradient")
+        self.rel, self.values, self._by_source = rel, values, None
+
+    def by_source(self) -> Tensor:
+        if self._by_source is None:
+            perm = self.rel.csc_perm
+            self._by_source = self.values if perm is None else self.values.index_select(0, perm)
+        return self._by_source
 
 
 class _WeightedSum(torch.autograd.Function):
@@ -95,25 +98,22 @@ class _WeightedSum(torch.autograd.Function):
     the sums differ at most by float rounding, at some small widths, and are identical
     at the default widths 32 and 64), both products take the relation's cached 32-bit
     layouts, and the backward permutes the weights into the transpose's order by
-    ``index_select`` rather than advanced indexing, once for all the layers that use
-    them (:meth:`Relation.transposed_weights`). The weights get no gradient."""
+    ``index_select`` rather than advanced indexing, once per :class:`EdgeWeights`. The
+    weights get no gradient."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, rel: Relation, weights: Tensor) -> Tensor:
-        if ctx.needs_input_grad[2]:
-            raise NotImplementedError("message weights get no gradient")
-        ctx.rel = rel
-        ctx.save_for_backward(weights)
-        adj = torch.sparse_csr_tensor(*rel.csr, weights.detach(), (rel.num_dst, rel.num_src))
+    def forward(ctx, x: Tensor, weights: EdgeWeights) -> Tensor:
+        ctx.weights = weights
+        rel = weights.rel
+        adj = torch.sparse_csr_tensor(*rel.csr, weights.values, (rel.num_dst, rel.num_src))
         return adj @ x.detach()
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        weights, = ctx.saved_tensors
-        rel = ctx.rel
-        adj_t = torch.sparse_csr_tensor(*rel.csc, rel.transposed_weights(weights),
-                                        (rel.num_src, rel.num_dst))
-        return adj_t @ grad, None, None
+        weights = ctx.weights
+        rel = weights.rel
+        adj_t = torch.sparse_csr_tensor(*rel.csc, weights.by_source(), (rel.num_src, rel.num_dst))
+        return adj_t @ grad, None
 
 
 #: The two directions of the score edges.

@@ -57,13 +57,11 @@ def _directions(data: CollabData) -> pd.Series:
 
 def _lookup(keys, table: dict, what: str) -> np.ndarray:
     """Positions of ``keys`` in ``table`` (name -> row index), with a clear error."""
-    if not isinstance(keys, (pd.Series, pd.Index, np.ndarray)):
+    if not isinstance(keys, (pd.Series, pd.Index, np.ndarray)):  # columns as they come
         keys = np.asarray(list(keys), dtype=object)
-    # each distinct key looked up once (a column of a million scores has a few thousand)
-    codes, distinct = pd.factorize(keys, use_na_sentinel=False)
-    found = pd.Index(list(table)).get_indexer(distinct)
+    found = pd.Index(list(table)).get_indexer(keys)
     if (found >= 0).all():
-        return np.fromiter(table.values(), dtype=np.int64, count=len(table))[found][codes]
+        return np.fromiter(table.values(), dtype=np.int64, count=len(table))[found]
     out = np.empty(len(keys), dtype=np.int64)
     for i, k in enumerate(keys):
         try:

@@ -94,7 +94,7 @@ class EdgeWeights:
 class _WeightedSum(torch.autograd.Function):
     """``EdgeIndex.matmul(x, input_value=weights)`` (the same sparse products, forward
     and backward) with changes that are faster on CPU: the forward is a plain CSR
-    product (EdgeIndex's goes through the ``"sum"`` reduction kernel, about half as fast;
+    product (EdgeIndex's goes through the ``"sum"`` reduction kernel, the slower on CPU;
     the sums differ at most by float rounding, at some small widths, and are identical
     at the default widths 32 and 64), both products take the relation's cached 32-bit
     layouts, and the backward permutes the weights into the transpose's order by

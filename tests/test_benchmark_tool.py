@@ -151,3 +151,23 @@ def test_some_protocols_keep_the_other_settings(bench, tmp_path, monkeypatch):
     # a protocol that no setting of the groups run has is a clear error
     with pytest.raises(SystemExit, match="--protocols frontier: no setting"):
         bench.main(["--only", "a", "--protocols", "frontier", "--out", str(out)])
+
+
+def test_a_group_whose_settings_name_their_runs_is_kept(bench, tmp_path, monkeypatch):
+    # the report of runs with --protocols: no "Made by" at the top nor under the group's
+    # title, one under each setting's heading
+    made = "Made by `python tools/benchmark.py --only b --protocols random` on: old machine."
+    text = OLD.replace("Made by `python tools/benchmark.py` on: old machine.\n\n", "")
+    text = text.replace("Old B tables.", f"Old B figures.\n\n### random 0.1\n\n{made}\n\nOld B random.")
+    out = tmp_path / "RESULTS.md"
+    out.write_text(text.replace("Old paper tables.", f"{made}\n\nOld paper tables."), encoding="utf-8")
+    (tmp_path / "results").mkdir()
+    scores(0.15).to_csv(tmp_path / "results" / "b-random-0.1.csv", index=False)
+    monkeypatch.setattr(bench, "run_settings", ran(bench, "a", 0.1))
+    bench.main(["--only", "a", "--out", str(out), "--data", str(tmp_path)])
+    sections = {s.split("\n", 1)[0]: s for s in out.read_text(encoding="utf-8").split("\n## ")[1:]}
+    assert sections["Set B"] == f"Set B\n\nOld B figures.\n\n### random 0.1\n\n{made}\n\nOld B random.\n"
+    # a setting without its own line (and none at the top) cannot be kept
+    out.write_text(text.replace(f"{made}\n\nOld B random.", "Old B random."), encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"no section '## Set B' with the command"):
+        bench.main(["--only", "a", "--out", str(out), "--data", str(tmp_path)])

@@ -403,10 +403,11 @@ def kept_sections(path: Path, keys, datasets: dict) -> dict[str, list[str]]:
     for key in keys:
         title = PAPER_TITLE if key == "paper" else datasets[key].title
         lines = sections.get(title)
-        if lines is None or (top is None and not _made_line(lines)):
+        own = lines is not None and (_made_line(lines) or _each_subsection_made(lines))
+        if lines is None or (top is None and not own):
             raise SystemExit(f"{path} has no section '## {title}' with the command that made it, "
                              f"so {key} cannot keep its results: run it too (--only ... {key})")
-        if not _made_line(lines):
+        if not own:
             lines = [lines[0], "", top.group(0), *lines[1:]]
         out[key] = [*lines, ""]
     return out
@@ -414,6 +415,12 @@ def kept_sections(path: Path, keys, datasets: dict) -> dict[str, list[str]]:
 
 def _made_line(section: list[str]) -> bool:
     return any(line.startswith("Made by `") for line in section[1:4])
+
+
+def _each_subsection_made(section: list[str]) -> bool:
+    """Whether ``section`` has subsections and each names the run that made it."""
+    starts = [i for i, line in enumerate(section) if line.startswith("### ")]
+    return bool(starts) and all(_made_line(section[i:]) for i in starts)
 
 
 def kept_settings(path: Path, settings, datasets: dict) -> dict:

@@ -171,3 +171,18 @@ def test_a_group_whose_settings_name_their_runs_is_kept(bench, tmp_path, monkeyp
     out.write_text(text.replace(f"{made}\n\nOld B random.", "Old B random."), encoding="utf-8")
     with pytest.raises(SystemExit, match=r"no section '## Set B' with the command"):
         bench.main(["--only", "a", "--out", str(out), "--data", str(tmp_path)])
+
+
+def test_largest_error_names_the_cell_and_the_mse_without_it(bench):
+    cells = pd.DataFrame({"method": ["cppgraph"] * 4 + ["task-mean"],
+                          "seed": [0, 0, 1, 1, 0], "model": ["m1", "m2", "m1", "m2", "m2"],
+                          "task": ["t"] * 5, "score": [1.0, 2.0, 1.0, 2.0, 2.0],
+                          "predicted": [1.5, 5.0, 1.0, 2.5, 99.0],
+                          "score_norm": [0.5, 1.0, 0.5, 1.0, 1.0],
+                          "predicted_norm": [0.6, 2.0, 0.5, 0.8, 50.0]})
+    worst = bench.largest_error(type("Ev", (), {"predictions": cells})())
+    # the other method's larger error does not count; seed 0 keeps one cell, seed 1 two
+    assert (worst["seed"], worst["model"], worst["predicted"]) == (0, "m2", 5.0)
+    assert worst["squared"] == pytest.approx(1.0)
+    assert worst["mse_without"] == pytest.approx((0.01 + (0.0 + 0.04) / 2) / 2)
+    assert "seed 0, m2 on t, observed 2 and predicted 5" in bench.largest_error_line(worst)

@@ -167,7 +167,19 @@ def test_a_group_whose_settings_name_their_runs_is_kept(bench, tmp_path, monkeyp
     bench.main(["--only", "a", "--out", str(out), "--data", str(tmp_path)])
     sections = {s.split("\n", 1)[0]: s for s in out.read_text(encoding="utf-8").split("\n## ")[1:]}
     assert sections["Set B"] == f"Set B\n\nOld B figures.\n\n### random 0.1\n\n{made}\n\nOld B random.\n"
+    # running one protocol of that group keeps its other settings, each with its own line
+    cold = bench.Setting("b", "cold-model", 0.1, seeds=2)
+    monkeypatch.setattr(bench, "SETTINGS", (*bench.SETTINGS, cold))
+    scores(0.3).to_csv(tmp_path / "results" / "b-cold-model-0.1-k=0.csv", index=False)
+    out.write_text(out.read_text(encoding="utf-8").replace(
+        "Old B random.", f"Old B random.\n\n### cold-model 0.1 k=0\n\n{made}\n\nOld B cold."),
+        encoding="utf-8")
+    monkeypatch.setattr(bench, "run_settings", ran(bench, "b", 0.12))
+    bench.main(["--only", "b", "--protocols", "random", "--out", str(out), "--data", str(tmp_path)])
+    b = {s.split("\n", 1)[0]: s for s in out.read_text(encoding="utf-8").split("\n## ")[1:]}["Set B"]
+    assert f"### cold-model 0.1 k=0\n\n{made}\n\nOld B cold.\n" in b and "Old B random." not in b
     # a setting without its own line (and none at the top) cannot be kept
+    monkeypatch.setattr(bench, "run_settings", ran(bench, "a", 0.1))
     out.write_text(text.replace(f"{made}\n\nOld B random.", "Old B random."), encoding="utf-8")
     with pytest.raises(SystemExit, match=r"no section '## Set B' with the command"):
         bench.main(["--only", "a", "--out", str(out), "--data", str(tmp_path)])

@@ -417,10 +417,22 @@ def _made_line(section: list[str]) -> bool:
     return any(line.startswith("Made by `") for line in section[1:4])
 
 
+def _subsections(section: list[str]) -> dict[str, list[str]]:
+    """The ``### `` subsections of ``section``: title -> lines, from the heading on."""
+    subs, at = {}, None
+    for line in section:
+        if line.startswith("### "):
+            at = line[4:]
+            subs[at] = []
+        if at is not None:
+            subs[at].append(line)
+    return subs
+
+
 def _each_subsection_made(section: list[str]) -> bool:
     """Whether ``section`` has subsections and each names the run that made it."""
-    starts = [i for i, line in enumerate(section) if line.startswith("### ")]
-    return bool(starts) and all(_made_line(section[i:]) for i in starts)
+    subs = _subsections(section)
+    return bool(subs) and all(_made_line(sub) for sub in subs.values())
 
 
 def kept_settings(path: Path, settings, datasets: dict) -> dict:
@@ -431,15 +443,9 @@ def kept_settings(path: Path, settings, datasets: dict) -> dict:
     out = {}
     for s in settings:
         lines = groups[s.data]
-        made = next(line for line in lines[1:4] if line.startswith("Made by `"))
-        subs, at = {}, None
-        for line in lines:
-            if line.startswith("### "):
-                at = line[4:]
-                subs[at] = []
-            if at is not None:
-                subs[at].append(line)
-        sub = subs.get(s.label)
+        # the group's line, if it has one (kept_sections: else each setting has its own)
+        made = next((line for line in lines[1:4] if line.startswith("Made by `")), None)
+        sub = _subsections(lines).get(s.label)
         if sub is None:
             raise SystemExit(f"{path} has no subsection '### {s.label}' under "
                              f"'## {datasets[s.data].title}', so it cannot keep its results: "

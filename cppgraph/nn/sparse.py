@@ -47,7 +47,7 @@ class Relation:
         # kernels of the products take those without converting them first
         (rowptr, col), _ = self.index.get_csr()
         (colptr, row), self.csc_perm = self.index.get_csc()
-        small = self.num_edges < 2**31 - 1
+        small = max(self.num_edges, num_src, num_dst) < 2**31 - 1
         self.csr = tuple(t.int() if small else t for t in (rowptr, col))
         self.csc = tuple(t.int() if small else t for t in (colptr, row))
 

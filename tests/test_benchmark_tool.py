@@ -96,6 +96,10 @@ def test_only_some_groups_keep_the_others(bench, tmp_path, monkeypatch):
     assert "| Set A: random 0.1 | task-mean 0.2100 ± 0.0100 | 0.1050 ± 0.0050 |" in head
     assert "| Set B: random 0.1 | task-mean 0.2100 ± 0.0100 | 0.1550 ± 0.0050 |" in head
     assert "| old |" not in head and "old notes" not in text
+    # Set B's row is an earlier run's: the headline says it collects, not that it made them
+    assert head.startswith("Headline: the default engine against the best baseline\n\n"
+                           "Collected by `python tools/benchmark.py --only a` on: new machine, "
+                           "from the per-seed scores of this run and of the earlier runs")
     assert list(sections)[1:] == ["The CPP paper's set-ups, in the paper's unit",
                                   "Set A (2 models)", "Set B", "Notes"]
     # rerunning the other group keeps the new section of the first word for word

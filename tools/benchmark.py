@@ -484,7 +484,11 @@ def report(results: list[dict], paper_results: dict | None, figure_paths: dict,
              "model for `cold-model` and `scale-up`. The protocols, metrics and "
              "methods are in `cppgraph/evaluate/`.", ""]
     if every:
-        lines += ["## Headline: the default engine against the best baseline", "", made, "",
+        # rows of settings not run now come from the runs their sections name
+        collected = made if not (kept_results or kept_subs) else (
+            f"Collected by `{command}` on: {machine()}, from the per-seed scores of this run "
+            "and of the earlier runs that the sections below name.")
+        lines += ["## Headline: the default engine against the best baseline", "", collected, "",
                   f"Normalized MAE, mean ± std over seeds. The best baseline is the one with the "
                   f"lowest mean. Every method sees the same split at a given seed, so the verdict "
                   f"is a paired t-test over the seeds of {DEFAULT} against that baseline: `leads` "

@@ -23,6 +23,11 @@ AUTO_SCHEDULE = {"lr": (0.01, 0.03), "lr_patience": (8, 4), "patience": (40, 15)
                  "stop_delta": (0.0, 0.01), "predict_folds": (5, 3), "dropout": (0.1, 0.0)}
 
 
+#: Keys that act only after the fit (on suggestions) or not on numbers (progress): two
+#: configurations that differ only in them fit the same engine.
+AFTER_FIT = ("suggest_plan", "verbose")
+
+
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

@@ -218,8 +218,16 @@ def test_reused_engines_predict_what_new_fits_do(demo_dir):
     pd.testing.assert_frame_equal(reused, fresh)
     # other training data (every model) is a fit of its own
     from cppgraph import CPPGraph
-    engines.get(CPPGraph(**brief), small)
+    first = engines.get(CPPGraph(**brief), small)
     assert engines.fits == 3
+    # a configuration that differs only in how suggest plans shares that fit, with its own keys
+    other = engines.get(CPPGraph(**brief, suggest_plan="engine"), small)
+    assert engines.fits == 3 and other is not first
+    assert other.config.suggest_plan == "engine" and other.fit_config_.suggest_plan == "engine"
+    assert first.config.suggest_plan == "gaussian"
+    assert other.network_ is first.network_
+    engines.get(CPPGraph(**brief, n_jobs=2), small)  # other threads: other numbers
+    assert engines.fits == 4
 
 
 def test_targets_steer_the_choice(fast_est, fast_model_dir):

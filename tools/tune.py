@@ -32,8 +32,10 @@ the held-out models' known scores are chosen (``random``, ``popular`` or
 ``suggest``, as ``cppgraph evaluate --choose``); with ``suggest`` the engine
 that chooses is the candidate's, fitted on the inner training part. An engine
 fitted once at a seed serves every setting that fits the same configuration on
-the same data (the known scores differ, the training part does not); the
-seconds of a setting that reuses one are its predictions only.
+the same data (the known scores differ, the training part does not), and every
+candidate that differs from it only in keys that act after the fit
+(``suggest_plan``: one fit serves a grid over it); the seconds of a setting that
+reuses one are its predictions only.
 ``--out`` writes the per-seed rows as CSV.
 """
 

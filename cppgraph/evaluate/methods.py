@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from cppgraph.config import Config
+from cppgraph.config import AFTER_FIT, Config
 from cppgraph.data.dataset import CollabData
 from cppgraph.errors import DataError, DataWarning
 from cppgraph.estimator import CPPGraph
@@ -35,11 +36,22 @@ class FittedEngines:
         return len(self.engines)
 
     def get(self, est: CPPGraph, data: CollabData) -> CPPGraph:
-        """``est`` fitted on ``data``, or the engine of the same configuration fitted
-        on the same data (:meth:`CollabData.equals`) before."""
+        """``est`` fitted on ``data``, or the engine fitted on the same data
+        (:meth:`CollabData.equals`) before with a configuration that differs at most in
+        keys that act after the fit (:data:`~cppgraph.config.AFTER_FIT`), carrying
+        ``est``'s configuration."""
+        def fitted(config: Config) -> dict:
+            return {k: v for k, v in config.to_dict().items() if k not in AFTER_FIT}
+
         for engine in self.engines:
-            if engine.config == est.config and engine.data_.equals(data):
-                return engine
+            if fitted(engine.config) == fitted(est.config) and engine.data_.equals(data):
+                if engine.config == est.config:
+                    return engine
+                shared = copy.copy(engine)  # the same fitted parts, est's after-fit keys
+                shared.config = est.config
+                shared.fit_config_ = engine.fit_config_.replace(
+                    **{k: getattr(est.config, k) for k in AFTER_FIT})
+                return shared
         self.engines.append(est.fit(data))
         return est
 

@@ -109,6 +109,21 @@ def test_only_some_groups_keep_the_others(bench, tmp_path, monkeypatch):
     assert again["Set A (2 models)"] == sections["Set A (2 models)"]
     assert "| Set B: random 0.1 | task-mean 0.2100 ± 0.0100 | 0.1250 ± 0.0050 |" in \
         again["Headline: the default engine against the best baseline"]
+    # a run of the paper's set-ups alone collects every headline row from earlier runs
+    monkeypatch.setattr(bench, "run_paper", lambda *a, **k: {"table1": "new"})
+    monkeypatch.setattr(bench, "run_settings", lambda settings, *a, **k: [] if not settings
+                        else pytest.fail("no data set group was asked for"))
+    monkeypatch.setattr(bench, "paper_sections", lambda res, made: [
+        "## The CPP paper's set-ups, in the paper's unit", "", made, "", "New paper tables.", ""])
+    bench.main(["--only", "paper", "--out", str(out), "--data", str(tmp_path)])
+    last = {s.split("\n", 1)[0]: s for s in out.read_text(encoding="utf-8").split("\n## ")[1:]}
+    assert last["Headline: the default engine against the best baseline"].startswith(
+        "Headline: the default engine against the best baseline\n\nCollected by `python "
+        "tools/benchmark.py --only paper` on: new machine, from the per-seed scores of the "
+        "earlier runs that the sections below name.")
+    assert "Made by `python tools/benchmark.py --only paper` on: new machine." in \
+        last["The CPP paper's set-ups, in the paper's unit"]
+    assert last["Set A (2 models)"] == again["Set A (2 models)"]
 
 
 def test_nothing_to_keep_is_a_clear_error_before_any_run(bench, tmp_path, monkeypatch):

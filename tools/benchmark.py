@@ -486,8 +486,9 @@ def report(results: list[dict], paper_results: dict | None, figure_paths: dict,
     if every:
         # rows of settings not run now come from the runs their sections name
         collected = made if not (kept_results or kept_subs) else (
-            f"Collected by `{command}` on: {machine()}, from the per-seed scores of this run "
-            "and of the earlier runs that the sections below name.")
+            f"Collected by `{command}` on: {machine()}, from the per-seed scores of "
+            f"{'this run and of ' if results else ''}the earlier runs that the sections below "
+            "name.")
         lines += ["## Headline: the default engine against the best baseline", "", collected, "",
                   f"Normalized MAE, mean ± std over seeds. The best baseline is the one with the "
                   f"lowest mean. Every method sees the same split at a given seed, so the verdict "

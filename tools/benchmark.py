@@ -44,6 +44,7 @@ from cppgraph.cli.options import Progress
 from cppgraph.data import read_data
 from cppgraph.evaluate import paper
 from cppgraph.evaluate.methods import CPPGraphMethod, make_methods
+from cppgraph.evaluate.metrics import error_metrics
 from cppgraph.evaluate.report import ALPHA, DEFAULT, compare_default, headline, markdown, summary_table
 from cppgraph.evaluate.runner import evaluate, summarize
 from cppgraph.evaluate.splits import KNOWN_PROTOCOLS
@@ -242,12 +243,13 @@ def largest_error(ev) -> dict:
     cells = ev.predictions[ev.predictions["method"] == DEFAULT].reset_index(drop=True)
     sq = (cells["predicted_norm"] - cells["score_norm"]) ** 2
     worst = int(sq.idxmax())
-    rest = sq.drop(index=worst).groupby(cells["seed"].drop(index=worst)).mean()
+    rest = [error_metrics(seed["score_norm"], seed["predicted_norm"])["mse"]
+            for _, seed in cells.drop(index=worst).dropna(subset=["predicted_norm"]).groupby("seed")]
     row = cells.loc[worst]
     return {"seed": int(row["seed"]), "model": row["model"], "task": row["task"],
             "score": float(row["score"]), "predicted": float(row["predicted"]),
             "score_norm": float(row["score_norm"]), "predicted_norm": float(row["predicted_norm"]),
-            "squared": float(sq[worst]), "mse_without": float(rest.mean())}
+            "squared": float(sq[worst]), "mse_without": float(np.mean(rest))}
 
 
 def largest_error_line(w: dict) -> str:
@@ -403,7 +405,8 @@ def kept_sections(path: Path, keys, datasets: dict) -> dict[str, list[str]]:
     for key in keys:
         title = PAPER_TITLE if key == "paper" else datasets[key].title
         lines = sections.get(title)
-        own = lines is not None and (_made_line(lines) or _each_subsection_made(lines))
+        own = lines is not None and (_made_line(lines) is not None
+                                     or _each_subsection_made(lines))
         if lines is None or (top is None and not own):
             raise SystemExit(f"{path} has no section '## {title}' with the command that made it, "
                              f"so {key} cannot keep its results: run it too (--only ... {key})")
@@ -413,8 +416,9 @@ def kept_sections(path: Path, keys, datasets: dict) -> dict[str, list[str]]:
     return out
 
 
-def _made_line(section: list[str]) -> bool:
-    return any(line.startswith("Made by `") for line in section[1:4])
+def _made_line(section: list[str]) -> str | None:
+    """The "Made by" line right under a section's heading, or None."""
+    return next((line for line in section[1:4] if line.startswith("Made by `")), None)
 
 
 def _subsections(section: list[str]) -> dict[str, list[str]]:
@@ -432,7 +436,7 @@ def _subsections(section: list[str]) -> dict[str, list[str]]:
 def _each_subsection_made(section: list[str]) -> bool:
     """Whether ``section`` has subsections and each names the run that made it."""
     subs = _subsections(section)
-    return bool(subs) and all(_made_line(sub) for sub in subs.values())
+    return bool(subs) and all(_made_line(sub) is not None for sub in subs.values())
 
 
 def kept_settings(path: Path, settings, datasets: dict) -> dict:
@@ -444,7 +448,7 @@ def kept_settings(path: Path, settings, datasets: dict) -> dict:
     for s in settings:
         lines = groups[s.data]
         # the group's line, if it has one (kept_sections: else each setting has its own)
-        made = next((line for line in lines[1:4] if line.startswith("Made by `")), None)
+        made = _made_line(lines)
         sub = _subsections(lines).get(s.label)
         if sub is None:
             raise SystemExit(f"{path} has no subsection '### {s.label}' under "
@@ -452,7 +456,7 @@ def kept_settings(path: Path, settings, datasets: dict) -> dict:
                              f"run it too (leave out --protocols, or add {s.protocol})")
         while sub and not sub[-1].strip():
             sub.pop()
-        out[s] = [*(sub if _made_line(sub) else [sub[0], "", made, *sub[1:]]), ""]
+        out[s] = [*(sub if _made_line(sub) is not None else [sub[0], "", made, *sub[1:]]), ""]
     return out
 
 

@@ -36,10 +36,9 @@ regression per candidate.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
+from scipy.special import erf
 
 from cppgraph import coldstart
 from cppgraph.errors import CppGraphError, DataError
@@ -169,8 +168,7 @@ def expected_abs(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
     out = np.abs(mean)
     pos = sd > 0
     z = mean[pos] / sd[pos]
-    erf = np.array([math.erf(v / math.sqrt(2.0)) for v in z])
-    out[pos] = ABS_FROM_SD * sd[pos] * np.exp(-z * z / 2) + mean[pos] * erf
+    out[pos] = ABS_FROM_SD * sd[pos] * np.exp(-z * z / 2) + mean[pos] * erf(z / np.sqrt(2.0))
     return out.reshape(shape)
 
 

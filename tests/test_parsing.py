@@ -53,6 +53,11 @@ def test_first_missing():
         False, True, False, True, True]
     assert _missing_mask(np.array([None, np.nan], dtype=object)).tolist() == [True, True]
     assert _missing_mask(np.array([], dtype=object)).tolist() == []
+    # numeric columns as pandas reads them: NaN is missing, numbers are not
+    assert _missing_mask(pd.Series([0.5, np.nan, -1.0])).tolist() == [False, True, False]
+    assert _missing_mask(pd.Series([1, 0])).tolist() == [False, False]
+    assert _missing_mask(pd.Series([0.5, None], dtype="Float64")).tolist() == [False, True]
+    assert _first_missing(pd.Series([0.5, 1.0, np.nan])) == 2
 
 
 @pytest.mark.parametrize("text", [

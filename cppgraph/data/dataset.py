@@ -53,7 +53,12 @@ def _is_missing(cell) -> bool:
 
 def _missing_mask(values) -> np.ndarray:
     """:func:`_is_missing` of every cell of ``values`` at once (data sets have millions)."""
-    raw = np.asarray(values, dtype=object)
+    raw = np.asarray(values)
+    if raw.dtype.kind in "fc":  # a numeric column: only NaN is missing
+        return np.isnan(raw)
+    if raw.dtype.kind in "iub":
+        return np.zeros(raw.shape, dtype=bool)
+    raw = raw.astype(object, copy=False)
     # each distinct cell tested once; NA-like cells (None, NaN, NA) get code -1, which
     # reads the True appended after the distinct cells' blank flags
     codes, distinct = pd.factorize(raw, use_na_sentinel=True)

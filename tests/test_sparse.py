@@ -33,7 +33,7 @@ def test_aggregate_equals_the_edge_index_product():
     x1 = torch.randn(50, 8, generator=gen, requires_grad=True)
     x2 = x1.detach().clone().requires_grad_()
     g = torch.randn(30, 8, generator=gen)
-    out1, out2 = rel.aggregate(x1, w), rel.index.matmul(x2, input_value=w)
+    out1, out2 = rel.aggregate(x1, w), rel.edge_index().matmul(x2, input_value=w)
     # the same sums up to float rounding (the kernels order them differently at some widths)
     assert torch.allclose(out1, out2, rtol=1e-6, atol=1e-5)
     out1.backward(g)
@@ -58,7 +58,8 @@ def test_edge_weights_permute_once_and_share_it_across_layers():
     x2 = x1.detach().clone().requires_grad_()
     g = torch.randn(10, 4, generator=gen)
     (rel.aggregate(x1, shared) + rel.aggregate(x1 * 2.0, shared)).backward(g)
-    (rel.index.matmul(x2, input_value=w) + rel.index.matmul(x2 * 2.0, input_value=w)).backward(g)
+    index = rel.edge_index()
+    (index.matmul(x2, input_value=w) + index.matmul(x2 * 2.0, input_value=w)).backward(g)
     assert torch.allclose(x1.grad, x2.grad, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="another relation"):
         Relation(dst, src, 10, 20).aggregate(torch.randn(10, 4), shared)

@@ -1,10 +1,10 @@
 """Sparse message passing over the score graph, with per-step edge masks.
 
 The network sees the heterogeneous graph as a :class:`GraphTensors`: each
-relation (``src -> dst``) is a :class:`torch_geometric.EdgeIndex` sorted by
-destination, whose compressed layouts (by destination, and the cached one by
-source for the backward pass) give the sparse products that aggregate the
-messages (:meth:`Relation.aggregate`). Which score edges are in the graph changes
+relation (``src -> dst``) keeps the compressed layouts of a
+:class:`torch_geometric.EdgeIndex` sorted by destination (by destination, and
+by source for the backward pass), which give the sparse products that aggregate
+the messages (:meth:`Relation.aggregate`). Which score edges are in the graph changes
 from step to step (supervised cells, held-out folds, cold-node episodes);
 that is a per-edge weight (:class:`GraphView`), so the sparse structure is
 built once.
@@ -39,14 +39,15 @@ class Relation:
 
     def __init__(self, src: Tensor, dst: Tensor, num_src: int, num_dst: int):
         index = EdgeIndex(torch.stack([dst, src]), sparse_size=(num_dst, num_src))
-        self.index, self.order = index.sort_by("row")
+        index, self.order = index.sort_by("row")
         self.src, self.dst = src[self.order], dst[self.order]
         self.num_src, self.num_dst = num_src, num_dst
         # EdgeIndex's compressed layouts, by destination and by source (with the permutation
         # of the edges into the latter's order), with 32-bit indices where they fit: the CPU
-        # kernels of the products take those without converting them first
-        (rowptr, col), _ = self.index.get_csr()
-        (colptr, row), self.csc_perm = self.index.get_csc()
+        # kernels of the products take those without converting them first. Only these are
+        # kept, not the EdgeIndex with its 64-bit copies (edge_index() builds one again).
+        (rowptr, col), _ = index.get_csr()
+        (colptr, row), self.csc_perm = index.get_csc()
         small = max(self.num_edges, num_src, num_dst) < 2**31 - 1
         self.csr = tuple(t.int() if small else t for t in (rowptr, col))
         self.csc = tuple(t.int() if small else t for t in (colptr, row))
@@ -54,6 +55,12 @@ class Relation:
     @property
     def num_edges(self) -> int:
         return len(self.order)
+
+    def edge_index(self) -> EdgeIndex:
+        """The relation as a :class:`torch_geometric.EdgeIndex` (destination, source) sorted
+        by destination, built anew on each call."""
+        return EdgeIndex(torch.stack([self.dst, self.src]),
+                         sparse_size=(self.num_dst, self.num_src), sort_order="row")
 
     def mean_weights(self, mask: Tensor | None = None) -> Tensor:
         """Per-edge weights (in sorted order) of the mean over each destination's

@@ -11,6 +11,9 @@ from pathlib import Path
 from cppgraph.errors import CppGraphError
 from cppgraph.normalize import NORMALIZATIONS
 
+#: The largest ``random_state`` (the fit derives further seeds from it by small offsets,
+#: and numpy's global seed takes at most 2**32 - 1).
+MAX_SEED = 2**31 - 1
 #: From this many training cells on, the training-schedule keys set to ``"auto"`` take
 #: their large-data values (:data:`AUTO_SCHEDULE`).
 LARGE_DATA_CELLS = 50_000
@@ -147,7 +150,7 @@ class Config:
         each candidate task's score moved by its error scale. A training
         model always uses the conditional mean.
     random_state : int
-        Seeds torch, numpy and every split.
+        Seeds torch, numpy and every split; 0 to :data:`MAX_SEED`.
     n_jobs : int
         CPU threads of torch and the BLAS libraries while the estimator
         computes (:func:`cppgraph.threads.limit_threads`); 0 or less: one per
@@ -231,7 +234,8 @@ class Config:
         need(lambda v: _integer(v) and 0 <= v <= 10_000, "fold_in_steps",
              "an integer in [0, 10000]")
         need(lambda v: _number(v) and 0 < v <= 1, "frontier_level", "in (0, 1]")
-        need(_integer, "random_state", "an integer")
+        need(lambda v: _integer(v) and 0 <= v <= MAX_SEED, "random_state",
+             f"an integer in [0, {MAX_SEED}]")
         need(_integer, "n_jobs", "an integer (0 or less: one thread per core)")
         for name in ("verbose", "intervals"):
             need(lambda v: isinstance(v, bool), name, "true or false")

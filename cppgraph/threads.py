@@ -20,16 +20,24 @@ from cppgraph.errors import CppGraphError
 DEFAULT_THREADS = 1
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def resolve_threads(n: int | None) -> int:
     """The thread count for ``n``: ``None`` is :data:`DEFAULT_THREADS`, ``0`` or less
-    is one per available core."""
+    is one per available core; more threads than cores is an error (they would
+    only wait for each other)."""
     if n is None:
         return DEFAULT_THREADS
     if isinstance(n, bool) or not isinstance(n, int):
         raise CppGraphError(f"the number of threads must be an integer; got {n!r}")
-    if n <= 0:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return n
+    cores = available_cores()
+    if n > cores:
+        raise CppGraphError(f"{n} threads asked for, but this process has {cores} CPU core(s); "
+                            f"use at most {cores} (0: one per core)")
+    return cores if n <= 0 else n
 
 
 @contextmanager

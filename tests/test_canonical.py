@@ -47,7 +47,7 @@ def test_overwrite_replaces_only_when_asked(shared_data, tmp_path):
     with pytest.raises(Exception, match="not empty"):
         write_canonical(data, out)
     # A folder cppgraph did not write is not replaced, even when asked.
-    with pytest.raises(Exception, match="not written by cppgraph"):
+    with pytest.raises(Exception, match="not a data folder written by cppgraph"):
         write_canonical(data, out, overwrite=True)
     assert (out / "mine.txt").read_text() == "keep me"
     write_canonical(data, tmp_path / "ours")

@@ -18,6 +18,9 @@ from cppgraph.errors import DataError
 # 3 models x 2 tasks, 5 of 6 cells observed.
 SCORES = "model,task,score\nA,t1,1\nA,t2,2\nB,t1,3\nB,t2,4\nC,t1,5\n"
 
+#: The marker of a data folder cppgraph wrote.
+MARKER = '{"written_by": "cppgraph", "kind": "data"}'
+
 
 def make_folder(root: Path, files: dict[str, str], name: str = "data") -> Path:
     folder = root / name
@@ -240,10 +243,10 @@ def test_import_refuses_non_empty_out_without_force(tmp_path, tiny):
 
 
 def test_import_force_replaces_out(tmp_path, tiny):
-    out = make_folder(tmp_path / "dest", {"scores.csv": "old", "notes.txt": "stale", ".cppgraph": "{}"}, "out")
+    out = make_folder(tmp_path / "dest", {"scores.csv": "old", "tasks.csv": "stale", ".cppgraph": MARKER}, "out")
     result = invoke("data", "import", tiny, "--format", "canonical", "--out", out, "--force")
     assert result.exit_code == 0, result.output
-    assert not (out / "notes.txt").exists()
+    assert not (out / "tasks.csv").read_text(encoding="utf-8").startswith("stale")
     assert (out / "scores.csv").read_text(encoding="utf-8").startswith("model,task,score")
     assert [p.name for p in out.parent.iterdir()] == ["out"]
     summary = json.loads(stdout_of(invoke("data", "check", out, "--json")))

@@ -20,6 +20,9 @@ from cppgraph.errors import DataError, DataWarning
 # 2 models x 2 tasks, fully observed.
 SCORES = "model,task,score\nA,t1,1\nA,t2,2\nB,t1,3\nB,t2,4\n"
 
+#: The marker of a data folder cppgraph wrote.
+MARKER = '{"written_by": "cppgraph", "kind": "data"}'
+
 
 def make_folder(root: Path, files: dict[str, str | bytes], name: str = "data") -> Path:
     """Write ``files`` (name -> text or bytes) into a new folder ``root/name``."""
@@ -575,9 +578,9 @@ def test_import_out_is_a_file(tmp_path):
 def test_import_force_replaces_out(tmp_path):
     src = _good_source(tmp_path)
     dest = tmp_path / "dest"
-    out = make_folder(dest, {"scores.csv": "old", "notes.txt": "stale", ".cppgraph": "{}"}, "out")
+    out = make_folder(dest, {"scores.csv": "old", "tasks.csv": "stale", ".cppgraph": MARKER}, "out")
     data = import_data(src, "canonical", out, overwrite=True)
-    assert not (out / "notes.txt").exists()
+    assert not (out / "tasks.csv").read_text(encoding="utf-8").startswith("stale")
     assert read_canonical(out).equals(data)
     assert [p.name for p in dest.iterdir()] == ["out"]
 

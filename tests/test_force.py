@@ -55,7 +55,7 @@ def test_fit_force_over_a_folder_cppgraph_did_not_write_deletes_nothing(project,
     (other / "thesis.tex").write_text("years of work")
     result = run("fit", project / "mydata", "--out", other, "--force",
                  "--config", tmp_path / "fast.toml")
-    assert result.exit_code == 1 and "not written by cppgraph" in result.output
+    assert result.exit_code == 1 and "not a model folder written by cppgraph" in result.output
     assert (other / "thesis.tex").read_text() == "years of work"
 
 
@@ -86,7 +86,7 @@ def test_legacy_folders_with_only_cppgraph_files_are_replaced(tmp_path, demo_dir
     write_canonical(data, out, overwrite=True)
     (out / MARKER_FILE).unlink()
     (out / "extra.txt").write_text("x")
-    with pytest.raises(DataError, match="not written by cppgraph"):
+    with pytest.raises(DataError, match="not a data folder written by cppgraph"):
         write_canonical(data, out, overwrite=True)
 
 
@@ -146,3 +146,58 @@ def test_killed_force_fits_leave_the_old_or_the_new_model(project, tmp_path):
     assert killed >= 1
     assert run(*args).exit_code == 0
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def _model(project, tmp_path, name="model"):
+    out = tmp_path / name
+    result = run("fit", project / "mydata", "--out", out, "--config", tmp_path / "fast.toml")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_force_replaces_only_a_model_folder_with_nothing_else_in_it(project, tmp_path):
+    fit = ("fit", project / "mydata", "--force", "--config", tmp_path / "fast.toml", "--out")
+    model = _model(project, tmp_path)
+    (model / "NOTES.txt").write_text("mine")
+    (model / "sub").mkdir()
+    (model / "sub" / "keep.csv").write_text("a\n1\n")
+    before = _files(model)
+    result = run(*fit, model)
+    assert result.exit_code == 1 and "it also holds NOTES.txt, sub" in result.output
+    assert _files(model) == before
+    # a folder without the marker that holds only a file named like a model's
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "model.json").write_text('{"mine": 1}')
+    result = run(*fit, mine)
+    assert result.exit_code == 1 and "no .cppgraph marker" in result.output
+    assert (mine / "model.json").read_text() == '{"mine": 1}'
+    # a data folder cppgraph wrote is not a model folder
+    before = _files(project / "mydata")
+    write_canonical(read_canonical(project / "mydata"), tmp_path / "copy")
+    result = run(*fit, tmp_path / "copy")
+    assert result.exit_code == 1 and "marker is that of a data folder" in result.output
+    assert _files(project / "mydata") == before
+
+
+def test_outputs_never_replace_or_enter_an_input(project, tmp_path):
+    model = _model(project, tmp_path)
+    meta = (model / "model.json").read_bytes()
+    result = run("predict", model, "--all", "--format", "csv", "--out", model / "model.json",
+                 "--force")
+    assert result.exit_code == 1 and "lies inside the input" in result.output
+    result = run("predict", model, "--all", "--out", model / "new.csv")
+    assert result.exit_code == 1 and not (model / "new.csv").exists()
+    assert (model / "model.json").read_bytes() == meta
+    new = tmp_path / "new.csv"
+    new.write_text("model,family,params_b\nfresh,aurora,7\n")
+    result = run("predict", model, "--new-models", new, "--format", "csv", "--out", new,
+                 "--force")
+    assert result.exit_code == 1 and "is the input" in result.output
+    assert new.read_text() == "model,family,params_b\nfresh,aurora,7\n"
+    scores = (project / "mydata" / "scores.csv").read_bytes()
+    for option in ("--predictions", "--out"):
+        result = run("evaluate", project / "mydata", "--methods", "task-mean", "--seeds", "1",
+                     option, project / "mydata" / "scores.csv", "--force")
+        assert result.exit_code == 1 and "lies inside the input" in result.output
+    assert (project / "mydata" / "scores.csv").read_bytes() == scores

@@ -8,9 +8,9 @@ from click.testing import CliRunner
 from threadpoolctl import threadpool_info
 
 from cppgraph.cli import cli
-from cppgraph.config import Config
+from cppgraph.config import MAX_SEED, Config
 from cppgraph.errors import CppGraphError
-from cppgraph.threads import DEFAULT_THREADS, limit_threads, resolve_threads
+from cppgraph.threads import DEFAULT_THREADS, available_cores, limit_threads, resolve_threads
 
 
 def _blas_threads() -> set[int]:
@@ -28,10 +28,25 @@ def test_limit_threads_sets_and_restores():
 
 def test_resolve_threads():
     assert resolve_threads(None) == DEFAULT_THREADS == 1
-    assert resolve_threads(3) == 3
-    assert resolve_threads(0) >= 1  # one per available core
+    cores = available_cores()
+    assert resolve_threads(cores) == cores and resolve_threads(1) == 1
+    assert resolve_threads(0) == resolve_threads(-1) == cores  # one per available core
     with pytest.raises(CppGraphError, match="integer"):
         resolve_threads(1.5)
+    with pytest.raises(CppGraphError, match=f"at most {cores}"):
+        resolve_threads(cores + 1)
+
+
+def test_cli_refuses_more_threads_than_cores_and_bad_seeds(tmp_path, demo_dir):
+    for args, message in (([f"--threads={available_cores() + 1}"], "at most"),
+                          (["--threads=-1"], "x>=0"), (["--seed=-1"], "--seed"),
+                          ([f"--seed={MAX_SEED + 1}"], "--seed"), (["--every=0"], "--every")):
+        result = CliRunner().invoke(cli, ["fit", str(demo_dir), "--out", str(tmp_path / "m"),
+                                          *args])
+        assert result.exit_code != 0 and message in result.output, (args, result.output)
+        assert "internal error" not in result.output and not (tmp_path / "m").exists()
+    with pytest.raises(CppGraphError, match="random_state"):
+        Config(random_state=-1)
 
 
 def test_config_n_jobs_must_be_an_integer():

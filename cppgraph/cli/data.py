@@ -8,7 +8,7 @@ import json
 import click
 import pandas as pd
 
-from cppgraph.cli.options import OUTPUTS, Progress, emit, range_option, tell
+from cppgraph.cli.options import OUTPUTS, Group, InputPath, Progress, emit, range_option, tell
 from cppgraph.data import FORMATS, METRIC_TYPES, import_data, read_data, tables
 
 
@@ -98,7 +98,7 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-@click.group()
+@click.group(cls=Group)
 def data() -> None:
     """Import score matrices into the canonical form and check data folders."""
 
@@ -107,7 +107,7 @@ _FORMAT = click.Choice(list(FORMATS))
 
 
 @data.command("import")
-@click.argument("source", type=click.Path(path_type=str))
+@click.argument("source", type=InputPath())
 @click.option("--input-format", "--format", "fmt", type=_FORMAT, required=True,
               help="Format of SOURCE (cpp-llm: a folder; helm, open-llm-leaderboard: a file; "
                    "obsscaling: a file or folder; canonical: a folder).")
@@ -143,7 +143,7 @@ def _input_or_output(ctx, param, value):
 
 
 @data.command("check")
-@click.argument("path", type=click.Path(path_type=str))
+@click.argument("path", type=InputPath())
 @click.option("--input-format", "input_format", type=_FORMAT, default=None,
               help="Format of PATH (default canonical).")
 @click.option("--format", "fmt", default=None, callback=_input_or_output,

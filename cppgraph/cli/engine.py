@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from cppgraph.cli.options import (Progress, emit, output_options, range_option, tell,
-                                  threads_option)
-from cppgraph.config import Config
+from cppgraph.cli.options import (Command, InputPath, Progress, emit, output_options, range_option,
+                                  tell, threads_option)
+from cppgraph.config import MAX_SEED, Config
 from cppgraph.data import read_canonical
 from cppgraph.data.canonical import (check_output_file, check_output_folder, read_csv_lines,
                                      write_text_atomic)
@@ -18,17 +18,18 @@ from cppgraph.estimator import CPPGraph
 from cppgraph.persist import card
 
 
-@click.command()
-@click.argument("data_dir", type=click.Path(path_type=str))
+@click.command(cls=Command)
+@click.argument("data_dir", type=InputPath())
 @click.option("--out", "out", type=click.Path(path_type=str), required=True,
               help="Model folder to write (must be new or empty).")
-@click.option("--config", "config_file", type=click.Path(path_type=str), default=None,
+@click.option("--config", "config_file", type=InputPath(), default=None,
               help="TOML configuration (keys of cppgraph.config.Config); default: built-in defaults.")
-@click.option("--seed", type=int, default=None, help="Override random_state.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None,
+              help="Override random_state.")
 @click.option("--encoder", type=click.Choice(["lightgcn", "sage"]), default=None,
               help="Override the configuration's encoder.")
 @click.option("--force", is_flag=True, help="Replace --out if it is a folder cppgraph wrote (never an input or a folder holding one).")
-@click.option("--every", type=int, default=10, show_default=True,
+@click.option("--every", type=click.IntRange(min=1), default=10, show_default=True,
               help="Without a progress bar (output not a terminal): print every this many epochs.")
 @range_option
 @threads_option
@@ -82,19 +83,19 @@ def _render(table: pd.DataFrame, fmt: str) -> str:
     return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}") + "\n"
 
 
-@click.command()
-@click.argument("model_dir", type=click.Path(path_type=str))
+@click.command(cls=Command)
+@click.argument("model_dir", type=InputPath())
 @click.option("--model", "model_name", default=None, help="One model (all its tasks, or --task).")
 @click.option("--task", "task_name", default=None, help="One task (with --model: one cell).")
 @click.option("--all", "all_cells", is_flag=True, help="Complete the whole matrix.")
-@click.option("--new-models", type=click.Path(path_type=str), default=None,
+@click.option("--new-models", type=InputPath(), default=None,
               help="Cold start: a model_factors.csv of models not seen in training.")
-@click.option("--new-tasks", type=click.Path(path_type=str), default=None,
+@click.option("--new-tasks", type=InputPath(), default=None,
               help="Cold start: a task_factors.csv of tasks not seen in training.")
-@click.option("--task-info", type=click.Path(path_type=str), default=None,
+@click.option("--task-info", type=InputPath(), default=None,
               help="With --new-tasks: a tasks.csv of their direction and range "
                    "(default: higher is better).")
-@click.option("--known-scores", type=click.Path(path_type=str), default=None,
+@click.option("--known-scores", type=InputPath(), default=None,
               help="With --new-models or --new-tasks: a scores.csv of their known scores.")
 @click.option("--interval", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               default=None, metavar="LEVEL",
@@ -153,15 +154,15 @@ def predict(model_dir, model_name, task_name, all_cells, new_models, new_tasks, 
         click.echo(text, nl=False)
 
 
-@click.command()
-@click.argument("model_dir", type=click.Path(path_type=str))
+@click.command(cls=Command)
+@click.argument("model_dir", type=InputPath())
 @click.option("--budget", type=int, required=True,
               help="How many tasks to propose per model (in order).")
 @click.option("--model", "model_name", default=None,
               help="A training model: propose among the tasks it has no score for.")
-@click.option("--new-models", type=click.Path(path_type=str), default=None,
+@click.option("--new-models", type=InputPath(), default=None,
               help="A model_factors.csv of models not seen in training.")
-@click.option("--known-scores", type=click.Path(path_type=str), default=None,
+@click.option("--known-scores", type=InputPath(), default=None,
               help="With --new-models: a scores.csv of their known scores (those tasks are "
                    "not proposed).")
 @click.option("--target", "targets", multiple=True,
@@ -223,8 +224,8 @@ def _card_text(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-@click.command()
-@click.argument("model_dir", type=click.Path(path_type=str))
+@click.command(cls=Command)
+@click.argument("model_dir", type=InputPath())
 @output_options
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 def info(model_dir, fmt, out, force) -> None:

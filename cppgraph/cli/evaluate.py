@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from cppgraph.cli.data import _reader_options
-from cppgraph.cli.options import (Progress, emit, output_options, range_option, tell,
-                                  threads_option)
+from cppgraph.cli.options import (Command, InputPath, Progress, distinct_outputs, emit,
+                                  output_options, range_option, tell, threads_option)
 from cppgraph.config import Config
 from cppgraph.data import FORMATS, METRIC_TYPES, read_data
 from cppgraph.data.canonical import check_output_file, write_text_atomic
@@ -20,11 +20,14 @@ from cppgraph.plots import check_png_path
 
 def _methods_option(ctx, param, value):
     names = [n.strip() for v in value for n in v.split(",") if n.strip()]
+    if value and not names:
+        raise click.BadParameter("names no method; leave it out for all of them, or name some "
+                                 f"of: {', '.join(METHODS)}")
     return names or ["all"]
 
 
-@click.command("evaluate")
-@click.argument("data_dir", type=click.Path(path_type=str))
+@click.command("evaluate", cls=Command)
+@click.argument("data_dir", type=InputPath())
 @click.option("--input-format", "input_format", type=click.Choice(list(FORMATS)),
               default="canonical", show_default=True, help="Format of DATA_DIR.")
 @click.option("--metric-type", "metric_types", type=click.Choice(list(METRIC_TYPES)), multiple=True,
@@ -52,7 +55,7 @@ def _methods_option(ctx, param, value):
 @click.option("--plot", type=click.Path(path_type=str), default=None,
               help="Also write a parity plot (PNG) of the test cells: one panel per method, "
                    "every seed, normalized scale.")
-@click.option("--config", "config_file", type=click.Path(path_type=str), default=None,
+@click.option("--config", "config_file", type=InputPath(), default=None,
               help="TOML configuration of the cppgraph methods and of --choose suggest's "
                    "engine (keys of cppgraph.config.Config; cppgraph-lightgcn and "
                    "cppgraph-sage still set their encoder); default: built-in defaults.")
@@ -78,6 +81,7 @@ def evaluate(data_dir, input_format, metric_types, protocol, test_size, known, c
     if choose != "random" and protocol != "cold-model":
         raise click.BadParameter(f"applies to --protocol cold-model, not {protocol}",
                                  param_hint="--choose")
+    distinct_outputs(predictions=predictions, plot=plot, out=out)
     for path in (predictions, out):
         if path:
             check_output_file(path, overwrite=force)  # before the long run, not after

@@ -7,13 +7,14 @@ import sys
 import click
 
 from cppgraph import explain as cpx
-from cppgraph.cli.options import emit, output_options, plain_table, quiet, tell, threads_option
+from cppgraph.cli.options import (Command, InputPath, distinct_outputs, emit, output_options,
+                                  plain_table, quiet, tell, threads_option)
 from cppgraph.data.canonical import check_output_file
 from cppgraph.estimator import CPPGraph
 
 
-@click.command("explain")
-@click.argument("model_dir", type=click.Path(path_type=str))
+@click.command("explain", cls=Command)
+@click.argument("model_dir", type=InputPath())
 @click.option("--model", "model", default=None, help="Explain this model's predictions only.")
 @click.option("--task", "task", default=None, help="Explain this task's predictions only.")
 @click.option("--ablation", is_flag=True,
@@ -40,6 +41,7 @@ def explain(ctx, model_dir, model, task, ablation, seeds, protocol, max_evals, p
     predictions (all cells, or those of --model / --task); with both --model
     and --task, the SHAP value of each factor for that one prediction.
     """
+    distinct_outputs(plot=plot, out=out)
     if plot:
         cpx.check_plot_path(plot, overwrite=force)
     if out:

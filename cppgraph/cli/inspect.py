@@ -7,13 +7,14 @@ import json
 import click
 
 from cppgraph import inspect as cpi
-from cppgraph.cli.options import emit, output_options, plain_table, tell, threads_option
+from cppgraph.cli.options import (Command, InputPath, distinct_outputs, emit, output_options,
+                                  plain_table, tell, threads_option)
 from cppgraph.data.canonical import check_output_file, read_csv_lines
 from cppgraph.estimator import CPPGraph
 
 
-@click.command("neighbours")
-@click.argument("model_dir", type=click.Path(path_type=str))
+@click.command("neighbours", cls=Command)
+@click.argument("model_dir", type=InputPath())
 @click.argument("name")
 @click.option("-k", "--k", "k", type=int, default=10, show_default=True, help="How many neighbours.")
 @click.option("--by", type=click.Choice(["embedding", "scores"]), default="embedding",
@@ -21,9 +22,9 @@ from cppgraph.estimator import CPPGraph
               help="Cosine similarity of embeddings, or Pearson correlation of observed scores "
                    "(3 or more in common).")
 @click.option("--task", "is_task", is_flag=True, help="NAME is a task: list similar tasks.")
-@click.option("--new-model", type=click.Path(path_type=str), default=None,
+@click.option("--new-model", type=InputPath(), default=None,
               help="NAME is a new model, the row of this model_factors.csv-style file.")
-@click.option("--known-scores", type=click.Path(path_type=str), default=None,
+@click.option("--known-scores", type=InputPath(), default=None,
               help="With --new-model: a scores.csv of its known scores.")
 @output_options
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
@@ -59,8 +60,8 @@ def neighbours(model_dir, name, k, by, is_task, new_model, known_scores, fmt, ou
     emit(table, fmt, out, force=force, meta={"query": name, "by": by})
 
 
-@click.command("graph")
-@click.argument("model_dir", type=click.Path(path_type=str))
+@click.command("graph", cls=Command)
+@click.argument("model_dir", type=InputPath())
 @click.option("--knn", type=int, default=5, show_default=True,
               help="Link each node to its this many most similar others.")
 @click.option("--task", "is_task", is_flag=True, help="A graph of tasks instead of models.")
@@ -83,8 +84,8 @@ def graph(model_dir, knn, is_task, out, force, threads) -> None:
          f"{communities} communities to {out}")
 
 
-@click.command("embeddings")
-@click.argument("model_dir", type=click.Path(path_type=str))
+@click.command("embeddings", cls=Command)
+@click.argument("model_dir", type=InputPath())
 @click.option("--node-type", type=click.Choice(list(cpi.NODE_TYPES)), default="model",
               show_default=True)
 @click.option("--out", "out", type=click.Path(path_type=str), required=True,
@@ -107,8 +108,8 @@ def embeddings(model_dir, node_type, out, layer, force, threads) -> None:
          f"{', '.join(map(str, written))}")
 
 
-@click.command("clusters")
-@click.argument("model_dir", type=click.Path(path_type=str))
+@click.command("clusters", cls=Command)
+@click.argument("model_dir", type=InputPath())
 @click.option("-k", "--k", "k", type=int, default=None, help="Number of clusters.")
 @click.option("--auto", is_flag=True, help="Choose k by silhouette over 2..12 (the default).")
 @click.option("--by", type=click.Choice(["profile", "embedding", "encoder"]), default="profile",
@@ -136,6 +137,7 @@ def clusters(model_dir, k, auto, by, control, map_path, method, force, fmt, out,
     """
     if k is not None and auto:
         raise click.UsageError("choose --k N or --auto, not both")
+    distinct_outputs(map=map_path, out=out)
     if map_path:
         cpi.check_map_path(map_path, overwrite=force)
     if out:

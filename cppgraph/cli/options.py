@@ -9,10 +9,51 @@ import click
 from cppgraph.threads import DEFAULT_THREADS, limit_threads
 
 
+class InputPath(click.Path):
+    """A file or folder that a command reads: its outputs may not be, contain or lie
+    inside it (see :class:`Command`)."""
+
+    def __init__(self):
+        super().__init__(path_type=str)
+
+
+class Command(click.Command):
+    """A command whose outputs never replace what it reads: while it runs, the values of
+    its :class:`InputPath` parameters are protected
+    (:func:`cppgraph.data.canonical.protect_inputs`)."""
+
+    def invoke(self, ctx: click.Context):
+        from cppgraph.data.canonical import protect_inputs
+        inputs = [ctx.params.get(p.name) for p in self.params if isinstance(p.type, InputPath)]
+        with protect_inputs(inputs):
+            return super().invoke(ctx)
+
+
+class Group(click.Group):
+    """A group of :class:`Command` s."""
+
+    command_class = Command
+
+
+def distinct_outputs(**paths) -> None:
+    """A usage error when two of a command's output options (``name=path``, e.g.
+    ``out=...``; None when not given) name the same file."""
+    from pathlib import Path
+    seen = {}
+    for name, path in paths.items():
+        if path:
+            option, key = "--" + name.replace("_", "-"), Path(path).resolve()
+            if key in seen:
+                raise click.UsageError(f"{seen[key]} and {option} name the same file {path}; "
+                                       "give each its own")
+            seen[key] = option
+
+
 def threads_option(command):
     """Add ``--threads N`` to a command that computes; the command runs with torch and
     the BLAS libraries limited to N threads and receives ``threads``."""
-    @click.option("--threads", type=int, default=DEFAULT_THREADS, show_default=True,
+    @click.option("--threads", type=click.IntRange(min=0), default=DEFAULT_THREADS,
+                  show_default=True,
                   help="CPU threads for the computation (0: one per core). More than 1 pays "
                        "off only on an otherwise idle machine.")
     @functools.wraps(command)

@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import warnings
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -239,22 +240,68 @@ def _write_tables(data: CollabData, folder: Path) -> None:
 
 #: Written into every folder cppgraph writes; ``--force`` replaces only such folders.
 MARKER_FILE = ".cppgraph"
-#: The files each kind of output folder holds, for folders written before the marker.
+#: The files each kind of output folder holds.
 OUTPUT_FILES = {
     "data": {SCORES_FILE, TASKS_FILE, MODEL_FACTORS_FILE, TASK_FACTORS_FILE, META_FILE},
     "model": {"weights.pt", "model.json", "training_log.csv", "data"},
 }
+#: The files without which a folder that has no marker (written before the marker
+#: existed) is not taken for one of cppgraph's.
+_ESSENTIAL_FILES = {"data": {SCORES_FILE}, "model": {"weights.pt", "model.json", "data"}}
+
+#: The inputs of the running command (see :func:`protect_inputs`).
+_INPUTS: ContextVar[tuple] = ContextVar("cppgraph_inputs", default=())
 
 
-def _written_by_cppgraph(folder: Path, kind: str) -> bool:
-    """Whether ``folder`` holds the marker, or exactly files cppgraph writes for ``kind``."""
-    if (folder / MARKER_FILE).is_file():
-        return True
-    names = {p.name for p in folder.iterdir()}
-    if not names <= OUTPUT_FILES[kind]:
-        return False
-    return kind != "model" or not (folder / "data").exists() or (
-        (folder / "data").is_dir() and _written_by_cppgraph(folder / "data", "data"))
+@contextmanager
+def protect_inputs(paths):
+    """Within the block, no output file or folder may be, contain or lie inside one of
+    ``paths`` (the files and folders a command reads): :func:`check_output_file` and
+    :func:`check_output_folder` refuse them."""
+    token = _INPUTS.set(_INPUTS.get() + tuple(str(p) for p in paths if p))
+    try:
+        yield
+    finally:
+        _INPUTS.reset(token)
+
+
+def _refuse_inputs(target: Path, protect=()) -> None:
+    """Raise if ``target`` is one of the inputs (``protect`` and those of
+    :func:`protect_inputs`), lies inside one, or contains one."""
+    resolved = target.resolve()
+    for source in (*protect, *_INPUTS.get()):
+        src = Path(source).resolve()
+        if resolved == src or resolved in src.parents:
+            raise DataError(f"is the input {source} or contains it; choose another output",
+                            file=target)
+        if src in resolved.parents:
+            raise DataError(f"lies inside the input {source}; choose an output outside it",
+                            file=target)
+
+
+def _not_replaceable(folder: Path, kind: str) -> str | None:
+    """Why ``folder`` is not a folder of ``kind`` that cppgraph wrote with nothing else in
+    it, or None when it is one."""
+    names = {p.name for p in folder.iterdir()} - {MARKER_FILE}
+    marker = folder / MARKER_FILE
+    if marker.is_file():
+        try:
+            marked = json.loads(marker.read_text(encoding="utf-8")).get("kind")
+        except (OSError, ValueError, AttributeError):
+            marked = None
+        if marked != kind:
+            return (f"its {MARKER_FILE} marker is that of a {marked} folder"
+                    if isinstance(marked, str) else f"its {MARKER_FILE} marker is not cppgraph's")
+    elif not _ESSENTIAL_FILES[kind] <= names:
+        return f"no {MARKER_FILE} marker"
+    foreign = sorted(names - OUTPUT_FILES[kind])
+    if foreign:
+        return "it also holds " + ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+    data = folder / "data"
+    if kind == "model" and data.exists():
+        why = _not_replaceable(data, "data") if data.is_dir() else "not a folder"
+        return None if why is None else f"{data.name}/: {why}"
+    return None
 
 
 def check_output_folder(path: str | os.PathLike, *, overwrite: bool = False, kind: str = "data",
@@ -263,16 +310,13 @@ def check_output_folder(path: str | os.PathLike, *, overwrite: bool = False, kin
     ``"model"``); return it as a Path.
 
     An existing non-empty folder is replaced only with ``overwrite``, and only
-    if cppgraph wrote it (its marker file, or only the files cppgraph writes),
-    never when it is or contains one of the ``protect`` paths (the inputs).
+    if cppgraph wrote it as a folder of that kind and it holds nothing else
+    (its marker file, and only the files cppgraph writes there); the output
+    is never, contains or lies inside one of the inputs (``protect`` and those
+    of :func:`protect_inputs`).
     """
     target = Path(path)
-    resolved = target.resolve()
-    for source in protect:
-        src = Path(source).resolve()
-        if resolved == src or resolved in src.parents:
-            raise DataError(f"is the input {source} or contains it; choose another output folder",
-                            file=target)
+    _refuse_inputs(target, protect)
     if target.exists():
         if not target.is_dir():
             raise DataError("exists and is not a folder", file=target)
@@ -280,11 +324,11 @@ def check_output_folder(path: str | os.PathLike, *, overwrite: bool = False, kin
             if not overwrite:
                 raise DataError("folder exists and is not empty; choose another output folder "
                                 "or allow overwriting (--force)", file=target)
-            if not _written_by_cppgraph(target, kind):
-                raise DataError(f"folder exists and was not written by cppgraph (no "
-                                f"{MARKER_FILE} marker, other files than a {kind} folder's); "
-                                "--force replaces only cppgraph's own output folders: choose "
-                                "another output folder", file=target)
+            why = _not_replaceable(target, kind)
+            if why:
+                raise DataError(f"folder exists and is not a {kind} folder written by cppgraph "
+                                f"with nothing else in it ({why}); --force replaces only those: "
+                                "choose another output folder", file=target)
     return target
 
 
@@ -417,8 +461,10 @@ def _put_in_place(tmp: Path, target: Path, *, overwrite: bool, kind: str) -> Non
 
 
 def check_output_file(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Fail early unless ``path`` can be written: a new file (or, with ``overwrite``, a file)."""
+    """Fail early unless ``path`` can be written: a new file (or, with ``overwrite``, a file),
+    neither an input of the running command nor inside one (:func:`protect_inputs`)."""
     target = Path(path)
+    _refuse_inputs(target)
     if target.exists() and not overwrite:
         raise DataError("file exists; choose another output file or allow overwriting (--force)",
                         file=target)

@@ -25,7 +25,8 @@ import pandas as pd
 import torch
 
 from cppgraph.calibrate import half_widths, top_models
-from cppgraph.data.dataset import check_ranges, parse_numbers, parse_task_info, suggest
+from cppgraph.data.dataset import (_first_missing, check_ranges, parse_numbers, parse_task_info,
+                                   suggest)
 from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.graph import add_nodes, compile_graph
 from cppgraph.nn.sparse import GraphTensors, GraphView
@@ -33,10 +34,18 @@ from cppgraph.normalize import Normalizer, new_task_prior, refit_task_scale, tas
 from cppgraph.train import fold_in, predict_pairs
 
 
-def unknown_name(name: str, known, what: str) -> DataError:
+def unknown_name(name: str, known, what: str, **where) -> DataError:
+    """The error for a name not among ``known`` (``where``: file, line, column)."""
     close = suggest(name, known)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-    return DataError(f"unknown {what} {name!r}{hint}")
+    return DataError(f"unknown {what} {name!r}{hint}", **where)
+
+
+def _no_empty_names(frame: pd.DataFrame, col: str, file, lines) -> None:
+    i = _first_missing(frame[col])
+    if i is not None:
+        raise DataError(f"empty {col} name", file=file, column=col,
+                        line=None if lines is None else int(lines[i]))
 
 
 def parse_entities(est, kind: str, frame: pd.DataFrame, file) -> tuple[list, pd.DataFrame]:
@@ -44,12 +53,14 @@ def parse_entities(est, kind: str, frame: pd.DataFrame, file) -> tuple[list, pd.
     index = est.model_index_ if kind == "model" else est.task_index_
     if kind not in frame.columns:
         raise DataError(f"new-{kind} factors need a {kind!r} column", file=file)
-    names = [str(n) for n in frame[kind]]
     lines = frame["_line"].to_numpy() if "_line" in frame.columns else None
+    _no_empty_names(frame, kind, file, lines)
+    names = [str(n) for n in frame[kind]]
     for i, name in enumerate(names):
         if name in index:
-            raise DataError(f"{kind} {name!r} is already in the training data; use predict() "
-                            "for it", file=file, line=None if lines is None else int(lines[i]))
+            raise DataError(f"{kind} {name!r} is already in the training data; predict it as "
+                            f"one (--{kind} {name} on the command line, predict() in Python)",
+                            file=file, line=None if lines is None else int(lines[i]))
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise DataError(f"new-{kind} factors list {kind} {dup!r} more than once", file=file)
@@ -78,6 +89,8 @@ def parse_known(est, kind: str, known, names: list, file, *, info: pd.DataFrame 
         raise DataError(f"known scores need columns model, task, score; missing {missing}",
                         file=file)
     lines = known["_line"].to_numpy() if "_line" in known.columns else None
+    for col in ("model", "task"):
+        _no_empty_names(known, col, file, lines)
     known = known.assign(score=parse_numbers(known["score"], file=file, column="score",
                                              allow_missing=False, lines=lines))
     dup = known.duplicated(["model", "task"])
@@ -89,9 +102,11 @@ def parse_known(est, kind: str, known, names: list, file, *, info: pd.DataFrame 
     other_index = est.task_index_ if kind == "model" else est.model_index_
     for col, valid, what in ((kind, names, f"new {kind} (not in the factor table)"),
                              (other, list(other_index), other)):
-        for name in pd.unique(known[col]):
-            if name not in valid:
-                raise unknown_name(str(name), valid, what)
+        valid_set = set(valid)
+        for i, name in enumerate(known[col]):
+            if name not in valid_set:
+                raise unknown_name(str(name), valid, what, file=file, column=col,
+                                   line=None if lines is None else int(lines[i]))
     if info is not None:
         known = check_ranges(known, info, out_of_range, file=file, what="known score")
     return known.drop(columns=["_line"], errors="ignore").reset_index(drop=True)

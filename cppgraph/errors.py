@@ -45,7 +45,7 @@ class DataError(CppGraphError, ValueError):
         if self.line is not None:
             where.append(f"line {self.line}")
         if self.column is not None:
-            where.append(f"column {self.column!r}")
+            where.append(f"column {str(self.column)!r}")  # a plain str, not numpy's repr
         prefix = ", ".join(where)
         return f"{prefix}: {self.message}" if prefix else self.message
 

@@ -339,7 +339,7 @@ def neighbours(est: CPPGraph, name: str | pd.DataFrame, k: int = 10, *, by: str 
         if score.notna().sum() == 0:
             raise CppGraphError(f"no {kind} shares {min_common} or more observed scores with "
                                 f"{query.name!r} ({int(query.observed.notna().sum())} observed); "
-                                "use by='embedding'")
+                                "use by='embedding' (--by embedding)")
         columns = {"shrunk_correlation": shrink_correlation(score, common),
                    "correlation": score, "n_common": common}
         score = columns["shrunk_correlation"]

@@ -50,8 +50,9 @@ def _directions(data: CollabData) -> pd.Series:
     unknown = list(hib.index[hib.isna()])
     if unknown:
         raise DataError(f"{len(unknown)} task(s) have no direction (higher_is_better is missing): "
-                        f"{unknown[:5]}; they cannot be normalized: keep only tasks with a "
-                        "direction (e.g. metric_type accuracy)")
+                        f"{unknown[:5]}; they cannot be normalized: set their higher_is_better "
+                        "(true or false) in the task metadata, or leave them out (from HELM "
+                        "data, --metric-type keeps only metrics of the types given)")
     return hib.astype(bool)
 
 

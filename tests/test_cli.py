@@ -8,11 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 import cppgraph
 from cppgraph.cli import cli
+from cppgraph.data import read_canonical
 from cppgraph.errors import DataError
 
 # 3 models x 2 tasks, 5 of 6 cells observed.
@@ -82,6 +84,7 @@ def test_help_lists_data_group():
 LIGHT = """
 import sys
 from cppgraph.cli import cli
+from cppgraph.data import read_canonical
 try:
     cli(sys.argv[1:], prog_name="cppgraph")
 except SystemExit as end:
@@ -364,3 +367,33 @@ def test_check_shared_cpp_llm(shared_data):
     assert result.exit_code == 0, result.output
     summary = json.loads(stdout_of(result))
     assert (summary["models"], summary["tasks"], summary["observed"]) == (72, 29, 878)
+
+
+def test_a_column_named_twice_is_an_error(tmp_path):
+    wide = tmp_path / "w.csv"
+    wide.write_text("Model,MMLU,MMLU\na,1,2\nb,2,3\n")
+    result = invoke("data", "import", wide, "--input-format", "wide", "--model-col", "Model",
+                    "--out", tmp_path / "out")
+    assert result.exit_code == 1 and not (tmp_path / "out").exists()
+    assert "w.csv: the header names column 'MMLU' twice (fields 2 and 3)" in result.output
+
+
+def test_metric_type_follows_the_direction_and_check_names_undirected_tasks(tmp_path):
+    folder = make_folder(tmp_path, {
+        "scores.csv": SCORES,
+        "tasks.csv": "task,higher_is_better,metric_type\nt1,false,\nt2,,\n"}, "d")
+    data = read_canonical(folder)
+    assert data.task_info["metric_type"].tolist() == ["loss", "statistic"]
+    result = invoke("data", "check", folder)
+    assert result.exit_code == 0
+    assert "without a direction (1; fit cannot use them" in result.output and ": t2" in result.output
+    result = invoke("fit", folder, "--out", tmp_path / "m")
+    assert result.exit_code == 1 and "set their higher_is_better" in result.output
+
+
+def test_json_output_writes_null_for_missing_numbers(capsys):
+    from cppgraph.cli.options import emit
+    emit(pd.DataFrame({"a": [1.0, float("nan")]}), "json", meta={"ari": float("nan"),
+                                                                  "k": [float("inf"), 2]})
+    assert json.loads(capsys.readouterr().out) == {"ari": None, "k": [None, 2],
+                                                   "rows": [{"a": 1.0}, {"a": None}]}

@@ -140,6 +140,23 @@ def test_predict_bad_files(model_dir, tmp_path):
     assert result.exit_code == 1 and "not a cppgraph model folder" in result.stderr
 
 
+def test_predict_names_the_line_of_an_empty_or_unknown_name(model_dir, tmp_path):
+    factors = tmp_path / "new.csv"
+    factors.write_text("model,family,params_b\nnew-a,aurora,13\n,helix,2\n")
+    result = run("predict", model_dir, "--new-models", factors)
+    assert result.exit_code == 1
+    assert "new.csv, line 3, column 'model': empty model name" in result.stderr
+    factors.write_text("model,family,params_b\nnew-a,aurora,13\n")
+    known = tmp_path / "known.csv"
+    known.write_text("model,task,score\nnew-a,syn-trivia-mc,55\nnew-b,syn-trivia-mc,50\n")
+    result = run("predict", model_dir, "--new-models", factors, "--known-scores", known)
+    assert result.exit_code == 1
+    assert "known.csv, line 3, column 'model': unknown new model" in result.stderr
+    known.write_text("model,task,score\nnew-a,,55\n")
+    result = run("predict", model_dir, "--new-models", factors, "--known-scores", known)
+    assert result.exit_code == 1 and "line 2, column 'task': empty task name" in result.stderr
+
+
 def test_fit_bad_input(tmp_path, demo_dir):
     config = tmp_path / "c.toml"
     config.write_text("epoch = 5\n")

@@ -8,7 +8,8 @@ import json
 import click
 import pandas as pd
 
-from cppgraph.cli.options import OUTPUTS, Group, InputPath, Progress, emit, range_option, tell
+from cppgraph.cli.options import (OUTPUTS, Group, InputPath, Progress, emit, json_safe, range_option,
+                                  tell)
 from cppgraph.data import FORMATS, METRIC_TYPES, import_data, read_data, tables
 
 
@@ -76,6 +77,11 @@ def format_summary(summary: dict) -> str:
     spm = summary["scores_per_model"]
     lines.append(f"scores per model: min {spm['min']}, median {spm['median']:g}, max {spm['max']}")
     lines.append("metric types: " + ", ".join(f"{k} {v}" for k, v in summary["metric_types"].items()))
+    undirected = [t["task"] for t in summary["task_coverage"] if t["higher_is_better"] is None]
+    if undirected:
+        lines.append(f"without a direction ({len(undirected)}; fit cannot use them: set their "
+                     "higher_is_better or leave them out): " + ", ".join(undirected[:5])
+                     + (", ..." if len(undirected) > 5 else ""))
     for key, label in (("model_factors", "model factors"), ("task_factors", "task factors")):
         facs = summary[key]
         if not facs:
@@ -170,7 +176,7 @@ def check(ctx, path, input_format, fmt, as_json, out, force, table, out_of_range
     summary = collab.summary()
     coverage = pd.DataFrame(summary["task_coverage"])
     if fmt == "json":
-        text = json.dumps(summary, ensure_ascii=False) + "\n"
+        text = json.dumps(json_safe(summary), ensure_ascii=False, allow_nan=False) + "\n"
         emit(coverage, "table", out, force=force, text=text)
     else:
         emit(coverage, fmt, out, force=force, text=format_summary(summary) + "\n")

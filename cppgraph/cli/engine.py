@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from cppgraph.cli.options import (Command, InputPath, Progress, emit, output_options, range_option,
-                                  tell, threads_option)
+from cppgraph.cli.options import (Command, InputPath, Progress, emit, json_safe, output_options,
+                                  range_option, tell, threads_option)
 from cppgraph.config import MAX_SEED, Config
 from cppgraph.data import read_canonical
 from cppgraph.data.canonical import (check_output_file, check_output_folder, read_csv_lines,
@@ -240,6 +240,7 @@ def info(model_dir, fmt, out, force) -> None:
     flat["value"] = flat["value"].map(lambda v: json.dumps(v) if isinstance(v, (list, dict))
                                       else v)
     if fmt == "json":
-        emit(flat, "table", out, force=force, text=json.dumps(model, indent=1) + "\n")
+        emit(flat, "table", out, force=force,
+             text=json.dumps(json_safe(model), indent=1, allow_nan=False) + "\n")
     else:
         emit(flat, fmt, out, force=force, text=_card_text(model))

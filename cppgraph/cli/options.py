@@ -123,8 +123,8 @@ def emit(table, fmt: str, out: str | None = None, *, force: bool = False, text: 
         body = table.to_csv(index=False)
     elif fmt == "json":
         rows = json.loads(table.to_json(orient="records"))
-        body = json.dumps({**meta, "rows": rows} if meta else rows, indent=1,
-                          ensure_ascii=False) + "\n"
+        body = json.dumps({**json_safe(meta), "rows": rows} if meta else rows, indent=1,
+                          ensure_ascii=False, allow_nan=False) + "\n"
     else:
         body = text if text is not None else plain_table(table)
     if out:
@@ -132,6 +132,19 @@ def emit(table, fmt: str, out: str | None = None, *, force: bool = False, text: 
         tell(f"wrote {out}")
     else:
         click.echo(body, nl=False)
+
+
+def json_safe(value):
+    """``value`` with every NaN or infinite number replaced by None (null in JSON, as
+    pandas writes the rows; NaN is not JSON)."""
+    import math
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def quiet() -> bool:

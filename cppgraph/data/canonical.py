@@ -61,8 +61,23 @@ def read_csv_strings(path: str | os.PathLike, *, na_values=("",)) -> pd.DataFram
         raise DataError(_long_row(path), file=path) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
         raise DataError(f"cannot read as CSV: {str(err).strip().splitlines()[0]}", file=path) from err
+    _check_header(path)
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
+
+
+def _check_header(path: Path) -> None:
+    """A column name given twice in the header is an error (pandas would rename the
+    second ``NAME.1`` and read it as another column)."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), [])
+    seen = {}
+    for i, name in enumerate(header, start=1):
+        name = name.strip()
+        if name and name in seen:
+            raise DataError(f"the header names column {name!r} twice (fields {seen[name]} and "
+                            f"{i}); give each column its own name", file=path)
+        seen.setdefault(name, i)
 
 
 def _long_row(path: Path) -> str:
@@ -171,7 +186,9 @@ def read_canonical(path: str | os.PathLike, *, out_of_range: str | None = "error
     if not folder.is_dir():
         if folder.is_file():
             raise DataError("expected a folder of canonical CSV files (scores.csv, ...), "
-                            "got a file; use --format to read other files", file=folder)
+                            "got a file; other formats are read with --input-format (data check, "
+                            "data import, evaluate), and fit takes a canonical folder (cppgraph "
+                            "data import FILE --input-format NAME --out FOLDER)", file=folder)
         raise DataError("folder not found", file=folder)
     scores_path = folder / SCORES_FILE
     if not os.path.lexists(scores_path):

@@ -440,7 +440,12 @@ class CollabData:
             warnings.warn(f"{files.get('task_info') or 'task metadata'}: {len(extra)} task(s) have "
                           f"no scores and are ignored: {extra[:5]}", DataWarning, stacklevel=2)
         info = info.reindex(task_order)
-        info["metric_type"] = info["metric_type"].where(info["metric_type"].notna(), "accuracy")
+        # an empty metric_type follows the direction (data/README.md)
+        hib = info["higher_is_better"]
+        implied = np.where(hib.isna().to_numpy(), "statistic",
+                           np.where(hib.fillna(True).to_numpy(dtype=bool), "accuracy", "loss"))
+        info["metric_type"] = info["metric_type"].where(info["metric_type"].notna(),
+                                                        pd.Series(implied, index=info.index))
         if out_of_range is not None:
             long = check_ranges(long, info, out_of_range, file=sfile)
 

@@ -220,10 +220,12 @@ def suggest(est, budget: int, *, model: str | None = None,
     (``model``) or for each new model of ``model_factors`` (with ``known_scores``).
 
     ``candidates`` maps a model name to the tasks it may choose from (default:
-    every task without a score). ``targets`` are the tasks whose predictions
-    should improve: a list for every model, or a dict from model name to its
-    list (default, and for a model the dict does not name: every task); a
-    target with a known score, or once chosen, no longer counts. Returns
+    every task without a score, other than the ``targets`` when they are
+    given). ``targets`` are the tasks whose predictions should improve: a
+    list for every model, or a dict from model name to its list (default, and
+    for a model the dict does not name: every task); a target with a known
+    score, or once chosen, no longer counts. A plan that would leave no
+    target unknown is an error (it would have nothing left to improve). Returns
     ``model, rank, task, expected_mae, reduction``: after each step, the
     expected mean absolute error (normalized scale) of the model's target
     tasks that stay unknown once the whole plan is run, and how much that
@@ -268,24 +270,31 @@ def suggest(est, budget: int, *, model: str | None = None,
     rows = []
     for name in names:
         have = set(known[name])
-        pool = [t for t in (candidates or {}).get(name, tasks) if t not in have]
+        named = targets.get(name) if isinstance(targets, dict) else targets
+        wanted = tasks if named is None else list(named)
+        for t in wanted:
+            if t not in est.task_index_:
+                raise coldstart.unknown_name(t, tasks, "task")
+        if candidates is not None and name in candidates:
+            pool = [t for t in candidates[name] if t not in have]
+        else:  # the targets themselves are no advice when they are named
+            pool = [t for t in tasks if t not in have and (named is None or t not in wanted)]
         for t in pool:
             if t not in est.task_index_:
                 raise coldstart.unknown_name(t, tasks, "task")
         if budget > len(pool):
             raise DataError(f"model {name!r} has {len(pool)} task(s) left to evaluate; the "
                             f"budget {budget} asks for more")
-        wanted = targets.get(name, tasks) if isinstance(targets, dict) else (
-            tasks if targets is None else list(targets))
-        for t in wanted:
-            if t not in est.task_index_:
-                raise coldstart.unknown_name(t, tasks, "task")
         aims = [est.task_index_[t] for t in dict.fromkeys(wanted) if t not in have]
         if not aims:
             raise DataError(f"model {name!r} already has a score on every target task")
         pos = [est.task_index_[t] for t in pool]
         steps = plan(cov, noise, [est.task_index_[t] for t in have], pos, aims, budget,
                      update=updates[name])
+        if set(aims) <= {j for j, _, _ in steps}:
+            raise DataError(f"a budget of {budget} would evaluate every target task of model "
+                            f"{name!r} ({len(aims)} without a score), leaving none to predict: "
+                            "ask for fewer tasks")
         rows += [{"model": name, "rank": r + 1, "task": tasks[j], "expected_mae": mae,
                   "reduction": gain} for r, (j, mae, gain) in enumerate(steps)]
     return pd.DataFrame(rows, columns=["model", "rank", "task", "expected_mae", "reduction"])

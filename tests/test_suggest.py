@@ -118,8 +118,9 @@ def test_suggest_never_proposes_a_known_task(fast_est, demo_dir):
     name = demo.models[0]
     have = set(demo.scores.loc[demo.scores["model"] == name, "task"])
     left = [t for t in demo.tasks if t not in have]
-    table = suggest(fast_est, len(left), model=name)
-    assert sorted(table["task"]) == sorted(left) and table["rank"].tolist() == list(range(1, len(left) + 1))
+    table = suggest(fast_est, len(left) - 1, model=name)  # all but one: one stays to predict
+    assert set(table["task"]) < set(left) and table["task"].is_unique
+    assert table["rank"].tolist() == list(range(1, len(left)))
     factors = demo.model_factors.iloc[:2].rename(index=lambda m: m + "-new").rename_axis("model").reset_index()
     known = pd.DataFrame({"model": factors["model"][0], "task": demo.tasks[:3], "score": 50.0})
     table = suggest(fast_est, 4, model_factors=factors, known_scores=known)
@@ -267,10 +268,16 @@ def test_targets_steer_the_choice(fast_est, fast_model_dir):
     with pytest.raises(DataError, match="already has a score on every target task"):
         suggest(fast_est, 1, model=trained, targets=have[:2])
     left = [t for t in data.tasks if t not in have]
-    # a training model's next scores join the graph at its next fit: the conditional mean
-    alone = plan(cov, noise, [ti[t] for t in have], [ti[t] for t in left], [ti[left[0]]], 1)
-    assert suggest(fast_est, 1, model=trained, targets=[left[0]])["expected_mae"].iloc[0] == \
-        pytest.approx(alone[0][1])
+    # a training model's next scores join the graph at its next fit: the conditional mean;
+    # a named target is not itself a candidate
+    alone = plan(cov, noise, [ti[t] for t in have], [ti[t] for t in left[1:]], [ti[left[0]]], 1)
+    one = suggest(fast_est, 1, model=trained, targets=[left[0]])
+    assert one["task"].iloc[0] == data.tasks[alone[0][0]] != left[0]
+    assert one["expected_mae"].iloc[0] == pytest.approx(alone[0][1]) and alone[0][1] > 0
+    # a plan that would evaluate every target leaves nothing to predict
+    with pytest.raises(DataError, match="leaving none to predict"):
+        suggest(fast_est, len(left), model=trained)
+    assert len(suggest(fast_est, len(left) - 1, model=trained)) == len(left) - 1
     res = CliRunner().invoke(cli, ["suggest", str(fast_model_dir), "--model", trained,
                                    "--budget", "1", "--target", left[0], "--format", "json"])
     assert res.exit_code == 0, res.output

@@ -166,7 +166,8 @@ def predict(model_dir, model_name, task_name, all_cells, new_models, new_tasks, 
               help="With --new-models: a scores.csv of their known scores (those tasks are "
                    "not proposed).")
 @click.option("--target", "targets", multiple=True,
-              help="A task whose predictions should improve (repeatable); default: every task.")
+              help="A task whose predictions should improve (repeatable; then not itself "
+                   "proposed); default: every task.")
 @output_options
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @threads_option

@@ -282,6 +282,44 @@ def predict_pass(est, new: NewEntities, use: np.ndarray, *,
     return pred, norm
 
 
+def _only_new_tasks(task_info, names: list, file) -> None:
+    """A task metadata row for a task that is not among the new ones is an error."""
+    if task_info is None or "task" not in task_info.columns:
+        return
+    wanted = set(names)
+    for i, task in enumerate(task_info["task"]):
+        if isinstance(task, str) and task.strip() and task not in wanted:
+            line = int(task_info["_line"].iloc[i]) if "_line" in task_info.columns else None
+            close = suggest(task, names)
+            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+            raise DataError(f"task {task!r} is not one of the new tasks{hint}; the task "
+                            f"metadata describes the new tasks only: {names[:5]}", file=file,
+                            line=line, column="task")
+
+
+def _warn_extrapolation(names: list, known: pd.DataFrame, info: pd.DataFrame,
+                        tasks: np.ndarray, pred: np.ndarray, norm) -> None:
+    """Warn when a new task without a declared range gets raw predictions (``pred``, of
+    the rows of ``tasks``) far outside its known scores: more than their span beyond
+    them (its raw scale then comes from a line through few points)."""
+    for name in names:
+        row = info.loc[name]
+        have = known.loc[known["task"] == name, "score"].astype(float)
+        if len(have) < 2 or not (np.isnan(row["min_score"]) or np.isnan(row["max_score"])):
+            continue
+        lo, hi = float(have.min()), float(have.max())
+        span = max(hi - lo, 1e-12)
+        at = np.flatnonzero(tasks == name)
+        raw = norm.inverse_transform(np.full(len(at), name, dtype=object), pred[at])
+        raw = raw[np.isfinite(raw)]
+        if len(raw) and (raw.max() > hi + span or raw.min() < lo - span):
+            warnings.warn(f"new task {name!r} has no declared range: its raw predictions "
+                          f"({raw.min():.4g} to {raw.max():.4g}) extend a line through its "
+                          f"{len(have)} known scores ({lo:.4g} to {hi:.4g}) well beyond them; "
+                          "min_score and max_score in the task metadata (--task-info) bound "
+                          "them", DataWarning, stacklevel=4)
+
+
 def predict_new(est, kind: str, factors: pd.DataFrame, known, *, task_info=None,
                 out_of_range: str = "error", files: dict, interval: float | None = None,
                 predict_known: bool = True) -> pd.DataFrame:
@@ -298,6 +336,7 @@ def predict_new(est, kind: str, factors: pd.DataFrame, known, *, task_info=None,
     if kind == "model":
         norm, info = est.normalizer_, est.data_.task_info
     else:
+        _only_new_tasks(task_info, names, files.get("task_info"))
         new_info = parse_task_info(task_info, names, files.get("task_info"))
         norm, scale_cov = new_task_normalizer(est, names, new_info, table)
         info = pd.concat([est.data_.task_info, new_info.reindex(names)])
@@ -311,8 +350,9 @@ def predict_new(est, kind: str, factors: pd.DataFrame, known, *, task_info=None,
         if unscaled:
             warnings.warn(f"the raw scale of new task(s) {unscaled[:5]} is unknown (no "
                           "training task of the same unit and direction, and fewer than 2 "
-                          "known scores): only normalized predictions are given",
-                          DataWarning, stacklevel=3)
+                          "known scores): only normalized predictions are given; a unit "
+                          "shared with training tasks in the task metadata (--task-info) "
+                          "gives raw ones", DataWarning, stacklevel=3)
     no_raw = np.zeros(len(pred), dtype=bool)
     if len(known) and not predict_known:
         pred[new.cells] = np.nan
@@ -330,11 +370,18 @@ def predict_new(est, kind: str, factors: pd.DataFrame, known, *, task_info=None,
             again = norm.transform(known["task"][held], raw, models=known["model"][held])
             pred[at] = np.where(np.isfinite(again), again, pred_f[at])
             no_raw[at] = ~np.isfinite(raw)
+        if no_raw.any():
+            warnings.warn(f"{int(no_raw.sum())} known cell(s) get no raw prediction: without "
+                          "their own score their new task has fewer than 2 known scores and "
+                          "no raw scale from training tasks of the same unit and direction",
+                          DataWarning, stacklevel=3)
     data = est.data_
     all_models = np.asarray(data.models + (names if kind == "model" else []), dtype=object)
     all_tasks = np.asarray(data.tasks + (names if kind == "task" else []), dtype=object)
     row_models = all_models[new.pairs[0].numpy()].tolist()
     row_tasks = all_tasks[new.pairs[1].numpy()].tolist()
+    if kind == "task":
+        _warn_extrapolation(names, known, info, np.asarray(row_tasks, dtype=object), pred, norm)
     obs = pd.Series(known["score"].astype(float).to_numpy(),
                     index=pd.MultiIndex.from_frame(known[["model", "task"]]))
     obs = obs.reindex(pd.MultiIndex.from_arrays([row_models, row_tasks])).to_numpy(dtype=np.float64)

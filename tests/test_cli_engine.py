@@ -157,6 +157,38 @@ def test_predict_names_the_line_of_an_empty_or_unknown_name(model_dir, tmp_path)
     assert result.exit_code == 1 and "line 2, column 'task': empty task name" in result.stderr
 
 
+def test_new_task_metadata_and_raw_scale_warnings(model_dir, tmp_path):
+    factors = tmp_path / "nt.csv"
+    factors.write_text("task,ability,task_family,output_format,few_shot\n"
+                       "new-t,knowledge,trivia,4 choice,5\n")
+    info = tmp_path / "ti.csv"
+    info.write_text("task,higher_is_better,min_score,max_score,unit\nother-t,true,0,100,%\n")
+    result = run("predict", model_dir, "--new-tasks", factors, "--task-info", info)
+    assert result.exit_code == 1
+    assert "ti.csv, line 2, column 'task': task 'other-t' is not one of the new tasks" in \
+        result.stderr
+    known = tmp_path / "k.csv"
+    known.write_text("model,task,score\nsyn-aurora-762m-ft,new-t,30\nsyn-aurora-2.49b-ft,new-t,35\n"
+                     "syn-aurora-6.06b-ft,new-t,55\n")
+    result = run("predict", model_dir, "--new-tasks", factors, "--known-scores", known,
+                 "--format", "csv")
+    assert result.exit_code == 0 and "no declared range: its raw predictions" in result.stderr
+    frame = pd.read_csv(io.StringIO(result.stdout))
+    assert frame["predicted"].max() > 55 + 25  # what the warning is about
+    info.write_text("task,higher_is_better,min_score,max_score,unit\nnew-t,true,0,100,%\n")
+    result = run("predict", model_dir, "--new-tasks", factors, "--known-scores", known,
+                 "--task-info", info, "--format", "csv")
+    assert result.exit_code == 0 and "no declared range" not in result.stderr
+    assert pd.read_csv(io.StringIO(result.stdout))["predicted"].between(0, 100).all()
+    # two known scores, no unit: each known cell without its own score has one left
+    known.write_text("model,task,score\nsyn-aurora-762m-ft,new-t,30\nsyn-aurora-2.49b-ft,new-t,35\n")
+    result = run("predict", model_dir, "--new-tasks", factors, "--known-scores", known,
+                 "--format", "csv")
+    assert result.exit_code == 0 and "2 known cell(s) get no raw prediction" in result.stderr
+    frame = pd.read_csv(io.StringIO(result.stdout))
+    assert frame.loc[frame["is_observed"], "predicted"].isna().all()
+
+
 def test_fit_bad_input(tmp_path, demo_dir):
     config = tmp_path / "c.toml"
     config.write_text("epoch = 5\n")

@@ -271,8 +271,8 @@ def ablation_importance(est: CPPGraph, *, seeds: int = 3, protocol: str = "rando
     Returns
     -------
     DataFrame
-        ``factor, entity, mae_without, delta_mae, delta_std`` (std over
-        seeds) and ``rank`` (1 = largest rise), largest first; ``mae_all``
+        ``factor, entity, mae_without, delta_mae, delta_std`` (sample std
+        over seeds, NaN with one seed) and ``rank`` (1 = largest rise), largest first; ``mae_all``
         is in ``attrs``.
     """
     from cppgraph.evaluate.methods import CPPGraphMethod
@@ -308,7 +308,7 @@ def ablation_importance(est: CPPGraph, *, seeds: int = 3, protocol: str = "rando
     long = pd.DataFrame(rows)
     out = (long.groupby(["factor", "entity"], sort=False)
            .agg(mae_without=("mae_without", "mean"), delta_mae=("delta", "mean"),
-                delta_std=("delta", lambda v: float(np.std(v))))
+                delta_std=("delta", "std"))  # over seeds; NaN for one seed
            .reset_index().sort_values("delta_mae", ascending=False, kind="stable")
            .reset_index(drop=True))
     out["rank"] = np.arange(1, len(out) + 1)
@@ -364,7 +364,7 @@ def importance_plot(table: pd.DataFrame, path: str | os.PathLike, *, title: str 
     for ax, (col, lab) in zip(axes[0], measures):
         vals = shown[col].to_numpy(dtype=float)
         err = shown["delta_std"].to_numpy(dtype=float) if col == "delta_mae" and \
-            "delta_std" in shown else None
+            "delta_std" in shown and shown["delta_std"].notna().all() else None
         ax.barh(labels, vals, xerr=err, color=["#4477aa" if v >= 0 else "#cc6677" for v in vals])
         ax.axvline(0, color="0.3", lw=0.8)
         ax.set_xlabel(lab, fontsize=8)

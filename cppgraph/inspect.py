@@ -275,7 +275,8 @@ def _most_different(query: pd.Series, row: pd.Series, n: int = 3) -> str:
     return "; ".join(f"{c} ({diff[c]:+.3f})" for c in top)
 
 
-def neighbours(est: CPPGraph, name: str | pd.DataFrame, k: int = 10, *, by: str = "embedding",
+def neighbours(est: CPPGraph, name: str | pd.DataFrame, k: int | None = None, *,
+               by: str = "embedding",
                kind: str = "model", known_scores: pd.DataFrame | None = None,
                min_common: int = 3, files: dict | None = None) -> pd.DataFrame:
     """The ``k`` models (or tasks) most similar to one.
@@ -289,8 +290,9 @@ def neighbours(est: CPPGraph, name: str | pd.DataFrame, k: int = 10, *, by: str 
         by a one-row factor table (column ``model`` plus factor columns, as in
         :meth:`~cppgraph.estimator.CPPGraph.predict_new_models`), embedded
         through its factor edges and ``known_scores``.
-    k : int
-        How many; at most the number of other models (tasks).
+    k : int, optional
+        How many; at most the number of other models (tasks). Default 10, or
+        all the others when there are fewer.
     by : {"embedding", "scores"}
         ``embedding``: cosine similarity of the embeddings (:func:`embeddings`).
         ``scores``: Pearson correlation of the normalized observed scores
@@ -328,6 +330,7 @@ def neighbours(est: CPPGraph, name: str | pd.DataFrame, k: int = 10, *, by: str 
         query = _known_query(est, name, kind, predicted)
     names = _names(est, kind)
     others = [n for n in names if n != query.name]
+    k = min(10, len(others)) if k is None else k
     if not 1 <= k <= len(others):
         raise CppGraphError(f"k must be between 1 and {len(others)} (the other {kind}s); got {k}")
     if by == "embedding":
@@ -379,7 +382,7 @@ def _node_attributes(est: CPPGraph, kind: str) -> dict[str, dict]:
     return out
 
 
-def similarity_graph(est: CPPGraph, kind: str = "model", knn: int = 5) -> nx.Graph:
+def similarity_graph(est: CPPGraph, kind: str = "model", knn: int | None = None) -> nx.Graph:
     """The k-nearest-neighbour graph of models (or tasks) by embedding cosine similarity.
 
     Parameters
@@ -387,9 +390,10 @@ def similarity_graph(est: CPPGraph, kind: str = "model", knn: int = 5) -> nx.Gra
     est : CPPGraph
         A fitted estimator.
     kind : {"model", "task"}
-    knn : int
+    knn : int, optional
         Each node is linked to its ``knn`` most similar others (the graph is
-        undirected, so a node can have more links).
+        undirected, so a node can have more links); default 5, or all the
+        others when there are fewer.
 
     Returns
     -------
@@ -405,6 +409,7 @@ def similarity_graph(est: CPPGraph, kind: str = "model", knn: int = 5) -> nx.Gra
     est._check_fitted()
     _choice(kind, KINDS, "kind")
     names = _names(est, kind)
+    knn = min(5, len(names) - 1) if knn is None else knn
     if not 1 <= knn <= len(names) - 1:
         raise CppGraphError(f"knn must be between 1 and {len(names) - 1} (the other {kind}s); "
                             f"got {knn}")

@@ -20,7 +20,8 @@ import torch
 from cppgraph import __version__
 from cppgraph.calibrate import Calibration
 from cppgraph.config import AUTO_SCHEDULE, Config
-from cppgraph.data.canonical import OUTPUT_FILES, atomic_folder, read_canonical, write_canonical
+from cppgraph.data.canonical import (OUTPUT_FILES, SCORES_FILE, atomic_folder, read_canonical,
+                                     write_canonical)
 from cppgraph.errors import CppGraphError
 from cppgraph.graph import FactorEncoder
 from cppgraph.normalize import Normalizer
@@ -110,6 +111,9 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
         if unknown:
             raise CppGraphError(f"{folder / META_FILE}: unknown schedule key(s) {unknown}; "
                                 "the model folder is corrupted")
+        if not (folder / DATA_DIR / SCORES_FILE).is_file():
+            raise CppGraphError(f"{folder / DATA_DIR / SCORES_FILE}: the training data is "
+                                "missing; the model folder is incomplete")
         if fingerprint(folder / DATA_DIR) != meta["data_fingerprint"]:
             raise CppGraphError(f"{folder / DATA_DIR}: training data was modified after saving")
         data = read_canonical(folder / DATA_DIR, out_of_range=None)  # checked at fit

@@ -188,6 +188,7 @@ def test_ablation_importance(brief_est):
                                                           ("ability", "task")}
     np.testing.assert_allclose(table["delta_mae"], table["mae_without"] - table.attrs["mae_all"])
     assert (table["delta_mae"].diff().dropna() <= 0).all()
+    assert table["delta_std"].isna().all()  # one seed: no spread to show
     with pytest.raises(CppGraphError, match="seeds"):
         cpx.ablation_importance(brief_est, seeds=0)
     with pytest.raises(CppGraphError, match="protocol"):

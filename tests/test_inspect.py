@@ -236,6 +236,7 @@ def test_neighbours_errors(fast_est, demo):
     with pytest.raises(CppGraphError, match=f"k must be between 1 and {n}"):
         cpi.neighbours(fast_est, demo.models[0], k=n + 1)
     assert len(cpi.neighbours(fast_est, demo.models[0], k=n)) == n
+    assert len(cpi.neighbours(fast_est, demo.models[0])) == 10  # the default
     with pytest.raises(CppGraphError, match="by must be one of embedding, scores"):
         cpi.neighbours(fast_est, demo.models[0], by="vibes")
 
@@ -539,3 +540,13 @@ def test_shuffle_factor_tool(demo_dir, tmp_path):
         tool.shuffle_factor(demo_dir, out)
     with pytest.raises(SystemExit, match="no model factor column 'famly'"):
         tool.shuffle_factor(demo_dir, tmp_path / "t", factor="famly")
+
+
+def test_default_neighbour_counts_fit_few_models(demo):
+    """On a fit with fewer models than the default counts, the defaults take all the others."""
+    few = demo.without(models=demo.models[5:])
+    est = CPPGraph(epochs=2, patience=2, intervals=False).fit(few)
+    assert len(cpi.neighbours(est, few.models[0])) == 4
+    assert cpi.similarity_graph(est).graph["knn"] == 4
+    with pytest.raises(CppGraphError, match="k must be between 1 and 4"):
+        cpi.neighbours(est, few.models[0], k=5)

@@ -43,6 +43,12 @@ def test_changed_training_data_files_are_refused(folder, name, old, new):
         CPPGraph.load(folder)
 
 
+def test_a_missing_training_data_file_is_named(folder):
+    (folder / "data" / "scores.csv").unlink()
+    with pytest.raises(CppGraphError, match="scores.csv: the training data is missing"):
+        CPPGraph.load(folder)
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda m: m["normalizer"]["scale"].__setitem__(0, float("nan")), "normalizer scale"),
     (lambda m: m["normalizer"]["scale"].pop(), "normalizer scale has"),

@@ -16,7 +16,8 @@ from cppgraph.estimator import CPPGraph
 @click.command("neighbours", cls=Command)
 @click.argument("model_dir", type=InputPath())
 @click.argument("name")
-@click.option("-k", "--k", "k", type=int, default=10, show_default=True, help="How many neighbours.")
+@click.option("-k", "--k", "k", type=int, default=None,
+              help="How many neighbours (default 10, or all the others when fewer).")
 @click.option("--by", type=click.Choice(["embedding", "scores"]), default="embedding",
               show_default=True,
               help="Cosine similarity of embeddings, or Pearson correlation of observed scores "
@@ -62,8 +63,9 @@ def neighbours(model_dir, name, k, by, is_task, new_model, known_scores, fmt, ou
 
 @click.command("graph", cls=Command)
 @click.argument("model_dir", type=InputPath())
-@click.option("--knn", type=int, default=5, show_default=True,
-              help="Link each node to its this many most similar others.")
+@click.option("--knn", type=int, default=None,
+              help="Link each node to its this many most similar others (default 5, or all "
+                   "the others when fewer).")
 @click.option("--task", "is_task", is_flag=True, help="A graph of tasks instead of models.")
 @click.option("--out", "out", type=click.Path(path_type=str), required=True,
               help="File to write: .graphml, .gexf or .json (node-link).")

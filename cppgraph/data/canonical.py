@@ -482,11 +482,11 @@ def check_output_file(path: str | os.PathLike, *, overwrite: bool = False) -> Pa
     neither an input of the running command nor inside one (:func:`protect_inputs`)."""
     target = Path(path)
     _refuse_inputs(target)
+    if target.is_dir():
+        raise DataError("is a folder; expected a file path", file=target)
     if target.exists() and not overwrite:
         raise DataError("file exists; choose another output file or allow overwriting (--force)",
                         file=target)
-    if target.is_dir():
-        raise DataError("is a folder; expected a file path", file=target)
     if not target.resolve().parent.is_dir():
         raise DataError("the folder to write into does not exist", file=target)
     return target

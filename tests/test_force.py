@@ -158,6 +158,8 @@ def _model(project, tmp_path, name="model"):
 def test_force_replaces_only_a_model_folder_with_nothing_else_in_it(project, tmp_path):
     fit = ("fit", project / "mydata", "--force", "--config", tmp_path / "fast.toml", "--out")
     model = _model(project, tmp_path)
+    (model / ".pid").write_text("1")  # as a run killed right after its final rename leaves it
+    assert run(*fit, model).exit_code == 0
     (model / "NOTES.txt").write_text("mine")
     (model / "sub").mkdir()
     (model / "sub" / "keep.csv").write_text("a\n1\n")

@@ -257,6 +257,8 @@ def _write_tables(data: CollabData, folder: Path) -> None:
 
 #: Written into every folder cppgraph writes; ``--force`` replaces only such folders.
 MARKER_FILE = ".cppgraph"
+#: The writing process's id, in a folder being written (see :func:`atomic_folder`).
+PID_FILE = ".pid"
 #: The files each kind of output folder holds.
 OUTPUT_FILES = {
     "data": {SCORES_FILE, TASKS_FILE, MODEL_FACTORS_FILE, TASK_FACTORS_FILE, META_FILE},
@@ -299,7 +301,8 @@ def _refuse_inputs(target: Path, protect=()) -> None:
 def _not_replaceable(folder: Path, kind: str) -> str | None:
     """Why ``folder`` is not a folder of ``kind`` that cppgraph wrote with nothing else in
     it, or None when it is one."""
-    names = {p.name for p in folder.iterdir()} - {MARKER_FILE}
+    # a run killed just after putting its folder in place leaves its pid file there
+    names = {p.name for p in folder.iterdir()} - {MARKER_FILE, PID_FILE}
     marker = folder / MARKER_FILE
     if marker.is_file():
         try:
@@ -401,7 +404,7 @@ def _clean_stale(parent: Path, name: str) -> None:
         if not tmp.is_dir():
             continue
         try:
-            pid = int((tmp / ".pid").read_text())
+            pid = int((tmp / PID_FILE).read_text())
         except (OSError, ValueError):
             try:
                 if time.time() - tmp.stat().st_mtime > 60:
@@ -438,14 +441,14 @@ def atomic_folder(path: str | os.PathLike, *, overwrite: bool = False, kind: str
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)
-        (tmp / ".pid").write_text(str(os.getpid()))
+        (tmp / PID_FILE).write_text(str(os.getpid()))
     except OSError as err:
         raise DataError(f"cannot create the output folder: {err.strerror or err}", file=target) from err
     try:
         yield tmp
         (tmp / MARKER_FILE).write_text(json.dumps({"written_by": "cppgraph", "kind": kind}) + "\n")
         _put_in_place(tmp, target, overwrite=overwrite, kind=kind)
-        (target / ".pid").unlink(missing_ok=True)
+        (target / PID_FILE).unlink(missing_ok=True)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(f"cannot write the folder: {err.strerror or err}", file=target) from err

@@ -102,11 +102,11 @@ def parse_known(est, kind: str, known, names: list, file, *, info: pd.DataFrame 
     other_index = est.task_index_ if kind == "model" else est.model_index_
     for col, valid, what in ((kind, names, f"new {kind} (not in the factor table)"),
                              (other, list(other_index), other)):
-        valid_set = set(valid)
-        for i, name in enumerate(known[col]):
-            if name not in valid_set:
-                raise unknown_name(str(name), valid, what, file=file, column=col,
-                                   line=None if lines is None else int(lines[i]))
+        bad = np.flatnonzero(~known[col].isin(valid).to_numpy())
+        if len(bad):
+            i = int(bad[0])
+            raise unknown_name(str(known[col].iloc[i]), valid, what, file=file, column=col,
+                               line=None if lines is None else int(lines[i]))
     if info is not None:
         known = check_ranges(known, info, out_of_range, file=file, what="known score")
     return known.drop(columns=["_line"], errors="ignore").reset_index(drop=True)

@@ -272,8 +272,8 @@ def ablation_importance(est: CPPGraph, *, seeds: int = 3, protocol: str = "rando
     -------
     DataFrame
         ``factor, entity, mae_without, delta_mae, delta_std`` (sample std
-        over seeds, NaN with one seed) and ``rank`` (1 = largest rise), largest first; ``mae_all``
-        is in ``attrs``.
+        over seeds, NaN with one seed) and ``rank`` (1 = largest rise),
+        largest first; ``mae_all`` is in ``attrs``.
     """
     from cppgraph.evaluate.methods import CPPGraphMethod
     from cppgraph.evaluate.runner import score_split, unit_normalizer

@@ -136,8 +136,8 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
         try:
             state = torch.load(folder / WEIGHTS_FILE, weights_only=True)
         except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
-            raise CppGraphError(f"{folder / WEIGHTS_FILE}: cannot read the weights: "
-                                f"{str(err) or type(err).__name__ + ' (empty or cut short?)'}") from err
+            why = str(err) or f"{type(err).__name__} (is the file empty or cut short?)"
+            raise CppGraphError(f"{folder / WEIGHTS_FILE}: cannot read the weights: {why}") from err
         bad = [k for k, v in state["network"].items() if not torch.isfinite(v).all()]
         if bad:
             raise CppGraphError(f"{folder / WEIGHTS_FILE}: non-finite weights in {bad[:3]}; "

@@ -119,7 +119,9 @@ _FORMAT = click.Choice(list(FORMATS))
                    "obsscaling: a file or folder; canonical: a folder).")
 @click.option("--out", "out", type=click.Path(path_type=str), required=True,
               help="Folder to write the canonical CSVs to (must be new or empty).")
-@click.option("--force", is_flag=True, help="Replace --out if it is a folder cppgraph wrote (never an input or a folder holding one).")
+@click.option("--force", is_flag=True,
+              help="Replace --out if it is a data folder cppgraph wrote with nothing else in "
+                   "it (never an input, nor a folder holding or inside one).")
 @click.option("--scores", type=click.Choice(["raw", "normalized"]), default=None,
               help="open-llm-leaderboard: raw values in [0,1] (default) or the leaderboard's "
                    "normalized 0-100 scores.")
@@ -191,7 +193,9 @@ def check(ctx, path, input_format, fmt, as_json, out, force, table, out_of_range
               help="Folder of downloaded files [default: the user's cache folder, or "
                    "$CPPGRAPH_CACHE].")
 @click.option("--refresh", is_flag=True, help="Download again even when the cache has the files.")
-@click.option("--force", is_flag=True, help="Replace --out if it is a folder cppgraph wrote (never an input or a folder holding one).")
+@click.option("--force", is_flag=True,
+              help="Replace --out if it is a data folder cppgraph wrote with nothing else in "
+                   "it (never an input, nor a folder holding or inside one).")
 @click.option("--format", "fmt", type=click.Choice(OUTPUTS), default="table", show_default=True,
               help="--list output format.")
 @range_option

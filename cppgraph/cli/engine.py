@@ -28,7 +28,9 @@ from cppgraph.persist import card
               help="Override random_state.")
 @click.option("--encoder", type=click.Choice(["lightgcn", "sage"]), default=None,
               help="Override the configuration's encoder.")
-@click.option("--force", is_flag=True, help="Replace --out if it is a folder cppgraph wrote (never an input or a folder holding one).")
+@click.option("--force", is_flag=True,
+              help="Replace --out if it is a model folder cppgraph wrote with nothing else in "
+                   "it (never an input, nor a folder holding or inside one).")
 @click.option("--every", type=click.IntRange(min=1), default=10, show_default=True,
               help="Without a progress bar (output not a terminal): print every this many epochs.")
 @range_option

@@ -84,7 +84,6 @@ def test_help_lists_data_group():
 LIGHT = """
 import sys
 from cppgraph.cli import cli
-from cppgraph.data import read_canonical
 try:
     cli(sys.argv[1:], prog_name="cppgraph")
 except SystemExit as end:

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from cppgraph.calibrate import half_widths, top_models
-from cppgraph.data.dataset import (_first_missing, check_ranges, parse_numbers, parse_task_info,
+from cppgraph.data.dataset import (check_names, check_ranges, parse_numbers, parse_task_info,
                                    suggest)
 from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.graph import add_nodes, compile_graph
@@ -41,20 +41,13 @@ def unknown_name(name: str, known, what: str, **where) -> DataError:
     return DataError(f"unknown {what} {name!r}{hint}", **where)
 
 
-def _no_empty_names(frame: pd.DataFrame, col: str, file, lines) -> None:
-    i = _first_missing(frame[col])
-    if i is not None:
-        raise DataError(f"empty {col} name", file=file, column=col,
-                        line=None if lines is None else int(lines[i]))
-
-
 def parse_entities(est, kind: str, frame: pd.DataFrame, file) -> tuple[list, pd.DataFrame]:
     """Names and parsed factor table of new models or tasks."""
     index = est.model_index_ if kind == "model" else est.task_index_
     if kind not in frame.columns:
         raise DataError(f"new-{kind} factors need a {kind!r} column", file=file)
     lines = frame["_line"].to_numpy() if "_line" in frame.columns else None
-    _no_empty_names(frame, kind, file, lines)
+    check_names(frame[kind], kind, file=file, lines=lines)
     names = [str(n) for n in frame[kind]]
     for i, name in enumerate(names):
         if name in index:
@@ -90,7 +83,7 @@ def parse_known(est, kind: str, known, names: list, file, *, info: pd.DataFrame 
                         file=file)
     lines = known["_line"].to_numpy() if "_line" in known.columns else None
     for col in ("model", "task"):
-        _no_empty_names(known, col, file, lines)
+        check_names(known[col], col, file=file, lines=lines)
     known = known.assign(score=parse_numbers(known["score"], file=file, column="score",
                                              allow_missing=False, lines=lines))
     dup = known.duplicated(["model", "task"])

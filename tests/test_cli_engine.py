@@ -140,21 +140,21 @@ def test_predict_bad_files(model_dir, tmp_path):
     assert result.exit_code == 1 and "not a cppgraph model folder" in result.stderr
 
 
-def test_predict_names_the_line_of_an_empty_or_unknown_name(model_dir, tmp_path):
-    factors = tmp_path / "new.csv"
-    factors.write_text("model,family,params_b\nnew-a,aurora,13\n,helix,2\n")
-    result = run("predict", model_dir, "--new-models", factors)
-    assert result.exit_code == 1
-    assert "new.csv, line 3, column 'model': empty model name" in result.stderr
-    factors.write_text("model,family,params_b\nnew-a,aurora,13\n")
-    known = tmp_path / "known.csv"
-    known.write_text("model,task,score\nnew-a,syn-trivia-mc,55\nnew-b,syn-trivia-mc,50\n")
-    result = run("predict", model_dir, "--new-models", factors, "--known-scores", known)
-    assert result.exit_code == 1
-    assert "known.csv, line 3, column 'model': unknown new model" in result.stderr
-    known.write_text("model,task,score\nnew-a,,55\n")
-    result = run("predict", model_dir, "--new-models", factors, "--known-scores", known)
-    assert result.exit_code == 1 and "line 2, column 'task': empty task name" in result.stderr
+@pytest.mark.parametrize("factors, known, message", [
+    ("new-a,aurora,13\n,helix,2\n", None, "new.csv, line 3, column 'model': empty model name"),
+    ("new-a,aurora,13\n", "new-a,syn-trivia-mc,55\nnew-b,syn-trivia-mc,50\n",
+     "known.csv, line 3, column 'model': unknown new model"),
+    ("new-a,aurora,13\n", "new-a,,55\n", "known.csv, line 2, column 'task': empty task name"),
+], ids=["empty-new-model", "unknown-known-model", "empty-known-task"])
+def test_predict_names_the_line_of_an_empty_or_unknown_name(model_dir, tmp_path, factors, known,
+                                                            message):
+    (tmp_path / "new.csv").write_text("model,family,params_b\n" + factors)
+    args = ["--new-models", tmp_path / "new.csv"]
+    if known is not None:
+        (tmp_path / "known.csv").write_text("model,task,score\n" + known)
+        args += ["--known-scores", tmp_path / "known.csv"]
+    result = run("predict", model_dir, *args)
+    assert result.exit_code == 1 and message in result.stderr
 
 
 def test_new_task_metadata_and_raw_scale_warnings(model_dir, tmp_path):

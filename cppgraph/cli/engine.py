@@ -37,7 +37,7 @@ from cppgraph.persist import card
 @threads_option
 def fit(data_dir, out, config_file, seed, encoder, force, every, out_of_range, threads) -> None:
     """Fit the engine on the canonical data folder DATA_DIR and save it to --out."""
-    check_output_folder(out, overwrite=force, kind="model", protect=[data_dir])
+    check_output_folder(out, overwrite=force, kind="model")  # off the inputs: see Command
     config = Config.from_file(config_file) if config_file else Config()
     overrides = {k: v for k, v in (("random_state", seed), ("encoder", encoder)) if v is not None}
     overrides["n_jobs"] = threads

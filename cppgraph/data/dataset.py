@@ -73,6 +73,14 @@ def _first_missing(values) -> int | None:
     return int(missing[0]) if len(missing) else None
 
 
+def check_names(values, column: str, *, file=None, lines=None) -> None:
+    """An empty name among ``values`` (a ``column`` of model or task names) is an error
+    naming its line (``lines``: each row's line number, or None)."""
+    i = _first_missing(values)
+    if i is not None:
+        raise DataError(f"empty {column} name", file=file, line=_where(lines, i), column=column)
+
+
 def _where(lines, i):
     return None if lines is None else int(lines[i])
 
@@ -404,9 +412,7 @@ class CollabData:
             raise DataError("no scores: expected at least one row (model, task, score)", file=sfile)
         lines = scores["_line"].to_numpy() if "_line" in scores.columns else None
         for col in ("model", "task"):
-            i = _first_missing(scores[col])
-            if i is not None:
-                raise DataError(f"empty {col} name", file=sfile, line=_where(lines, i), column=col)
+            check_names(scores[col], col, file=sfile, lines=lines)
         values = parse_numbers(scores["score"], file=sfile, column="score", lines=lines,
                                allow_missing=False, what="a number (the score)")
         long = pd.DataFrame({"model": scores["model"].astype(str).to_numpy(dtype=object),
@@ -721,9 +727,7 @@ def _factor_frame(frame, key, order, declared, file):
     lines = frame["_line"].to_numpy() if "_line" in frame.columns else None
     frame = frame.drop(columns=[c for c in ("_line",) if c in frame.columns])
     names = frame[key]
-    i = _first_missing(names)
-    if i is not None:
-        raise DataError(f"empty {key} name", file=file, line=_where(lines, i), column=key)
+    check_names(names, key, file=file, lines=lines)
     names = names.astype(str)
     dup = names.duplicated(keep=False).to_numpy()
     if dup.any():

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from cppgraph.data.canonical import _check_readable, read_csv_lines
-from cppgraph.data.dataset import (CollabData, _did_you_mean, _first_missing, _is_missing,
-                                   _missing_mask, parse_numbers)
+from cppgraph.data.dataset import (CollabData, _did_you_mean, _is_missing, _missing_mask,
+                                   check_names, parse_numbers)
 from cppgraph.errors import DataError, DataWarning
 
 #: File suffixes read as Excel workbooks (the first sheet).
@@ -142,10 +142,7 @@ def read_long(source: str | os.PathLike, *, model_col: str = "model", task_col: 
     _require(frame, [model_col, task_col, score_col], path, "--model-col, --task-col, --score-col")
     _require(frame, factors, path, "--model-factor")
     for col in (model_col, task_col):
-        i = _first_missing(frame[col])
-        if i is not None:
-            raise DataError(f"empty {col} name", file=path, column=col,
-                            line=int(frame["_line"].iloc[i]))
+        check_names(frame[col], col, file=path, lines=frame["_line"].to_numpy())
     frame[model_col] = frame[model_col].astype(str).str.strip()
     frame[task_col] = frame[task_col].astype(str).str.strip()
     scores = pd.DataFrame({"model": frame[model_col], "task": frame[task_col],

@@ -45,11 +45,18 @@ entities.
 
 An observed training cell is predicted with its fold out of the graph; its
 interval is that of an unobserved cell.
+
+The refit needs nothing the fit learns (only its data, configuration and
+normalizer), so :func:`calibrating` starts it in a second process while the
+fit trains, where the machine has a second core (``calibration_process``);
+only the division by the fitted model's task scale waits for the fit. The
+numbers are the same as one fit after the other in one process.
 """
 
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -188,18 +195,26 @@ def top_models(est, names: list, known: pd.DataFrame, predicted: pd.DataFrame) -
     return (count > 0) & (total >= est.config.frontier_level * np.maximum(count, 1))
 
 
-def _best(est, share: float, eligible: set, most: int) -> list:
+def _best(y: np.ndarray, models: list, share: float, eligible: set, most: int) -> list:
     """The ``share`` of the training models (at most ``most``) of ``eligible`` with the
-    highest mean percentile of their scores within their tasks."""
-    ts = est.training_scores_
-    rows, cols = np.nonzero(ts.known)
-    p = percentiles(ts, cols, ts.y[rows, cols])
-    level = pd.Series(np.bincount(rows, p, minlength=ts.y.shape[0])
-                      / np.maximum(np.bincount(rows, minlength=ts.y.shape[0]), 1),
-                      index=est.data_.models)
+    highest mean percentile of their scores within their tasks (``y``: the normalized
+    training scores, :func:`score_matrix`, rows in the order of ``models``)."""
+    known = ~np.isnan(y)
+    rows, cols = np.nonzero(known)
+    p = percentiles(_Scores(y, known), cols, y[rows, cols])
+    level = pd.Series(np.bincount(rows, p, minlength=y.shape[0])
+                      / np.maximum(np.bincount(rows, minlength=y.shape[0]), 1), index=models)
     level = level[level.index.isin(eligible)].sort_values(ascending=False, kind="stable")
-    n = min(int(round(share * len(est.data_.models))), len(level), most)
+    n = min(int(round(share * len(models))), len(level), most)
     return sorted(level.index[:n]) if n > 0 else []
+
+
+@dataclass
+class _Scores:
+    """Training scores as :func:`percentiles` reads them."""
+
+    y: np.ndarray
+    known: np.ndarray
 
 
 def _draw(names: list, share: float, rng: np.random.Generator, eligible: set,
@@ -231,22 +246,123 @@ def _spare_models(scores: pd.DataFrame, rng: np.random.Generator) -> list:
     return sorted(counts.index[keep:])
 
 
-def fit_calibration(est, callback=None) -> Calibration:
-    """Refit ``est``'s configuration without held-out models, tasks and cells, and
-    collect the conformity scores of their predictions (see the module docstring).
+@contextmanager
+def calibrating(est, *, relay: bool):
+    """The calibration of ``est``'s fit, from just before its network trains (the
+    graph and normalizer ready) to its :meth:`_Calibrating.result`: the refit starts
+    at once in a process beside this one (:mod:`cppgraph.aside`) when
+    ``calibration_process`` is set, the fit computes on one thread (a process forked
+    from one whose threads compute can hang) and the machine can; else
+    :meth:`_Calibrating.result` runs it here. ``relay``: pass on the refit's epochs."""
+    run = _Calibrating(est, relay)
+    try:
+        yield run
+    finally:
+        run.close()
+
+
+class _Calibrating:
+    def __init__(self, est, relay: bool):
+        from cppgraph.aside import Aside, can_run_aside
+        from cppgraph.threads import resolve_threads
+
+        cfg = est.fit_config_
+        self.est, self.wanted, self.aside = est, cfg.intervals, None
+        if (cfg.intervals and cfg.calibration_process and resolve_threads(cfg.n_jobs) == 1
+                and can_run_aside()):
+            self.aside = Aside(refit_errors, est.data_, cfg, est.normalizer_,
+                               score_matrix(est.graph_), relay=relay)
+
+    def watch(self, callback):
+        """``callback`` for the main fit's epochs, which also receives what the refit
+        has sent so far (so that its pipe does not fill)."""
+        if self.aside is None:
+            return callback
+
+        def wrapped(entry):
+            self.aside.collect()
+            if callback is not None:
+                callback(entry)
+        return wrapped
+
+    def result(self, callback=None) -> Calibration | None:
+        """The fitted ``est``'s calibration (None without intervals); ``callback``
+        receives the refit's epochs."""
+        if not self.wanted:
+            return None
+        errors = None
+        if self.aside is not None:
+            from cppgraph.aside import AsideDied
+            try:
+                errors = self.aside.result(callback)
+            except AsideDied as exc:  # e.g. killed for memory: refit here instead
+                warnings.warn(f"{exc}; the calibration fit runs again in this process",
+                              RuntimeWarning, stacklevel=2)
+        return fit_calibration(self.est, callback, errors)
+
+    def close(self) -> None:
+        if self.aside is not None:
+            self.aside.close()
+
+
+def fit_calibration(est, callback=None, errors: dict | None = None) -> Calibration:
+    """The calibration of ``est`` (fitted, its stages too): the errors of
+    :func:`refit_errors` (run here unless given, e.g. by a refit run beside the fit)
+    over ``est``'s task error scale (:func:`task_scale`).
 
     ``callback`` receives the refit's epoch entries, marked ``"phase": "calibration"``.
     """
-    data, cfg = est.data_, est.fit_config_
+    scale = task_scale(est)
+    if errors is None:
+        errors = refit_errors(est.data_, est.fit_config_, est.normalizer_,
+                              score_matrix(est.graph_), callback)
+    mean = float(scale.mean())
+
+    def scored(held) -> np.ndarray:
+        err, tasks = held
+        unit = np.full(len(err), mean) if tasks is None else scale.reindex(tasks).to_numpy()
+        return np.sort(err / unit)
+
+    out = {}
+    for kind, held in errors.items():
+        if kind == "cell":
+            # each cell gives two scores: its error over the fitted model's scale and over
+            # the refit's own (already divided; see the module docstring)
+            fitted, own = held
+            out[kind] = np.sort(np.concatenate([scored(fitted), own]))
+        else:
+            out[kind] = {k: scored(v) for k, v in held.items()}
+    return Calibration(scale.to_numpy(dtype=np.float64), out)
+
+
+def score_matrix(g) -> np.ndarray:
+    """The ``[models, tasks]`` normalized training scores of the graph tensors ``g``
+    (NaN where unknown), as the stages see them."""
+    y = np.full((g.num_models, g.num_tasks), np.nan)
+    y[g.score_model.numpy(), g.score_task.numpy()] = g.score.numpy()
+    return y
+
+
+def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
+    """Refit configuration ``cfg`` on ``data`` without held-out models, tasks and cells,
+    and return the absolute errors of their predictions on ``normalizer``'s scale (see
+    the module docstring). Needs only what a fit has before it trains: ``normalizer``
+    fitted on ``data``, and ``y`` its training scores (:func:`score_matrix`), so that
+    it can run beside the fit.
+
+    Returns, by kind: ``"cell"``: ``((errors, tasks), errors over the refit's own task
+    scale)``; ``"model"``, ``"top"``: ``{known count: (errors, tasks)}``; ``"task"``:
+    ``{known count: (errors, None)}`` (the mean scale). At most :data:`MAX_SCORES`
+    errors each, drawn at random.
+    """
     rng = np.random.default_rng(cfg.random_state + 11)
     s = data.scores
-    scale = task_scale(est)
     counts_m, counts_t = s.groupby("model").size(), s.groupby("task").size()
-    cold_ok = est.normalizer_.by != "model"
+    cold_ok = normalizer.by != "model"
     models = []
     if cold_ok and len(data.models) >= 10:
         eligible = set(counts_m[counts_m >= 2].index)
-        best = _best(est, TOP_MODELS, eligible, MAX_MODELS // 2)
+        best = _best(y, data.models, TOP_MODELS, eligible, MAX_MODELS // 2)
         models = sorted(best + _draw(data.models, HOLD_MODELS, rng, eligible - set(best),
                                      MAX_MODELS))
     tasks = _draw(data.tasks, HOLD_TASKS, rng, set(counts_t[counts_t >= 2].index),
@@ -265,26 +381,27 @@ def fit_calibration(est, callback=None) -> Calibration:
     cal.fit(sub, callback=None if callback is None else
             (lambda entry: callback({**entry, "phase": "calibration"})))
 
-    def conformity(table: pd.DataFrame, truth: pd.DataFrame, unit: pd.Series) -> np.ndarray:
+    def errors(table: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         got = table.set_index(["model", "task"])["predicted"].reindex(
             pd.MultiIndex.from_frame(truth[["model", "task"]])).to_numpy(dtype=np.float64)
         tasks_, models_ = truth["task"].to_numpy(), truth["model"].to_numpy()
-        err = np.abs(est.normalizer_.transform(tasks_, got, models=models_)
-                     - est.normalizer_.transform(tasks_, truth["score"].to_numpy(), models=models_))
-        err = err / unit.reindex(tasks_).to_numpy()
-        err = err[np.isfinite(err)]
+        err = np.abs(normalizer.transform(tasks_, got, models=models_)
+                     - normalizer.transform(tasks_, truth["score"].to_numpy(), models=models_))
+        ok = np.isfinite(err)
+        err, tasks_ = err[ok], tasks_[ok]
         if len(err) > MAX_SCORES:
-            err = rng.choice(err, MAX_SCORES, replace=False)
-        return np.sort(err)
+            pick = rng.choice(len(err), MAX_SCORES, replace=False)
+            err, tasks_ = err[pick], tasks_[pick]
+        return err, tasks_
 
     out = {}
     if cells:
         held = s.loc[cells]
         table = cal.predict(held[["model", "task"]])
-        # each cell gives two scores: its error over the fitted model's scale and over the
-        # refit's own (see the module docstring)
-        out["cell"] = np.sort(np.concatenate([conformity(table, held, scale),
-                                              conformity(table, held, task_scale(cal))]))
+        fitted = errors(table, held)
+        own, own_tasks = errors(table, held)
+        own = own / task_scale(cal).reindex(own_tasks).to_numpy()
+        out["cell"] = (fitted, own)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         for kind, names in (("model", models), ("task", tasks)):
@@ -294,7 +411,6 @@ def fit_calibration(est, callback=None) -> Calibration:
             other = "task" if kind == "model" else "model"
             held = held[held[other].isin(sub.tasks if kind == "model" else sub.models)]
             factors = (data.model_factors if kind == "model" else data.task_factors).loc[names]
-            unit = scale if kind == "model" else pd.Series(float(scale.mean()), index=tasks)
             out[kind] = {}
             if kind == "model":
                 out["top"] = {}
@@ -307,7 +423,7 @@ def fit_calibration(est, callback=None) -> Calibration:
                     task_info=data.task_info.loc[names].reset_index() if kind == "task" else None,
                     predict_known=False)
                 if kind == "task":
-                    out[kind][k] = conformity(table, rest, unit)
+                    out[kind][k] = (errors(table, rest)[0], None)
                     continue
                 guess = pd.DataFrame({"model": table["model"], "task": table["task"],
                                       "value": cal.normalizer_.transform(
@@ -315,9 +431,9 @@ def fit_calibration(est, callback=None) -> Calibration:
                                           models=table["model"].to_numpy())})
                 top = pd.Series(top_models(cal, names, known, guess), index=names)
                 on_top = top.reindex(rest["model"]).to_numpy()
-                out["model"][k] = conformity(table, rest[~on_top], unit)
-                out["top"][k] = conformity(table, rest[on_top], unit)
-    return Calibration(scale.to_numpy(dtype=np.float64), out)
+                out["model"][k] = errors(table, rest[~on_top])
+                out["top"][k] = errors(table, rest[on_top])
+    return out
 
 
 def half_widths(calibration: Calibration | None, level: float, kind: str,

@@ -26,9 +26,10 @@ AUTO_SCHEDULE = {"lr": (0.01, 0.03), "lr_patience": (8, 4), "patience": (40, 15)
                  "stop_delta": (0.0, 0.01), "predict_folds": (5, 3), "dropout": (0.1, 0.0)}
 
 
-#: Keys that act only after the fit (on suggestions) or not on numbers (progress): two
+#: Keys that act only after the fit (on suggestions) or not on numbers (progress, where the
+#: calibration fit runs): two
 #: configurations that differ only in them fit the same engine.
-AFTER_FIT = ("suggest_plan", "verbose")
+AFTER_FIT = ("suggest_plan", "verbose", "calibration_process")
 
 
 def _number(value) -> bool:
@@ -135,6 +136,12 @@ class Config:
         errors on them become the intervals' conformal scores
         (:mod:`cppgraph.calibrate`). Costs about one more fit; without it
         predictions have no intervals.
+    calibration_process : bool
+        Run that calibration fit in a second process beside the main fit,
+        each on one core, where the machine has a second core (Linux;
+        :mod:`cppgraph.aside`) and ``n_jobs`` is 1. The numbers are the same
+        either way; false keeps the whole fit in this process, one fit after
+        the other.
     frontier_level : float
         A new model whose known scores (without any, its predictions) average
         at least this percentile of their tasks' training scores is a model
@@ -187,6 +194,7 @@ class Config:
     task_scale_noise: float = 0.4
     predict_folds: int | str = "auto"
     intervals: bool = True
+    calibration_process: bool = True
     frontier_level: float = 0.9
     suggest_plan: str = "gaussian"
     random_state: int = 0
@@ -237,7 +245,7 @@ class Config:
         need(lambda v: _integer(v) and 0 <= v <= MAX_SEED, "random_state",
              f"an integer in [0, {MAX_SEED}]")
         need(_integer, "n_jobs", "an integer (0 or less: one thread per core)")
-        for name in ("verbose", "intervals"):
+        for name in ("verbose", "intervals", "calibration_process"):
             need(lambda v: isinstance(v, bool), name, "true or false")
 
     def to_dict(self) -> dict:

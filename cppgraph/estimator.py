@@ -107,17 +107,19 @@ class CPPGraph:
         self.normalizer_ = make_normalizer(cfg.normalization).fit(data)
         self.factors_ = FactorEncoder().fit(data)
         self._prepare()
-        self.network_ = self._new_network()
-        generator = torch.Generator().manual_seed(cfg.random_state)
-        self.log_, self.folds_ = fit_network(
-            self.network_, self.graph_, lr=cfg.lr, weight_decay=cfg.weight_decay,
-            epochs=cfg.epochs, patience=cfg.patience, val_fraction=cfg.val_fraction,
-            supervision_fraction=cfg.supervision_fraction, id_dropout=cfg.id_dropout,
-            batch_size=cfg.batch_size, generator=generator, lr_patience=cfg.lr_patience,
-            id_lr_scale=cfg.id_lr_scale, stop_delta=cfg.stop_delta, callback=callback)
-        self.best_epoch_ = int(min(self.log_, key=lambda e: e["val_loss"])["epoch"])
-        self._fit_stages()
-        self.calibration_ = calibrate.fit_calibration(self, callback) if cfg.intervals else None
+        with calibrate.calibrating(self, relay=callback is not None) as calibration:
+            self.network_ = self._new_network()
+            generator = torch.Generator().manual_seed(cfg.random_state)
+            self.log_, self.folds_ = fit_network(
+                self.network_, self.graph_, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                epochs=cfg.epochs, patience=cfg.patience, val_fraction=cfg.val_fraction,
+                supervision_fraction=cfg.supervision_fraction, id_dropout=cfg.id_dropout,
+                batch_size=cfg.batch_size, generator=generator, lr_patience=cfg.lr_patience,
+                id_lr_scale=cfg.id_lr_scale, stop_delta=cfg.stop_delta,
+                callback=calibration.watch(callback))
+            self.best_epoch_ = int(min(self.log_, key=lambda e: e["val_loss"])["epoch"])
+            self._fit_stages()
+            self.calibration_ = calibration.result(callback)
         self.fit_seconds_ = time.perf_counter() - start
         self.val_mae_ = self._validation_mae()
         if bar is not None:

@@ -1,0 +1,108 @@
+"""Work run beside the caller in a second process, on a second core.
+
+A fit's calibration refit (:func:`cppgraph.calibrate.refit_errors`) needs
+nothing the main fit learns, so on a machine with a free core it runs in a
+forked process while the main fit trains, each on one thread. Two
+single-threaded processes keep their speed on a shared machine, which
+several threads of one process do not (:mod:`cppgraph.threads`). The
+child computes exactly what the caller would (it seeds its own generators),
+so the numbers are the same either way.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from typing import Callable
+
+from cppgraph.errors import CppGraphError
+from cppgraph.threads import available_cores
+
+
+def can_run_aside() -> bool:
+    """Whether :class:`Aside` can run here: Linux (processes are forked: nothing is
+    imported or copied again) with at least two cores for this process."""
+    return (sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
+            and available_cores() >= 2)
+
+
+class AsideDied(CppGraphError):
+    """The process of an :class:`Aside` ended without sending its result."""
+
+
+class Aside:
+    """``fn(*args, progress)`` in a forked process; :meth:`result` waits for it.
+
+    ``progress`` is ``None``, or (with ``relay=True``) a function whose calls
+    reach the caller as the entries that :meth:`collect` and :meth:`result`
+    hand on. An exception of ``fn`` is raised again by :meth:`result`.
+    """
+
+    def __init__(self, fn: Callable, *args, relay: bool = False):
+        ctx = multiprocessing.get_context("fork")
+        self._conn, child_end = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_child, args=(child_end, fn, args, relay), daemon=True)
+        self._proc.start()
+        child_end.close()
+        self._pending: list = []
+        self._done = None
+
+    def collect(self) -> None:
+        """Receive what has arrived, without waiting (keeps the pipe from filling)."""
+        while self._done is None and self._conn.poll():
+            self._receive()
+
+    def _receive(self) -> None:
+        try:
+            kind, value = self._conn.recv()
+        except (EOFError, OSError):
+            self._proc.join()
+            self._done = ("died", self._proc.exitcode)
+            return
+        if kind == "progress":
+            self._pending.append(value)
+        else:
+            self._done = (kind, value)
+
+    def result(self, progress: Callable[[dict], None] | None = None):
+        """Wait for ``fn``'s value; hand each progress entry to ``progress`` (those that
+        came earlier first)."""
+        try:
+            while True:
+                for entry in self._pending:
+                    if progress is not None:
+                        progress(entry)
+                self._pending = []
+                if self._done is not None:
+                    break
+                self._receive()
+        finally:
+            self.close()
+        kind, value = self._done
+        if kind == "error":
+            raise value
+        if kind == "died":
+            raise AsideDied(f"the process beside this one ended without a result "
+                            f"(exit code {value})")
+        return value
+
+    def close(self) -> None:
+        """Stop the process if it still runs (e.g. the caller failed first)."""
+        if self._proc.is_alive() and self._done is None:
+            self._proc.kill()
+        self._proc.join()
+        self._conn.close()
+
+
+def _child(conn, fn: Callable, args: tuple, relay: bool) -> None:
+    progress = (lambda entry: conn.send(("progress", entry))) if relay else None
+    try:
+        value = fn(*args, progress)
+        conn.send(("value", value))
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
+        try:
+            conn.send(("error", exc))
+        except Exception:  # noqa: BLE001 - an exception that does not pickle
+            conn.send(("error", CppGraphError(f"{type(exc).__name__}: {exc}")))
+    finally:
+        conn.close()

@@ -1,0 +1,143 @@
+"""The calibration refit beside the main fit: same numbers, errors and progress passed on,
+no process left behind."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+
+import numpy as np
+import pytest
+
+from cppgraph.aside import Aside, AsideDied, can_run_aside
+from cppgraph.data import read_data
+from cppgraph.errors import CppGraphError
+from cppgraph.estimator import CPPGraph
+from cppgraph.threads import available_cores
+
+needs_aside = pytest.mark.skipif(not can_run_aside(), reason="needs Linux and two cores")
+
+
+@pytest.fixture(scope="module")
+def demo(demo_dir):
+    return read_data(demo_dir)
+
+
+def _count(n, progress):
+    for i in range(n):
+        progress({"epoch": i + 1})
+    return {"n": n, "values": np.arange(n, dtype=np.float64)}
+
+
+def _fail(message, progress):
+    raise CppGraphError(message)
+
+
+def _die(code, progress):
+    os._exit(code)
+
+
+def _sleep(seconds, progress):
+    time.sleep(seconds)
+
+
+@needs_aside
+def test_aside_returns_the_value_and_relays_progress_in_order():
+    aside = Aside(_count, 5, relay=True)
+    seen = []
+    value = aside.result(seen.append)
+    assert value["n"] == 5 and np.array_equal(value["values"], np.arange(5.0))
+    assert [e["epoch"] for e in seen] == [1, 2, 3, 4, 5]
+    # entries collected while the caller worked are handed on first
+    aside = Aside(_count, 3, relay=True)
+    time.sleep(0.5)
+    aside.collect()
+    seen = []
+    aside.result(seen.append)
+    assert [e["epoch"] for e in seen] == [1, 2, 3]
+
+
+@needs_aside
+def test_aside_raises_the_childs_error_and_reports_a_death():
+    with pytest.raises(CppGraphError, match="bad refit"):
+        Aside(_fail, "bad refit").result()
+    with pytest.raises(AsideDied, match="exit code 3"):
+        Aside(_die, 3).result()
+
+
+@needs_aside
+def test_closing_stops_a_running_aside():
+    aside = Aside(_sleep, 60)
+    start = time.perf_counter()
+    aside.close()
+    assert time.perf_counter() - start < 10 and not multiprocessing.active_children()
+
+
+@needs_aside
+def test_calibration_beside_the_fit_gives_the_same_numbers(demo):
+    fits, phases = [], []
+    for beside in (True, False):
+        entries = []
+        est = CPPGraph(random_state=0, epochs=4, calibration_process=beside).fit(
+            demo, callback=entries.append)
+        fits.append(est)
+        phases.append([(e.get("phase"), e["epoch"], e["val_loss"]) for e in entries])
+    a, b = (est.calibration_ for est in fits)
+    np.testing.assert_array_equal(a.scale, b.scale)
+    assert a.scores.keys() == b.scores.keys() == {"cell", "model", "top", "task"}
+    np.testing.assert_array_equal(a.scores["cell"], b.scores["cell"])
+    for kind in ("model", "top", "task"):
+        assert a.scores[kind].keys() == b.scores[kind].keys()
+        for k in a.scores[kind]:
+            np.testing.assert_array_equal(a.scores[kind][k], b.scores[kind][k])
+    # the refit's epochs reach the callback after the main fit's, as in one process
+    assert phases[0] == phases[1]
+    assert [p for p, *_ in phases[0]] == [None] * 4 + ["calibration"] * 4
+
+
+@needs_aside
+def test_a_failing_fit_leaves_no_process_behind(demo):
+    def stop(entry):
+        if entry["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        CPPGraph(random_state=0, epochs=50).fit(demo, callback=stop)
+    assert not multiprocessing.active_children()
+
+
+def test_no_process_beside_a_fit_on_several_threads(demo, monkeypatch):
+    """A process forked from one whose threads compute can hang in its own threads: with
+    ``n_jobs`` above 1 the refit stays in this process (or when asked, or without a
+    second core)."""
+    import cppgraph.aside as aside
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("no process beside this fit")
+
+    monkeypatch.setattr(aside, "Aside", refuse)
+    monkeypatch.setattr(aside, "can_run_aside", lambda: True)
+    for settings in ({"n_jobs": 2}, {"calibration_process": False}):
+        if settings.get("n_jobs", 1) > available_cores():
+            continue
+        est = CPPGraph(random_state=0, epochs=2, **settings).fit(demo)
+        assert est.calibration_ is not None
+    monkeypatch.setattr(aside, "can_run_aside", lambda: False)
+    assert CPPGraph(random_state=0, epochs=2).fit(demo).calibration_ is not None
+
+
+@needs_aside
+def test_a_refit_process_that_dies_is_run_again_here(demo, monkeypatch):
+    import cppgraph.aside as aside
+
+    real = aside.Aside
+
+    def dying(fn, *args, relay=False):
+        return real(_die, 9, relay=relay)
+
+    monkeypatch.setattr(aside, "Aside", dying)
+    with pytest.warns(RuntimeWarning, match="exit code 9.*runs again in this process"):
+        got = CPPGraph(random_state=0, epochs=3).fit(demo).calibration_
+    want = CPPGraph(random_state=0, epochs=3, calibration_process=False).fit(demo).calibration_
+    np.testing.assert_array_equal(got.scores["cell"], want.scores["cell"])

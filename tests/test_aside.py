@@ -141,3 +141,15 @@ def test_a_refit_process_that_dies_is_run_again_here(demo, monkeypatch):
         got = CPPGraph(random_state=0, epochs=3).fit(demo).calibration_
     want = CPPGraph(random_state=0, epochs=3, calibration_process=False).fit(demo).calibration_
     np.testing.assert_array_equal(got.scores["cell"], want.scores["cell"])
+
+
+def _fit_in_worker(demo):
+    est = CPPGraph(random_state=0, epochs=2).fit(demo)
+    return est.calibration_ is not None
+
+
+def test_a_fit_in_a_pool_worker_stays_in_its_process(demo):
+    """A daemon process (a Pool's worker) may not start processes: a fit there keeps its
+    calibration fit in its own process."""
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_fit_in_worker, (demo,))

@@ -11,8 +11,12 @@ so the numbers are the same either way.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
 import sys
+import time
 from typing import Callable
 
 from cppgraph.errors import CppGraphError
@@ -26,6 +30,31 @@ def can_run_aside() -> bool:
     start processes)."""
     return (sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
             and available_cores() >= 2 and not multiprocessing.current_process().daemon)
+
+
+#: How many times :func:`spare_core` looks, and how long it waits between looks (s).
+LOOKS, LOOK_WAIT = 3, 0.01
+#: The kernel's load figures, whose fourth field is "runnable threads/all threads".
+LOADAVG = "/proc/loadavg"
+
+
+def spare_core() -> bool:
+    """Whether a core is free for a second process now: fewer threads of other work
+    ready to run than this process's cores less one, at the quietest of
+    :data:`LOOKS` looks (the kernel's count of runnable threads, ``/proc/loadavg``). On a
+    machine busy with other work a second process only takes a share of the
+    same cores (the scheduler shares them by session) and costs time."""
+    fewest = None
+    for i in range(LOOKS):
+        if i:
+            time.sleep(LOOK_WAIT)
+        try:
+            with open(LOADAVG) as f:
+                running = int(f.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            return True
+        fewest = running if fewest is None else min(fewest, running)
+    return fewest - 1 < available_cores() - 1  # less this process's own thread
 
 
 class AsideDied(CppGraphError):
@@ -43,7 +72,8 @@ class Aside:
     def __init__(self, fn: Callable, *args, relay: bool = False):
         ctx = multiprocessing.get_context("fork")
         self._conn, child_end = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_child, args=(child_end, fn, args, relay), daemon=True)
+        self._proc = ctx.Process(target=_child, args=(child_end, fn, args, relay, os.getpid()),
+                                 daemon=True)
         self._proc.start()
         child_end.close()
         self._pending: list = []
@@ -96,7 +126,8 @@ class Aside:
         self._conn.close()
 
 
-def _child(conn, fn: Callable, args: tuple, relay: bool) -> None:
+def _child(conn, fn: Callable, args: tuple, relay: bool, parent: int) -> None:
+    _die_with_parent(parent)
     progress = (lambda entry: conn.send(("progress", entry))) if relay else None
     try:
         value = fn(*args, progress)
@@ -108,3 +139,18 @@ def _child(conn, fn: Callable, args: tuple, relay: bool) -> None:
             conn.send(("error", CppGraphError(f"{type(exc).__name__}: {exc}")))
     finally:
         conn.close()
+
+
+#: prctl's option that sends the calling process a signal when its parent ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when its parent ends, however it ends (a
+    killed fit leaves no refit computing on)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # no prctl: the daemon flag still stops it at exit
+        return
+    if os.getppid() != parent:  # the parent ended before the signal was asked for
+        os._exit(1)

@@ -252,8 +252,9 @@ def calibrating(est, *, relay: bool):
     graph and normalizer ready) to its :meth:`_Calibrating.result`: the refit starts
     at once in a process beside this one (:mod:`cppgraph.aside`) when
     ``calibration_process`` is set, the fit computes on one thread (a process forked
-    from one whose threads compute can hang) and the machine can; else
-    :meth:`_Calibrating.result` runs it here. ``relay``: pass on the refit's epochs."""
+    from one whose threads compute can hang), the machine can and a core is free
+    now; else :meth:`_Calibrating.result` runs it here. ``relay``: pass on the
+    refit's epochs."""
     run = _Calibrating(est, relay)
     try:
         yield run
@@ -263,13 +264,13 @@ def calibrating(est, *, relay: bool):
 
 class _Calibrating:
     def __init__(self, est, relay: bool):
-        from cppgraph.aside import Aside, can_run_aside
+        from cppgraph.aside import Aside, can_run_aside, spare_core
         from cppgraph.threads import resolve_threads
 
         cfg = est.fit_config_
         self.est, self.wanted, self.aside = est, cfg.intervals, None
         if (cfg.intervals and cfg.calibration_process and resolve_threads(cfg.n_jobs) == 1
-                and can_run_aside()):
+                and can_run_aside() and spare_core()):
             self.aside = Aside(refit_errors, est.data_, cfg, est.normalizer_,
                                score_matrix(est.graph_), relay=relay)
 

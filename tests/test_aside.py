@@ -24,6 +24,30 @@ def demo(demo_dir):
     return read_data(demo_dir)
 
 
+@pytest.fixture
+def spare(monkeypatch):
+    """A free core, whatever else runs (the suite's own workers among it)."""
+    import cppgraph.aside as aside
+
+    monkeypatch.setattr(aside, "spare_core", lambda: True)
+
+
+def test_a_second_process_only_on_a_free_core(tmp_path, monkeypatch):
+    import cppgraph.aside as aside
+
+    loadavg = tmp_path / "loadavg"
+    monkeypatch.setattr(aside, "LOADAVG", str(loadavg))
+    monkeypatch.setattr(aside, "available_cores", lambda: 2)
+    loadavg.write_text("0.10 0.20 0.30 1/120 4567\n")  # only this process runs
+    assert aside.spare_core()
+    loadavg.write_text("4.10 3.20 2.30 5/120 4567\n")  # four others
+    assert not aside.spare_core()
+    monkeypatch.setattr(aside, "available_cores", lambda: 8)
+    assert aside.spare_core()
+    loadavg.unlink()  # unreadable: as on an idle machine
+    assert aside.spare_core()
+
+
 def _count(n, progress):
     for i in range(n):
         progress({"epoch": i + 1})
@@ -75,7 +99,7 @@ def test_closing_stops_a_running_aside():
 
 
 @needs_aside
-def test_calibration_beside_the_fit_gives_the_same_numbers(demo):
+def test_calibration_beside_the_fit_gives_the_same_numbers(demo, spare):
     fits, phases = [], []
     for beside in (True, False):
         entries = []
@@ -97,7 +121,7 @@ def test_calibration_beside_the_fit_gives_the_same_numbers(demo):
 
 
 @needs_aside
-def test_a_failing_fit_leaves_no_process_behind(demo):
+def test_a_failing_fit_leaves_no_process_behind(demo, spare):
     def stop(entry):
         if entry["epoch"] == 2:
             raise KeyboardInterrupt
@@ -109,8 +133,8 @@ def test_a_failing_fit_leaves_no_process_behind(demo):
 
 def test_no_process_beside_a_fit_on_several_threads(demo, monkeypatch):
     """A process forked from one whose threads compute can hang in its own threads: with
-    ``n_jobs`` above 1 the refit stays in this process (or when asked, or without a
-    second core)."""
+    ``n_jobs`` above 1 the refit stays in this process (so it does when asked, when no
+    core is free now, or without a second core)."""
     import cppgraph.aside as aside
 
     def refuse(*args, **kwargs):
@@ -123,12 +147,15 @@ def test_no_process_beside_a_fit_on_several_threads(demo, monkeypatch):
             continue
         est = CPPGraph(random_state=0, epochs=2, **settings).fit(demo)
         assert est.calibration_ is not None
+    monkeypatch.setattr(aside, "spare_core", lambda: False)
+    assert CPPGraph(random_state=0, epochs=2).fit(demo).calibration_ is not None
+    monkeypatch.setattr(aside, "spare_core", lambda: True)
     monkeypatch.setattr(aside, "can_run_aside", lambda: False)
     assert CPPGraph(random_state=0, epochs=2).fit(demo).calibration_ is not None
 
 
 @needs_aside
-def test_a_refit_process_that_dies_is_run_again_here(demo, monkeypatch):
+def test_a_refit_process_that_dies_is_run_again_here(demo, monkeypatch, spare):
     import cppgraph.aside as aside
 
     real = aside.Aside
@@ -153,3 +180,43 @@ def test_a_fit_in_a_pool_worker_stays_in_its_process(demo):
     calibration fit in its own process."""
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply(_fit_in_worker, (demo,))
+
+
+@needs_aside
+def test_the_process_beside_ends_with_a_killed_caller(tmp_path):
+    """A caller killed outright (SIGKILL: no cleanup runs) takes the process beside it
+    along."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "caller.py"
+    script.write_text(
+        "import sys, time\n"
+        "from cppgraph.aside import Aside\n"
+        "def work(seconds, progress):\n"
+        "    time.sleep(seconds)\n"
+        "aside = Aside(work, 120)\n"
+        "print(aside._proc.pid, flush=True)\n"
+        "time.sleep(120)\n")
+    caller = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    child = int(caller.stdout.readline())
+    assert _running(child)
+    caller.send_signal(signal.SIGKILL)
+    caller.wait()
+    for _ in range(100):
+        if not _running(child):
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the process beside outlived its caller")
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a killed process stays a zombie until its parent reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -20,7 +20,7 @@ parts not run keep the figures of their last run from there, and with ``--sizes`
 scale part reruns only those sizes and keeps the others' rows; each section names the
 command that made it. Run it alone: other work on the machine distorts the times.
 Usage: ``python tools/scale_benchmark.py [--out docs/SCALE.md] [--only scale accuracy threads]
-[--sizes 10k 100k 1M]``.
+[--sizes 10k 100k 1M]`` (``--report-only``: rewrite the report from the JSON file).
 """
 
 from __future__ import annotations
@@ -276,7 +276,9 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
               "includes the calibration refit of the prediction intervals (a second fit "
               "without a share of the models, tasks and cells), run in a second process "
               "beside the main fit (`calibration_process`); `intervals = false` in the "
-              "configuration leaves it out. Peak RSS is that of both processes together. From 50,000 training cells on (100k and 1M), "
+              "configuration leaves it out. Peak RSS is the largest sum of both processes' resident "
+              "sizes, sampled every 50 ms: an upper bound, as the pages the second process "
+              "shares with the first (it is forked) count twice. From 50,000 training cells on (100k and 1M), "
               "the default trains with the large-data schedule (`\"auto\"` keys, "
               "`docs/ENGINE.md`).", ""]
     lines += headline(scale, accuracy, threads)
@@ -351,9 +353,14 @@ def main(argv=None) -> None:
                         "their last run")
     parser.add_argument("--work", default=None, help="folder for the generated data (default: "
                         "a temporary folder)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: write --out again from the figures of the JSON file "
+                        "beside it (after a change of the report's text)")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    parts = set(args.only or PARTS)
+    if args.report_only and (args.only or args.sizes):
+        raise SystemExit("--report-only runs no part: leave out --only and --sizes")
+    parts = set() if args.report_only else set(args.only or PARTS)
     command = "python tools/scale_benchmark.py" + (f" --only {' '.join(args.only)}" if args.only else "")
     sizes = tuple(args.sizes or SIZES)
     if args.sizes:

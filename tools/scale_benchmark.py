@@ -164,7 +164,7 @@ def _settings() -> list[tuple[str, int, bool]]:
     """The quick-start fit's settings on a shared machine: (label, --threads, whether the
     calibration fit runs in a process beside the main fit)."""
     cores = os.cpu_count() or 1
-    return [("default: 1 thread, calibration fit beside", 1, True),
+    return [("default: 1 thread, the calibration fit beside when a core is free", 1, True),
             ("1 thread, one process (`calibration_process = false`)", 1, False),
             (f"{cores} threads (one per core)", cores, True)]
 
@@ -337,8 +337,9 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
         lines += ["", "With 4 busy processes on 2 cores, a single-threaded job gets about 2/5 "
                   "of a core from a fair scheduler, so about 2.5x its idle time is the floor "
                   "for a fit in one process. The default runs the calibration fit in a second "
-                  "process, which makes the idle fit shorter, not the busy one: with 6 "
-                  "processes on 2 cores each gets about 1/3 of a core.", ""]
+                  "process only when a core is free (none is with 4 busy processes): a second "
+                  "process shortens the idle fit, but on a busy machine it only shares the "
+                  "same cores, which the scheduler divides by session.", ""]
     return "\n".join(lines)
 
 

@@ -1,12 +1,13 @@
 """Work run beside the caller in a second process, on a second core.
 
 A fit's calibration refit (:func:`cppgraph.calibrate.refit_errors`) needs
-nothing the main fit learns, so on a machine with a free core it runs in a
-forked process while the main fit trains, each on one thread. Two
-single-threaded processes keep their speed on a shared machine, which
-several threads of one process do not (:mod:`cppgraph.threads`). The
-child computes exactly what the caller would (it seeds its own generators),
-so the numbers are the same either way.
+nothing the main fit learns, so where a core is free it runs in a forked
+process while the main fit trains, each on one thread (unlike several
+threads of one process, two processes do not wait for each other,
+:mod:`cppgraph.threads`). Where other work keeps the cores busy it stays in
+the fit's process (:func:`spare_core`): there a second process would only
+share the same cores. The child computes exactly what the caller would (it
+seeds its own generators), so the numbers are the same either way.
 """
 
 from __future__ import annotations
@@ -130,13 +131,18 @@ def _child(conn, fn: Callable, args: tuple, relay: bool, parent: int) -> None:
     _die_with_parent(parent)
     progress = (lambda entry: conn.send(("progress", entry))) if relay else None
     try:
-        value = fn(*args, progress)
-        conn.send(("value", value))
+        message = ("value", fn(*args, progress))
     except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
+        message = ("error", exc)
+    try:
         try:
-            conn.send(("error", exc))
+            conn.send(message)
+        except OSError:
+            raise
         except Exception:  # noqa: BLE001 - an exception that does not pickle
-            conn.send(("error", CppGraphError(f"{type(exc).__name__}: {exc}")))
+            conn.send(("error", CppGraphError(f"{type(message[1]).__name__}: {message[1]}")))
+    except OSError:  # the caller stopped listening (it failed or was interrupted)
+        pass
     finally:
         conn.close()
 

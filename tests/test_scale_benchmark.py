@@ -21,8 +21,11 @@ SCALE = [{"size": "10k", "method": "cppgraph", "wall_s": 9.0, "rss_mb": 400.0,
           "rss_mb": 410.0, "timed_out": False}]
 ACCURACY = json.dumps([{"method": "cppgraph", "metric": "mae_norm", "mean": 0.04, "std": 0.001},
                        {"method": "svd", "metric": "mae_norm", "mean": 0.08, "std": 0.002}])
-THREADS = [{"load": 0, "threads": 1, "wall_s": 10.0, "timed_out": False},
-           {"load": 4, "threads": 1, "wall_s": 27.0, "timed_out": False}]
+DEFAULT = "default: 1 thread, the calibration fit beside when a core is free"
+THREADS = [{"load": 0, "setting": DEFAULT, "threads": 1, "wall_s": 10.0,
+            "runs": [10.0, 9.0, 11.0], "timed_out": False},
+           {"load": 4, "setting": DEFAULT, "threads": 1, "wall_s": 27.0,
+            "runs": [27.0, 26.0, 28.0], "timed_out": False}]
 
 
 def test_only_one_part_keeps_the_others(bench, tmp_path, monkeypatch):
@@ -40,7 +43,7 @@ def test_only_one_part_keeps_the_others(bench, tmp_path, monkeypatch):
     # The kept parts' figures, and the new run's threads in place of the old ones.
     assert "| 10k | 0.0425 | svd 0.0857 | 8.5 | 12.5 | 410 |" in text
     assert "| cppgraph | 0.0400 ± 0.0010 |" in text
-    assert "| 4 | 1 | 27.0 | 2.70 |" in text and "99.0" not in text
+    assert f"| 4 | {DEFAULT} | 27.0 | 27.0, 26.0, 28.0 | 2.70 |" in text and "99.0" not in text
     assert "Made by `python tools/scale_benchmark.py --only threads`." in text
     saved = json.loads(out.with_suffix(".json").read_text())
     assert saved["threads"] == {"command": "python tools/scale_benchmark.py --only threads",
@@ -89,3 +92,20 @@ def test_sizes_need_the_scale_part_and_earlier_figures(bench, tmp_path, monkeypa
         bench.main(["--out", str(out), "--only", "threads", "--sizes", "10k"])
     with pytest.raises(SystemExit, match="no scale figures for the other sizes"):
         bench.main(["--out", str(out), "--only", "scale", "--sizes", "10k"])
+
+
+def test_report_only_runs_nothing_and_rewrites_the_report(bench, tmp_path, monkeypatch):
+    out = tmp_path / "SCALE.md"
+    saved = {"accuracy": {"command": "python tools/scale_benchmark.py", "results": ACCURACY},
+             "threads": {"command": "python tools/scale_benchmark.py --only threads",
+                         "results": THREADS}}
+    out.with_suffix(".json").write_text(json.dumps(saved))
+    for part in ("scale_part", "accuracy_part", "threads_part"):
+        monkeypatch.setattr(bench, part, lambda work: pytest.fail("a part was run"))
+    bench.main(["--out", str(out), "--report-only"])
+    text = out.read_text()
+    assert "| cppgraph | 0.0400 ± 0.0010 |" in text
+    assert f"| 0 | {DEFAULT} | 10.0 | 10.0, 9.0, 11.0 | 1.00 |" in text
+    assert json.loads(out.with_suffix(".json").read_text()) == saved
+    with pytest.raises(SystemExit, match="runs no part"):
+        bench.main(["--out", str(out), "--report-only", "--only", "threads"])

@@ -48,7 +48,7 @@ interval is that of an unobserved cell.
 
 The refit needs nothing the fit learns (only its data, configuration and
 normalizer), so :func:`calibrating` starts it in a second process while the
-fit trains, where the machine has a second core (``calibration_process``);
+fit trains, where a second core is free (``calibration_process``);
 only the division by the fitted model's task scale waits for the fit. The
 numbers are the same as one fit after the other in one process.
 """
@@ -263,6 +263,8 @@ def calibrating(est, *, relay: bool):
 
 
 class _Calibrating:
+    """The calibration of one fit in progress (see :func:`calibrating`)."""
+
     def __init__(self, est, relay: bool):
         from cppgraph.aside import Aside, can_run_aside, spare_core
         from cppgraph.threads import resolve_threads

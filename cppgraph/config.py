@@ -138,7 +138,7 @@ class Config:
         predictions have no intervals.
     calibration_process : bool
         Run that calibration fit in a second process beside the main fit,
-        each on one core, where the machine has a second core (Linux;
+        each on one core, where a second core is free (Linux;
         :mod:`cppgraph.aside`) and ``n_jobs`` is 1. The numbers are the same
         either way; false keeps the whole fit in this process, one fit after
         the other.

@@ -12,8 +12,8 @@ Three parts, each with its command in the report:
    500 x 50 matrix at 50% density, random 10%, 3 seeds.
 3. **Threads on a shared machine.** The quick-start fit on an idle machine
    and with 4 other CPU-bound processes running, with the defaults (one
-   thread, the calibration fit in a second process), in one process, and
-   with one thread per core.
+   thread, the calibration fit in a second process where a core is free), in
+   one process, and with one thread per core (3 runs each, the median).
 
 Each run also writes its raw figures to ``docs/SCALE.json``; with ``--only``, the
 parts not run keep the figures of their last run from there, and with ``--sizes`` the
@@ -166,7 +166,7 @@ def _busy() -> subprocess.Popen:
 
 def _settings() -> list[tuple[str, int, bool]]:
     """The quick-start fit's settings on a shared machine: (label, --threads, whether the
-    calibration fit runs in a process beside the main fit)."""
+    calibration fit may run in a process beside the main fit)."""
     cores = os.cpu_count() or 1
     return [("default: 1 thread, the calibration fit beside when a core is free", 1, True),
             ("1 thread, one process (`calibration_process = false`)", 1, False),

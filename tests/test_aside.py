@@ -99,7 +99,16 @@ def test_closing_stops_a_running_aside():
 
 
 @needs_aside
-def test_calibration_beside_the_fit_gives_the_same_numbers(demo, spare):
+def test_calibration_beside_the_fit_gives_the_same_numbers(demo, spare, monkeypatch):
+    import cppgraph.aside as aside
+
+    started = []
+
+    def counted(*args, **kwargs):
+        started.append(args[0].__name__)
+        return Aside(*args, **kwargs)
+
+    monkeypatch.setattr(aside, "Aside", counted)
     fits, phases = [], []
     for beside in (True, False):
         entries = []
@@ -107,6 +116,7 @@ def test_calibration_beside_the_fit_gives_the_same_numbers(demo, spare):
             demo, callback=entries.append)
         fits.append(est)
         phases.append([(e.get("phase"), e["epoch"], e["val_loss"]) for e in entries])
+    assert started == ["refit_errors"]  # the first fit's refit, and only that, ran beside
     a, b = (est.calibration_ for est in fits)
     np.testing.assert_array_equal(a.scale, b.scale)
     assert a.scores.keys() == b.scores.keys() == {"cell", "model", "top", "task"}

@@ -55,7 +55,9 @@ def spare_core() -> bool:
         except (OSError, ValueError, IndexError):
             return True
         fewest = running if fewest is None else min(fewest, running)
-    return fewest - 1 < available_cores() - 1  # less this process's own thread
+    # the count includes this process's own thread: a core is free when fewer others run
+    # than the cores less this one
+    return fewest < available_cores()
 
 
 class AsideDied(CppGraphError):

@@ -62,8 +62,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from cppgraph import aside
 from cppgraph.data.dataset import removable_cells
 from cppgraph.errors import CppGraphError, DataWarning
+from cppgraph.threads import resolve_threads
+from cppgraph.train import score_matrix
 
 #: Share of the models held out of the calibration refit (new models), at most MAX_MODELS.
 HOLD_MODELS = 0.2
@@ -160,13 +163,13 @@ def task_scale(est) -> pd.Series:
     return pd.Series((total + SCALE_PRIOR * mean) / (count + SCALE_PRIOR), index=est.data_.tasks)
 
 
-def percentiles(ts, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The mid-rank percentile of each normalized value among the training scores
-    (``ts``, a :class:`~cppgraph.stages.base.TrainingScores`) of its task ``cols``."""
+def percentiles(y: np.ndarray, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The mid-rank percentile of each normalized value among the training scores ``y``
+    (``[models, tasks]``, NaN where unknown) of its task ``cols``."""
     out = np.full(len(values), np.nan)
-    known = ts.known
+    known = ~np.isnan(y)
     for j in np.unique(cols):
-        col = np.sort(ts.y[known[:, j], j])
+        col = np.sort(y[known[:, j], j])
         at = cols == j
         if len(col):
             out[at] = (np.searchsorted(col, values[at], "left")
@@ -188,7 +191,7 @@ def top_models(est, names: list, known: pd.DataFrame, predicted: pd.DataFrame) -
     rows = pd.Index(names).get_indexer(models)
     cols = pd.Index(est.data_.tasks).get_indexer(tasks)
     ok = (rows >= 0) & (cols >= 0) & np.isfinite(values)
-    p = percentiles(est.training_scores_, cols[ok], values[ok])
+    p = percentiles(est.training_scores_.y, cols[ok], values[ok])
     rows, ok = rows[ok], np.isfinite(p)
     total = np.bincount(rows[ok], p[ok], minlength=len(names))
     count = np.bincount(rows[ok], minlength=len(names))
@@ -198,23 +201,14 @@ def top_models(est, names: list, known: pd.DataFrame, predicted: pd.DataFrame) -
 def _best(y: np.ndarray, models: list, share: float, eligible: set, most: int) -> list:
     """The ``share`` of the training models (at most ``most``) of ``eligible`` with the
     highest mean percentile of their scores within their tasks (``y``: the normalized
-    training scores, :func:`score_matrix`, rows in the order of ``models``)."""
-    known = ~np.isnan(y)
-    rows, cols = np.nonzero(known)
-    p = percentiles(_Scores(y, known), cols, y[rows, cols])
+    training scores, :func:`cppgraph.train.score_matrix`, rows in the order of ``models``)."""
+    rows, cols = np.nonzero(~np.isnan(y))
+    p = percentiles(y, cols, y[rows, cols])
     level = pd.Series(np.bincount(rows, p, minlength=y.shape[0])
                       / np.maximum(np.bincount(rows, minlength=y.shape[0]), 1), index=models)
     level = level[level.index.isin(eligible)].sort_values(ascending=False, kind="stable")
     n = min(int(round(share * len(models))), len(level), most)
     return sorted(level.index[:n]) if n > 0 else []
-
-
-@dataclass
-class _Scores:
-    """Training scores as :func:`percentiles` reads them."""
-
-    y: np.ndarray
-    known: np.ndarray
 
 
 def _draw(names: list, share: float, rng: np.random.Generator, eligible: set,
@@ -266,24 +260,21 @@ class _Calibrating:
     """The calibration of one fit in progress (see :func:`calibrating`)."""
 
     def __init__(self, est, relay: bool):
-        from cppgraph.aside import Aside, can_run_aside, spare_core
-        from cppgraph.threads import resolve_threads
-
         cfg = est.fit_config_
-        self.est, self.wanted, self.aside = est, cfg.intervals, None
+        self.est, self.wanted, self.process = est, cfg.intervals, None
         if (cfg.intervals and cfg.calibration_process and resolve_threads(cfg.n_jobs) == 1
-                and can_run_aside() and spare_core()):
-            self.aside = Aside(refit_errors, est.data_, cfg, est.normalizer_,
+                and aside.can_run_aside() and aside.spare_core()):
+            self.process = aside.Aside(refit_errors, est.data_, cfg, est.normalizer_,
                                score_matrix(est.graph_), relay=relay)
 
     def watch(self, callback):
         """``callback`` for the main fit's epochs, which also receives what the refit
         has sent so far (so that its pipe does not fill)."""
-        if self.aside is None:
+        if self.process is None:
             return callback
 
         def wrapped(entry):
-            self.aside.collect()
+            self.process.collect()
             if callback is not None:
                 callback(entry)
         return wrapped
@@ -294,18 +285,17 @@ class _Calibrating:
         if not self.wanted:
             return None
         errors = None
-        if self.aside is not None:
-            from cppgraph.aside import AsideDied
+        if self.process is not None:
             try:
-                errors = self.aside.result(callback)
-            except AsideDied as exc:  # e.g. killed for memory: refit here instead
+                errors = self.process.result(callback)
+            except aside.AsideDied as exc:  # e.g. killed for memory: refit here instead
                 warnings.warn(f"{exc}; the calibration fit runs again in this process",
                               RuntimeWarning, stacklevel=2)
         return fit_calibration(self.est, callback, errors)
 
     def close(self) -> None:
-        if self.aside is not None:
-            self.aside.close()
+        if self.process is not None:
+            self.process.close()
 
 
 def fit_calibration(est, callback=None, errors: dict | None = None) -> Calibration:
@@ -338,20 +328,12 @@ def fit_calibration(est, callback=None, errors: dict | None = None) -> Calibrati
     return Calibration(scale.to_numpy(dtype=np.float64), out)
 
 
-def score_matrix(g) -> np.ndarray:
-    """The ``[models, tasks]`` normalized training scores of the graph tensors ``g``
-    (NaN where unknown), as the stages see them."""
-    y = np.full((g.num_models, g.num_tasks), np.nan)
-    y[g.score_model.numpy(), g.score_task.numpy()] = g.score.numpy()
-    return y
-
-
 def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
     """Refit configuration ``cfg`` on ``data`` without held-out models, tasks and cells,
     and return the absolute errors of their predictions on ``normalizer``'s scale (see
     the module docstring). Needs only what a fit has before it trains: ``normalizer``
-    fitted on ``data``, and ``y`` its training scores (:func:`score_matrix`), so that
-    it can run beside the fit.
+    fitted on ``data``, and ``y`` its training scores (:func:`cppgraph.train.score_matrix`),
+    so that it can run beside the fit.
 
     Returns, by kind: ``"cell"``: ``((errors, tasks), errors over the refit's own task
     scale)``; ``"model"``, ``"top"``: ``{known count: (errors, tasks)}``; ``"task"``:
@@ -384,25 +366,31 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
     cal.fit(sub, callback=None if callback is None else
             (lambda entry: callback({**entry, "phase": "calibration"})))
 
-    def errors(table: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def all_errors(table: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         got = table.set_index(["model", "task"])["predicted"].reindex(
             pd.MultiIndex.from_frame(truth[["model", "task"]])).to_numpy(dtype=np.float64)
         tasks_, models_ = truth["task"].to_numpy(), truth["model"].to_numpy()
         err = np.abs(normalizer.transform(tasks_, got, models=models_)
                      - normalizer.transform(tasks_, truth["score"].to_numpy(), models=models_))
         ok = np.isfinite(err)
-        err, tasks_ = err[ok], tasks_[ok]
+        return err[ok], tasks_[ok]
+
+    def drawn(held: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        err, tasks_ = held
         if len(err) > MAX_SCORES:
             pick = rng.choice(len(err), MAX_SCORES, replace=False)
             err, tasks_ = err[pick], tasks_[pick]
         return err, tasks_
 
+    def errors(table: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        return drawn(all_errors(table, truth))
+
     out = {}
     if cells:
         held = s.loc[cells]
-        table = cal.predict(held[["model", "task"]])
-        fitted = errors(table, held)
-        own, own_tasks = errors(table, held)
+        every = all_errors(cal.predict(held[["model", "task"]]), held)
+        fitted = drawn(every)  # two draws, one per scale
+        own, own_tasks = drawn(every)
         own = own / task_scale(cal).reindex(own_tasks).to_numpy()
         out["cell"] = (fitted, own)
     with warnings.catch_warnings():

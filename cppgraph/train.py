@@ -244,15 +244,23 @@ def predict_observed(net: Network, g: GraphTensors, folds: Folds, edges: Tensor,
     return out
 
 
+def score_matrix(g: GraphTensors) -> np.ndarray:
+    """The dense ``[models, tasks]`` normalized scores of the score edges (NaN where unknown)."""
+    y = np.full((g.num_models, g.num_tasks), np.nan)
+    y[g.score_model.numpy(), g.score_task.numpy()] = g.score.numpy()
+    return y
+
+
 def observed_matrix(net: Network, g: GraphTensors, folds: Folds) -> tuple:
-    """Dense ``[models, tasks]`` arrays of the score edges: normalized scores (NaN where
-    unknown), folds (-1 where unknown) and leak-free predictions (:func:`predict_observed`)."""
+    """Dense ``[models, tasks]`` arrays of the score edges: normalized scores
+    (:func:`score_matrix`), folds (-1 where unknown) and leak-free predictions
+    (:func:`predict_observed`)."""
     shape = (g.num_models, g.num_tasks)
     m, t = g.score_model.numpy(), g.score_task.numpy()
-    y, fold, pred = np.full(shape, np.nan), np.full(shape, -1), np.full(shape, np.nan)
-    y[m, t], fold[m, t] = g.score.numpy(), folds.fold.numpy()
+    fold, pred = np.full(shape, -1), np.full(shape, np.nan)
+    fold[m, t] = folds.fold.numpy()
     pred[m, t] = predict_observed(net, g, folds, torch.arange(g.num_scores)).numpy()
-    return y, fold, pred
+    return score_matrix(g), fold, pred
 
 
 def predict_cells(net: Network, g: GraphTensors, folds: Folds, rows: np.ndarray,

@@ -83,7 +83,7 @@ def test_top_models_by_hand():
     ts = SimpleNamespace(y=y, known=np.isfinite(y))
     # task 0 holds 0.1 0.3 0.5 0.9: mid-rank percentile of 0.9 is (3 + 4) / 8, of 1.0 is 1,
     # of 0.3 is (1 + 2) / 8; task 1 holds 0.2 0.4 0.8: 0.8 is (2 + 3) / 6
-    assert percentiles(ts, np.array([0, 0, 0, 1]), np.array([0.9, 1.0, 0.3, 0.8])).tolist() == \
+    assert percentiles(y, np.array([0, 0, 0, 1]), np.array([0.9, 1.0, 0.3, 0.8])).tolist() == \
         [7 / 8, 1.0, 3 / 8, 5 / 6]
     est = SimpleNamespace(training_scores_=ts, data_=SimpleNamespace(tasks=["a", "b"]),
                           normalizer_=SimpleNamespace(transform=lambda t, v, models=None: v),

@@ -167,7 +167,9 @@ def _busy() -> subprocess.Popen:
 def _settings() -> list[tuple[str, int, bool]]:
     """The quick-start fit's settings on a shared machine: (label, --threads, whether the
     calibration fit may run in a process beside the main fit)."""
-    cores = os.cpu_count() or 1
+    from cppgraph.threads import available_cores
+
+    cores = available_cores()
     return [("default: 1 thread, the calibration fit beside when a core is free", 1, True),
             ("1 thread, one process (`calibration_process = false`)", 1, False),
             (f"{cores} threads (one per core)", cores, True)]
@@ -233,7 +235,7 @@ def headline(scale: list[dict] | None, accuracy: str | None,
         lines += [f"Synthetic 500 x 50, half observed: cppgraph's normalized MAE is "
                   f"{mae['cppgraph'] / best:.2f} times the best matrix completion's.", ""]
     if threads:
-        walls = {(r["load"], _setting(r)): r["wall_s"] for r in threads}
+        walls = {(r["load"], r["setting"]): r["wall_s"] for r in threads}
         default, one = _settings()[0][0], _settings()[1][0]
         if (4, default) in walls and (0, default) in walls:
             lines += [f"The quick-start fit with 4 other busy processes on the machine: "
@@ -243,13 +245,6 @@ def headline(scale: list[dict] | None, accuracy: str | None,
                          f"({walls[0, one]:.1f} s and {walls[4, one]:.1f} s)"
                          if (4, one) in walls and (0, one) in walls else "") + ".", ""]
     return lines
-
-
-def _setting(row: dict) -> str:
-    """A threads row's setting (rows of runs before settings had labels: by threads)."""
-    if "setting" in row:
-        return row["setting"]
-    return _settings()[0][0] if row["threads"] == 1 else _settings()[2][0]
 
 
 def _made(commands: dict, part: str, sizes: dict | None = None) -> list[str]:
@@ -334,7 +329,7 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
         best = min(r["mean"] for n, r in mae.items() if n != "cppgraph")
         lines += ["", f"cppgraph / best baseline: {mae['cppgraph']['mean'] / best:.3f}.", ""]
     if threads:
-        idle = {_setting(r): r["wall_s"] for r in threads if r["load"] == 0}
+        idle = {r["setting"]: r["wall_s"] for r in threads if r["load"] == 0}
         lines += ["## The quick-start fit on a shared machine", "", *_made(commands, "threads"),
                   "`cppgraph fit data/demo --out demo-model --force --threads N`, whole command "
                   "(start-up included), idle and with 4 other CPU-bound processes "
@@ -344,8 +339,8 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
                   "|---|---|---|---|---|"]
         for r in threads:
             runs = ", ".join(f"{w:.1f}" for w in r.get("runs", [r["wall_s"]]))
-            lines.append(f"| {r['load']} | {_setting(r)} | {r['wall_s']:.1f} | {runs} | "
-                         f"{r['wall_s'] / idle[_setting(r)]:.2f} |")
+            lines.append(f"| {r['load']} | {r['setting']} | {r['wall_s']:.1f} | {runs} | "
+                         f"{r['wall_s'] / idle[r['setting']]:.2f} |")
         lines += ["", "With 4 busy processes on 2 cores, a single-threaded job gets about 2/5 "
                   "of a core from a fair scheduler, so about 2.5x its idle time is the floor "
                   "for a fit in one process. The default runs the calibration fit in a second "

@@ -24,12 +24,14 @@ from cppgraph.errors import CppGraphError
 from cppgraph.threads import available_cores
 
 
-def can_run_aside() -> bool:
-    """Whether :class:`Aside` can run here: Linux (processes are forked: nothing is
-    imported or copied again) with at least two cores for this process, which is not
-    itself a daemon process (e.g. a worker of a ``multiprocessing.Pool``: those may not
-    start processes)."""
-    return (sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
+def can_run_aside(threads: int = 1) -> bool:
+    """Whether :class:`Aside` can run here for work on ``threads`` threads: Linux
+    (processes are forked: nothing is imported or copied again) with at least two cores
+    for this process, which is not itself a daemon process (e.g. a worker of a
+    ``multiprocessing.Pool``: those may not start processes), and one thread (a process
+    forked from one whose threads compute can hang in its own)."""
+    return (threads == 1 and sys.platform == "linux"
+            and "fork" in multiprocessing.get_all_start_methods()
             and available_cores() >= 2 and not multiprocessing.current_process().daemon)
 
 

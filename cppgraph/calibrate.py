@@ -245,9 +245,9 @@ def calibrating(est, *, relay: bool):
     """The calibration of ``est``'s fit, from just before its network trains (the
     graph and normalizer ready) to its :meth:`_Calibrating.result`: the refit starts
     at once in a process beside this one (:mod:`cppgraph.aside`) when
-    ``calibration_process`` is set, the fit computes on one thread (a process forked
-    from one whose threads compute can hang), the machine can and a core is free
-    now; else :meth:`_Calibrating.result` runs it here. ``relay``: pass on the
+    ``calibration_process`` is set, the machine can (:func:`cppgraph.aside.can_run_aside`:
+    among others, the fit computes on one thread) and a core is free now; else
+    :meth:`_Calibrating.result` runs it here. ``relay``: pass on the
     refit's epochs."""
     run = _Calibrating(est, relay)
     try:
@@ -262,8 +262,8 @@ class _Calibrating:
     def __init__(self, est, relay: bool):
         cfg = est.fit_config_
         self.est, self.wanted, self.process = est, cfg.intervals, None
-        if (cfg.intervals and cfg.calibration_process and resolve_threads(cfg.n_jobs) == 1
-                and aside.can_run_aside() and aside.spare_core()):
+        if (cfg.intervals and cfg.calibration_process
+                and aside.can_run_aside(resolve_threads(cfg.n_jobs)) and aside.spare_core()):
             self.process = aside.Aside(refit_errors, est.data_, cfg, est.normalizer_,
                                score_matrix(est.graph_), relay=relay)
 

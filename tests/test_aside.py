@@ -150,17 +150,19 @@ def test_no_process_beside_a_fit_on_several_threads(demo, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("no process beside this fit")
 
+    assert not aside.can_run_aside(2) and not aside.can_run_aside(4)
     monkeypatch.setattr(aside, "Aside", refuse)
-    monkeypatch.setattr(aside, "can_run_aside", lambda: True)
-    for settings in ({"n_jobs": 2}, {"calibration_process": False}):
-        if settings.get("n_jobs", 1) > available_cores():
-            continue
-        est = CPPGraph(random_state=0, epochs=2, **settings).fit(demo)
+    monkeypatch.setattr(aside, "spare_core", lambda: True)
+    if available_cores() >= 2:
+        est = CPPGraph(random_state=0, epochs=2, n_jobs=2).fit(demo)
         assert est.calibration_ is not None
+    monkeypatch.setattr(aside, "can_run_aside", lambda threads: True)
+    est = CPPGraph(random_state=0, epochs=2, calibration_process=False).fit(demo)
+    assert est.calibration_ is not None
     monkeypatch.setattr(aside, "spare_core", lambda: False)
     assert CPPGraph(random_state=0, epochs=2).fit(demo).calibration_ is not None
     monkeypatch.setattr(aside, "spare_core", lambda: True)
-    monkeypatch.setattr(aside, "can_run_aside", lambda: False)
+    monkeypatch.setattr(aside, "can_run_aside", lambda threads: False)
     assert CPPGraph(random_state=0, epochs=2).fit(demo).calibration_ is not None
 
 

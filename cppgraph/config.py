@@ -22,8 +22,11 @@ LARGE_DATA_CELLS = 50_000
 #: shorter patience and 3 folds fit about 3 times faster at nearly the same error; on
 #: small data they cost accuracy. Without dropout large data fits faster again (as or
 #: more accurate at 50k and 100k cells, 4% less at 1M; inner validation, ``docs/ENGINE.md``).
+#: A smaller supervised share per step is faster again, and much more accurate on a wide
+#: matrix (``batch_size`` caps it from about 675,000 training cells on).
 AUTO_SCHEDULE = {"lr": (0.01, 0.03), "lr_patience": (8, 4), "patience": (40, 15),
-                 "stop_delta": (0.0, 0.01), "predict_folds": (5, 3), "dropout": (0.1, 0.0)}
+                 "stop_delta": (0.0, 0.01), "predict_folds": (5, 3), "dropout": (0.1, 0.0),
+                 "supervision_fraction": (0.3, 0.15)}
 
 
 #: Keys that act only after the fit (on suggestions) or not on numbers (progress, where the
@@ -58,7 +61,8 @@ class Config:
         Width of the scoring head's hidden layer.
     lr : float or "auto"
         Adam's learning rate. ``"auto"`` (as ``lr_patience``, ``patience``,
-        ``stop_delta`` and ``predict_folds``): the first value of :data:`AUTO_SCHEDULE`
+        ``stop_delta``, ``predict_folds``, ``dropout`` and
+        ``supervision_fraction``): the first value of :data:`AUTO_SCHEDULE`
         below :data:`LARGE_DATA_CELLS` training cells, the second from there
         on (:meth:`resolved`).
     weight_decay : float
@@ -81,7 +85,7 @@ class Config:
     val_fraction : float
         Share of the training cells held out (never in the graph, never a
         target) for early stopping; at most 20,000 cells.
-    supervision_fraction : float
+    supervision_fraction : float or "auto"
         Each step, this share of the usable training cells is supervised and
         removed from the message-passing graph (no target leakage) ...
     batch_size : int
@@ -180,7 +184,7 @@ class Config:
     patience: int | str = "auto"
     stop_delta: float | str = "auto"
     val_fraction: float = 0.1
-    supervision_fraction: float = 0.3
+    supervision_fraction: float | str = "auto"
     batch_size: int = 65536
     id_dropout: float = 0.2
     score_floor: float = 0.1

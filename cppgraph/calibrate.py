@@ -308,7 +308,7 @@ def fit_calibration(est, callback=None, errors: dict | None = None) -> Calibrati
     scale = task_scale(est)
     if errors is None:
         errors = refit_errors(est.data_, est.fit_config_, est.normalizer_,
-                              score_matrix(est.graph_), callback)
+                              est.training_scores_.y, callback)
     mean = float(scale.mean())
 
     def scored(held) -> np.ndarray:

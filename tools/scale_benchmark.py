@@ -87,7 +87,7 @@ def _tree_rss_mb(pid: int) -> float:
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as f:
                     stack += [int(c) for c in f.read().split()]
-        except (FileNotFoundError, ProcessLookupError, PermissionError, StopIteration):
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
     return total / 1024
 
@@ -236,7 +236,7 @@ def headline(scale: list[dict] | None, accuracy: str | None,
                   f"{mae['cppgraph'] / best:.2f} times the best matrix completion's.", ""]
     if threads:
         walls = {(r["load"], r["setting"]): r["wall_s"] for r in threads}
-        default, one = _settings()[0][0], _settings()[1][0]
+        (default, *_), (one, *_) = _settings()[:2]
         if (4, default) in walls and (0, default) in walls:
             lines += [f"The quick-start fit with 4 other busy processes on the machine: "
                       f"{walls[4, default] / walls[0, default]:.2f} times its idle time with the "
@@ -331,8 +331,9 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
     if threads:
         idle = {r["setting"]: r["wall_s"] for r in threads if r["load"] == 0}
         lines += ["## The quick-start fit on a shared machine", "", *_made(commands, "threads"),
-                  "`cppgraph fit data/demo --out demo-model --force --threads N`, whole command "
-                  "(start-up included), idle and with 4 other CPU-bound processes "
+                  "`cppgraph fit data/demo --out demo-model --force --threads N` (in one "
+                  "process: with `--config` of a file holding `calibration_process = false`), "
+                  "whole command (start-up included), idle and with 4 other CPU-bound processes "
                   "(`python -c 'while True: pass'`, each in its own session); the median of "
                   f"{REPEATS} runs (one where a run takes over {REPEAT_UNDER_S:.0f} s).", "",
                   "| other processes | setting | wall (s) | runs (s) | x idle, same setting |",

@@ -164,11 +164,6 @@ class CPPGraph:
         self.known_correction_ = KnownScoreCorrection(self.config.known_shrinkage)
         self.known_stage_ = KnownScoreMix(self.config.known_regression).fit(self.training_scores_)
 
-    @property
-    def observed_weight_(self) -> float:
-        """The weight of the benchmark regression in the predictions of training models."""
-        return self.observed_stage_.weight_
-
     def _validation_mae(self) -> dict:
         """MAE of the validation cells (never in the graph while the network learned)."""
         val = self.folds_.validation.numpy()

@@ -71,7 +71,7 @@ def save(est, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         "best_epoch": est.best_epoch_,
         "fit_seconds": est.fit_seconds_,
         "val_mae": est.val_mae_,
-        "observed_weight": est.observed_weight_,
+        "observed_weight": est.observed_stage_.weight_,
         "calibration": None if est.calibration_ is None else est.calibration_.to_dict(),
     }
     state = {"network": est.network_.state_dict(), "folds": est.folds_.fold}
@@ -190,7 +190,7 @@ def card(cls, folder: Path, *, n_jobs: int | None = None) -> dict:
                 "validation_mae_normalized": (est.val_mae_ or {}).get("normalized"),
                 "validation_mae_raw": (est.val_mae_ or {}).get("raw"),
                 "validation_cells": (est.val_mae_ or {}).get("cells"),
-                "benchmark_regression_weight": est.observed_weight_},
+                "benchmark_regression_weight": est.observed_stage_.weight_},
         "config": est.config.to_dict(),
         "schedule": {name: getattr(est.fit_config_, name) for name in AUTO_SCHEDULE},
     }

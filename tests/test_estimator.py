@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 
 import numpy as np
@@ -9,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from cppgraph import coldstart
+from cppgraph import coldstart, estimator
 from cppgraph import config as config_module
 from cppgraph.config import AUTO_SCHEDULE, LARGE_DATA_CELLS, Config
 from cppgraph.data import read_canonical
@@ -117,7 +119,7 @@ def test_observed_regression_does_not_see_the_cells_own_score(demo):
     """With the benchmark regression mixed in, an observed cell still never sees
     its own score; the regression does move the predictions (the check can fail)."""
     est = CPPGraph(random_state=0, observed_regression=0.5, **BRIEF).fit(demo)
-    assert est.observed_weight_ == 0.5
+    assert est.observed_stage_.weight_ == 0.5
     cells = demo.scores[["model", "task"]].iloc[:40]
     rows, cols, edge = est._cells(cells)
     fold = est.folds_.fold.numpy()[edge]
@@ -134,14 +136,14 @@ def test_observed_regression_does_not_see_the_cells_own_score(demo):
 def test_observed_regression_setting(demo, tmp_path):
     assert CPPGraph().config.observed_regression == "task"
     auto = CPPGraph(random_state=0, observed_regression="auto", **BRIEF).fit(demo)
-    assert auto.observed_weight_ in np.round(np.linspace(0, 1, 11), 2)
+    assert auto.observed_stage_.weight_ in np.round(np.linspace(0, 1, 11), 2)
     train = auto.training_scores_
     assert isinstance(train.k, int) and train.predicted.shape == train.y.shape
     val = train.fold == train.k
     assert val.sum() == len(auto.folds_.validation)  # the weight is chosen on these cells
     assert np.isfinite(train.predicted[val]).all()
     loaded = CPPGraph.load(auto.save(tmp_path / "m"))
-    assert loaded.observed_weight_ == auto.observed_weight_
+    assert loaded.observed_stage_.weight_ == auto.observed_stage_.weight_
     for bad in (1.5, -0.1, "yes", True):
         with pytest.raises(CppGraphError, match="observed_regression must be 'auto', 'task' or in"):
             Config(observed_regression=bad)
@@ -670,3 +672,11 @@ def test_verbose_fit_reports_on_stderr_and_quiet_fit_says_nothing(demo_dir, caps
     assert "fitted CollabData(60 models" in err and "validation MAE" in err
     CPPGraph(epochs=5, patience=5, intervals=False).fit(str(demo_dir))
     assert capsys.readouterr().err == ""
+
+
+def test_estimator_class_stays_short():
+    """The estimator composes the network, the stages and the modules around it; its
+    class stays under 300 lines (the rest lives in those modules)."""
+    tree = ast.parse(inspect.getsource(estimator))
+    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "CPPGraph"]
+    assert cls.end_lineno - cls.lineno + 1 < 300

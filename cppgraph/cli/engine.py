@@ -70,7 +70,7 @@ def fit(data_dir, out, config_file, seed, encoder, force, every, out_of_range, t
            and est.data_.task_info["unit"].notna().all() else "")
     click.echo(f"saved {out}: {len(est.log_)} epochs in {est.fit_seconds_:.1f}s, best epoch "
                f"{est.best_epoch_}, validation MAE {raw}{mae['normalized']:.4f} normalized "
-               f"({mae['cells']} cells), benchmark-regression weight {est.observed_weight_:g}")
+               f"({mae['cells']} cells), benchmark-regression weight {est.observed_stage_.weight_:g}")
 
 
 def _render(table: pd.DataFrame, fmt: str) -> str:

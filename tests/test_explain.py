@@ -135,6 +135,17 @@ def test_exact_values_are_the_shapley_formula(fast_est, monkeypatch):
         assert sv.values.iloc[0, i] == pytest.approx(phi, abs=1e-6)
 
 
+def test_many_cells_take_shaps_exact_explainer_with_the_same_values(fast_est, one_task,
+                                                                     monkeypatch):
+    """Above :data:`~cppgraph.explain.EXACT_EXPLAINER_CELLS` cells the values come from
+    shap's Exact explainer instead of the kernel solve: the same exact Shapley values."""
+    monkeypatch.setattr(cpx, "EXACT_EXPLAINER_CELLS", 2)
+    again = cpx.shap_values(fast_est, task=fast_est.data_.tasks[0])
+    assert again.method == "exact" and len(again.values) >= 2
+    pd.testing.assert_frame_equal(again.values, one_task.values, atol=1e-9)
+    pd.testing.assert_series_equal(again.base, one_task.base, atol=1e-9)
+
+
 def test_permutation_estimate_is_seeded_and_adds_up(fast_est, monkeypatch):
     monkeypatch.setattr(cpx, "EXACT_MAX_FACTORS", 3)
     model = fast_est.data_.models[0]

@@ -223,18 +223,23 @@ def _observed(est: CPPGraph, kind: str) -> pd.DataFrame:
     return _wide(pd.Series(est.y_, index=pd.MultiIndex.from_frame(s[["model", "task"]])), est, kind)
 
 
-def _predicted(est: CPPGraph, kind: str) -> pd.DataFrame:
-    table = est.predict()
-    return _wide(table.set_index(["model", "task"])["predicted_normalized"], est, kind)
+def _predicted(est: CPPGraph, kind: str, names: list[str]) -> pd.DataFrame:
+    """Normalized predictions of the ``kind`` entities ``names`` (rows, in that order) on
+    every entity of the other kind (columns, in data order): only those rows are predicted."""
+    other, others = ("task", est.data_.tasks) if kind == "model" else ("model", est.data_.models)
+    pairs = pd.MultiIndex.from_product([names, others], names=[kind, other]).to_frame(index=False)
+    table = est.predict(pairs[["model", "task"]])
+    return table.pivot(index=kind, columns=other, values="predicted_normalized").reindex(
+        index=names, columns=others)
 
 
-def _known_query(est: CPPGraph, name: str, kind: str, predicted: pd.DataFrame) -> _Query:
+def _known_query(est: CPPGraph, name: str, kind: str) -> _Query:
     names = _names(est, kind)
     if name not in names:
         raise _unknown(str(name), names, kind)
     i = names.index(name)
     return _Query(name, est.node_embeddings()[kind][i], _observed(est, kind).loc[name],
-                  predicted.loc[name])
+                  _predicted(est, kind, [name]).loc[name])
 
 
 def _new_model_query(est: CPPGraph, factors: pd.DataFrame,
@@ -321,20 +326,20 @@ def neighbours(est: CPPGraph, name: str | pd.DataFrame, k: int | None = None, *,
     est._check_fitted()
     _choice(by, ("embedding", "scores"), "by")
     _choice(kind, KINDS, "kind")
-    predicted = _predicted(est, kind)
     if isinstance(name, pd.DataFrame):
         if kind != "model":
             raise CppGraphError("a new entity given by its factors is supported for models only")
         query = _new_model_query(est, name, known_scores, files)
     else:
-        query = _known_query(est, name, kind, predicted)
+        query = _known_query(est, name, kind)
     names = _names(est, kind)
-    others = [n for n in names if n != query.name]
+    other_rows = np.array([n != query.name for n in names], dtype=bool)
+    others = [n for n, keep in zip(names, other_rows) if keep]
     k = min(10, len(others)) if k is None else k
     if not 1 <= k <= len(others):
         raise CppGraphError(f"k must be between 1 and {len(others)} (the other {kind}s); got {k}")
     if by == "embedding":
-        vectors = est.node_embeddings()[kind][[names.index(n) for n in others]]
+        vectors = est.node_embeddings()[kind][other_rows]
         score = pd.Series(_cosine(vectors, query.vector), index=others)
         columns = {"similarity": score}
     else:
@@ -349,15 +354,35 @@ def neighbours(est: CPPGraph, name: str | pd.DataFrame, k: int | None = None, *,
     top = score.dropna().sort_values(ascending=False, kind="stable").index[:k]
     other = "task" if kind == "model" else "model"
     out = pd.DataFrame({kind: list(top), **{c: v.reindex(top).to_numpy() for c, v in columns.items()}})
+    predicted = _predicted(est, kind, list(top))
     out[f"most_different_{other}s"] = [_most_different(query.predicted, predicted.loc[n]) for n in top]
     return out
 
 
 # ---------------------------------------------------------- similarity graph
-def _cosine_matrix(vectors: np.ndarray) -> np.ndarray:
+#: Rows of the cosine-similarity matrix computed at a time by :func:`_nearest`.
+SIMILARITY_BLOCK = 1024
+
+
+def _nearest(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` most cosine-similar other rows, most similar first (ties: lower
+    index first), and their similarities: ``[n, k]`` each. The similarity matrix is
+    computed :data:`SIMILARITY_BLOCK` rows at a time, so memory grows with ``n``, not
+    ``n**2``."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     unit = vectors / np.where(norms > 0, norms, 1.0)
-    return unit @ unit.T
+    n = len(unit)
+    index, value = np.empty((n, k), dtype=np.int64), np.empty((n, k))
+    for start in range(0, n, SIMILARITY_BLOCK):
+        sim = unit[start:start + SIMILARITY_BLOCK] @ unit.T
+        rows = np.arange(len(sim))
+        sim[rows, start + rows] = -np.inf  # not its own neighbour
+        kth = -np.partition(-sim, k - 1, axis=1)[:, k - 1]  # each row's k-th largest
+        for r in rows:
+            cand = np.flatnonzero(sim[r] >= kth[r])
+            best = cand[np.lexsort((cand, -sim[r, cand]))[:k]]
+            index[start + r], value[start + r] = best, sim[r, best]
+    return index, value
 
 
 def _node_attributes(est: CPPGraph, kind: str) -> dict[str, dict]:
@@ -413,14 +438,12 @@ def similarity_graph(est: CPPGraph, kind: str = "model", knn: int | None = None)
     if not 1 <= knn <= len(names) - 1:
         raise CppGraphError(f"knn must be between 1 and {len(names) - 1} (the other {kind}s); "
                             f"got {knn}")
-    sim = _cosine_matrix(est.node_embeddings()[kind])
+    index, value = _nearest(est.node_embeddings()[kind], knn)
     graph = nx.Graph(kind=kind, knn=knn)
     for name, attrs in _node_attributes(est, kind).items():
         graph.add_node(name, **attrs)
-    ranked = np.where(np.eye(len(names), dtype=bool), -np.inf, sim)
-    for i, row in enumerate(ranked):
-        for j in np.argsort(-row, kind="stable")[:knn]:
-            s = float(sim[i, j])
+    for i in range(len(names)):
+        for j, s in zip(index[i].tolist(), value[i].tolist()):
             graph.add_edge(names[i], names[j], similarity=s, weight=(1.0 + s) / 2.0)
     communities = nx.community.louvain_communities(graph, weight="weight",
                                                    seed=est.config.random_state)

@@ -299,6 +299,24 @@ def test_similarity_graph(fast_est, demo):
     assert dict(g.nodes(data="community")) == dict(again.nodes(data="community"))
 
 
+def test_nearest_in_blocks_matches_the_full_ranking(monkeypatch):
+    """Blockwise k nearest: the same neighbours, order and similarities as ranking the
+    whole cosine matrix (self excluded, ties to the lower index), ties included."""
+    rng = np.random.default_rng(0)
+    vectors = rng.integers(-2, 3, size=(23, 3)).astype(float)  # small integers: many ties
+    vectors[5] = vectors[11] = vectors[17]  # exact duplicates
+    vectors[8] = 0.0  # no direction: similarity 0 with every other row
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-300)
+    sim = unit @ unit.T
+    np.fill_diagonal(sim, -np.inf)
+    monkeypatch.setattr(cpi, "SIMILARITY_BLOCK", 4)
+    for k in (1, 3, 22):
+        index, value = cpi._nearest(vectors, k)
+        expected = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(index, expected)
+        np.testing.assert_allclose(value, np.take_along_axis(sim, expected, 1), atol=1e-12)
+
+
 def test_similarity_graph_errors(fast_est, demo):
     with pytest.raises(CppGraphError, match=f"knn must be between 1 and {len(demo.models) - 1}"):
         cpi.similarity_graph(fast_est, knn=len(demo.models))

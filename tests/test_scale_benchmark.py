@@ -7,6 +7,8 @@ import json
 import pytest
 from conftest import load_tool
 
+from cppgraph.cli import cli
+
 
 @pytest.fixture(scope="module")
 def bench():
@@ -109,3 +111,36 @@ def test_report_only_runs_nothing_and_rewrites_the_report(bench, tmp_path, monke
     assert json.loads(out.with_suffix(".json").read_text()) == saved
     with pytest.raises(SystemExit, match="runs no part"):
         bench.main(["--out", str(out), "--report-only", "--only", "threads"])
+
+
+COMMANDS = [{"size": size, "command": name, "wall_s": wall, "rss_mb": 500.0 * (1 + i),
+             "timed_out": False}
+            for i, size in enumerate(("100k", "1M"))
+            for name, wall in (("predict --all", 9.4 * (1 + 4 * i)), ("graph", 7.4 + 16.6 * i))]
+
+
+def test_commands_part_reports_a_column_pair_per_size(bench, tmp_path, monkeypatch):
+    out = tmp_path / "SCALE.md"
+    old = {"accuracy": {"command": "python tools/scale_benchmark.py", "results": ACCURACY}}
+    out.with_suffix(".json").write_text(json.dumps(old))
+    monkeypatch.setattr(bench, "commands_part", lambda work: COMMANDS)
+    bench.main(["--out", str(out), "--only", "commands"])
+    text = out.read_text()
+    assert "| command | 100k: wall (s) | 100k: peak RSS (MB) | 1M: wall (s) | 1M: peak RSS (MB) |" \
+        in text
+    assert "| `predict --all` | 9.4 | 500 | 47.0 | 1000 |" in text
+    assert "| `graph` | 7.4 | 500 | 24.0 | 1000 |" in text
+    assert "Made by `python tools/scale_benchmark.py --only commands`." in text
+    assert "| cppgraph | 0.0400 ± 0.0010 |" in text  # the kept part
+
+
+def test_timed_commands_parse_as_the_cli_takes_them(bench, tmp_path):
+    """Every command the commands part runs is one the CLI accepts (options, choices)."""
+    model = tmp_path / "model"
+    model.mkdir()
+    runs = bench._model_commands(model, tmp_path, "some-model")
+    assert {args[0] for _, args in runs} >= {"predict", "neighbours", "suggest", "clusters",
+                                             "embeddings", "graph", "explain"}
+    for _, args in runs:
+        command = cli.get_command(None, args[0])
+        command.make_context(args[0], list(args[1:]))  # raises on an unknown option or value

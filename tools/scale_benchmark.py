@@ -1,6 +1,6 @@
 """Measure the engine at scale and on a shared machine; writes ``docs/SCALE.md``.
 
-Three parts, each with its command in the report:
+Four parts, each with its command in the report:
 
 1. **Scale.** Synthetic low-rank folders from ``tools/make_scale_data.py``
    (10k, 100k and 1M observed cells). On a 10% random hold-out: fit and
@@ -14,13 +14,18 @@ Three parts, each with its command in the report:
    and with 4 other CPU-bound processes running, with the defaults (one
    thread, the calibration fit in a second process where a core is free), in
    one process, and with one thread per core (3 runs each, the median).
+4. **Commands on a fitted model.** Wall time and peak RSS of each command a
+   user runs on a fitted model (``predict --all``, ``neighbours``,
+   ``suggest``, ``clusters``, ``embeddings``, ``graph``, ``explain``), start-up
+   and loading included, on the models of the 100k and 1M folders (fitted
+   first where ``--work`` holds none).
 
 Each run also writes its raw figures to ``docs/SCALE.json``; with ``--only``, the
 parts not run keep the figures of their last run from there, and with ``--sizes`` the
 scale part reruns only those sizes and keeps the others' rows; each section names the
 command that made it. Run it alone: other work on the machine distorts the times.
-Usage: ``python tools/scale_benchmark.py [--out docs/SCALE.md] [--only scale accuracy threads]
-[--sizes 10k 100k 1M]`` (``--report-only``: rewrite the report from the JSON file).
+Usage: ``python tools/scale_benchmark.py [--out docs/SCALE.md] [--only scale accuracy threads
+commands] [--sizes 10k 100k 1M]`` (``--report-only``: rewrite the report from the JSON file).
 """
 
 from __future__ import annotations
@@ -41,7 +46,9 @@ SIZES = {"10k": (200, 100), "100k": (2000, 100), "1M": (20000, 100)}
 DENSITY = 0.5
 BASELINES = ("svd", "soft-impute", "mf")
 #: The parts, in the order they run (and their sections appear).
-PARTS = ("threads", "accuracy", "scale")
+PARTS = ("threads", "accuracy", "scale", "commands")
+#: The sizes whose fitted models the commands part runs on.
+COMMAND_SIZES = ("100k", "1M")
 #: The quick-start fits run this many times in each setting (the median is reported: the
 #: machine's speed drifts), unless a run takes longer than REPEAT_UNDER_S.
 REPEATS, REPEAT_UNDER_S = 3, 60.0
@@ -160,6 +167,45 @@ def accuracy_part(work: Path) -> str:
     return out
 
 
+def _model_commands(model: Path, out: Path, first_model: str) -> list[tuple[str, list[str]]]:
+    """(label, arguments) of each command the commands part times on ``model``."""
+    m = str(model)
+    return [
+        ("predict --all", ["predict", m, "--all", "--format", "csv", "--out",
+                           str(out / "all.csv"), "--force"]),
+        ("predict --all --interval 0.9", ["predict", m, "--all", "--interval", "0.9", "--format",
+                                          "csv", "--out", str(out / "all-90.csv"), "--force"]),
+        ("neighbours MODEL", ["neighbours", m, first_model]),
+        ("suggest --model MODEL --budget 3", ["suggest", m, "--model", first_model,
+                                              "--budget", "3"]),
+        ("clusters --by embedding --k 9", ["clusters", m, "--by", "embedding", "--k", "9"]),
+        ("embeddings", ["embeddings", m, "--out", str(out / "embeddings.csv"), "--force"]),
+        ("graph", ["graph", m, "--out", str(out / "graph.graphml"), "--force"]),
+        ("explain", ["explain", m]),
+    ]
+
+
+def commands_part(work: Path) -> list[dict]:
+    rows = []
+    for label in COMMAND_SIZES:
+        models, tasks = SIZES[label]
+        folder = make_data(work / f"syn-{label}", models, tasks, DENSITY)
+        model = work / f"model-{label}"
+        if not (model / "model.json").is_file():
+            _log(f"commands {label}: fitting the model first (not timed)")
+            _run([CPPGRAPH, "fit", str(folder), "--out", str(model), "--force"])
+        first = (folder / "model_factors.csv").read_text(encoding="utf-8").splitlines()[1]
+        out = work / f"outputs-{label}"
+        out.mkdir(exist_ok=True)
+        for name, args in _model_commands(model, out, first.split(",")[0]):
+            _log(f"commands {label}: {name}")
+            wall, rss, _, timed_out = _run([CPPGRAPH, *args])
+            rows.append({"size": label, "command": name, "wall_s": wall, "rss_mb": rss,
+                         "timed_out": timed_out})
+            _log(f"  {rows[-1]}")
+    return rows
+
+
 def _busy() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
 
@@ -261,8 +307,34 @@ def _made(commands: dict, part: str, sizes: dict | None = None) -> list[str]:
     return [f"Made by `{commands[part]}`.", ""]
 
 
+def commands_section(rows: list[dict], made: list[str]) -> list[str]:
+    """The commands part's table: one row per command, one column pair per size."""
+    sizes = list(dict.fromkeys(r["size"] for r in rows))
+    table = {(r["command"], r["size"]): r for r in rows}
+    lines = ["## Commands on a fitted model", "", *made,
+             "`cppgraph COMMAND MODEL_DIR ...` on the model that `cppgraph fit` made of the "
+             "whole folder (the first model of the data where a command names one), whole "
+             "command: start-up, loading the model folder and writing the output included. "
+             "`predict --all` writes every models x tasks cell.", "",
+             "| command | " + " | ".join(f"{s}: wall (s) | {s}: peak RSS (MB)" for s in sizes)
+             + " |", "|---|" + "---|---|" * len(sizes)]
+    for name in dict.fromkeys(r["command"] for r in rows):
+        cells = []
+        for size in sizes:
+            r = table.get((name, size))
+            if r is None:
+                cells += ["", ""]
+            else:
+                wall = ("stopped after " + _fmt(r["wall_s"], "{:.0f}") if r["timed_out"]
+                        else _fmt(r["wall_s"]))
+                cells += [wall, _fmt(r["rss_mb"], "{:.0f}")]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] | None,
-           commands: dict, sizes: dict | None = None) -> str:
+           commands: dict, sizes: dict | None = None,
+           model_commands: list[dict] | None = None) -> str:
     """SCALE.md; ``commands``: the command line that made each part's figures (``sizes``:
     the scale part's, per size, where its sizes come from different runs)."""
     import torch
@@ -348,6 +420,8 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
                   "process only when a core is free (none is with 4 busy processes): a second "
                   "process shortens the idle fit, but on a busy machine it only shares the "
                   "same cores, which the scheduler divides by session.", ""]
+    if model_commands:
+        lines += commands_section(model_commands, _made(commands, "commands"))
     return "\n".join(lines)
 
 
@@ -383,7 +457,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"{out.with_suffix('.json')} has no scale figures for the other sizes "
                          "to keep: run the scale part with every size")
     runners = {"threads": threads_part, "accuracy": accuracy_part,
-               "scale": lambda work: scale_part(work, sizes)}
+               "scale": lambda work: scale_part(work, sizes), "commands": commands_part}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -396,7 +470,8 @@ def main(argv=None) -> None:
     results = {p: saved[p]["results"] if p in saved else None for p in PARTS}
     out.write_text(report(results["scale"], results["accuracy"], results["threads"],
                           {p: saved[p]["command"] for p in saved},
-                          saved.get("scale", {}).get("sizes")) + "\n", encoding="utf-8")
+                          saved.get("scale", {}).get("sizes"), results["commands"]) + "\n",
+                   encoding="utf-8")
     _log(f"wrote {out} and {out.with_suffix('.json').name}")
 
 

@@ -132,6 +132,8 @@ def test_commands_part_reports_a_column_pair_per_size(bench, tmp_path, monkeypat
     assert "| `graph` | 7.4 | 500 | 24.0 | 1000 |" in text
     assert "Made by `python tools/scale_benchmark.py --only commands`." in text
     assert "| cppgraph | 0.0400 ± 0.0010 |" in text  # the kept part
+    assert ("Each command on a fitted model, start-up and loading included: 7 to 9 s at 100k "
+            "(slowest: `predict --all`); 24 to 47 s at 1M (slowest: `predict --all`).") in text
 
 
 def test_timed_commands_parse_as_the_cli_takes_them(bench, tmp_path):

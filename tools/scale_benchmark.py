@@ -256,7 +256,7 @@ def _fmt(v, spec="{:.1f}") -> str:
 
 
 def headline(scale: list[dict] | None, accuracy: str | None,
-             threads: list[dict] | None) -> list[str]:
+             threads: list[dict] | None, model_commands: list[dict] | None = None) -> list[str]:
     """The answers first: accuracy against the best baseline, time and memory per size."""
     lines = ["## Headline", ""]
     if scale:
@@ -290,6 +290,16 @@ def headline(scale: list[dict] | None, accuracy: str | None,
                       + (f"; in one process, {walls[4, one] / walls[0, one]:.2f} times "
                          f"({walls[0, one]:.1f} s and {walls[4, one]:.1f} s)"
                          if (4, one) in walls and (0, one) in walls else "") + ".", ""]
+    if model_commands:
+        spans = []
+        for size in dict.fromkeys(r["size"] for r in model_commands):
+            rows = [r for r in model_commands if r["size"] == size and not r["timed_out"]]
+            if rows:
+                slow = max(rows, key=lambda r: r["wall_s"])
+                spans.append(f"{min(r['wall_s'] for r in rows):.0f} to {slow['wall_s']:.0f} s "
+                             f"at {size} (slowest: `{slow['command']}`)")
+        lines += ["Each command on a fitted model, start-up and loading included: "
+                  + "; ".join(spans) + ".", ""]
     return lines
 
 
@@ -358,7 +368,7 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
               "shares with the first (it is forked) count twice. From 50,000 training cells on (100k and 1M), "
               "the default trains with the large-data schedule (`\"auto\"` keys, "
               "`docs/ENGINE.md`).", ""]
-    lines += headline(scale, accuracy, threads)
+    lines += headline(scale, accuracy, threads, model_commands)
     if scale:
         fits = {r["size"]: r for r in scale if r["method"].startswith("cppgraph fit")}
         lines += ["## `cppgraph fit` on the whole folder", "",

@@ -155,12 +155,14 @@ class CPPGraph:
         """Whether the normalized scale is [0, 1] (minmax, paper)."""
         return self.config.normalization in ("minmax", "paper")
 
-    def _fit_stages(self) -> None:
-        """The training matrix with leak-free predictions, and the stages fitted on it."""
+    def _fit_stages(self, observed: dict | None = None) -> None:
+        """The training matrix with leak-free predictions, and the stages fitted on it
+        (``observed``: the benchmark mix's saved state, taken instead of fitting it)."""
         y, fold, predicted = observed_matrix(self.network_, self.graph_, self.folds_)
         self.training_scores_ = TrainingScores(y=y, fold=fold, k=self.folds_.k,
                                                predicted=predicted, bounded=self._bounded)
-        self.observed_stage_ = BenchmarkMix(self.config.observed_regression).fit(self.training_scores_)
+        mix = BenchmarkMix(self.config.observed_regression)
+        self.observed_stage_ = mix.restore(observed) if observed else mix.fit(self.training_scores_)
         self.known_correction_ = KnownScoreCorrection(self.config.known_shrinkage)
         self.known_stage_ = KnownScoreMix(self.config.known_regression).fit(self.training_scores_)
 

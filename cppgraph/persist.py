@@ -72,6 +72,7 @@ def save(est, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         "fit_seconds": est.fit_seconds_,
         "val_mae": est.val_mae_,
         "observed_weight": est.observed_stage_.weight_,
+        "observed_task_weights": est.observed_stage_.state()["task_weights"],
         "calibration": None if est.calibration_ is None else est.calibration_.to_dict(),
     }
     state = {"network": est.network_.state_dict(), "folds": est.folds_.fold}
@@ -148,7 +149,17 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
         if fold.shape != (len(data.scores),) or fold.min() < 0 or fold.max() > est.fit_config_.predict_folds:
             raise CppGraphError(f"{folder / WEIGHTS_FILE}: the folds do not match the training data")
         est.folds_ = Folds(fold.long(), est.fit_config_.predict_folds)
-        est._fit_stages()
+        observed = None  # a folder saved without the mix's task weights fits it again
+        if "observed_task_weights" in meta:
+            weights = meta["observed_task_weights"]
+            if weights is not None and len(weights) != len(data.tasks):
+                raise CppGraphError(f"{folder / META_FILE}: {len(weights)} observed task "
+                                    f"weights for {len(data.tasks)} tasks; the model folder "
+                                    "is corrupted")
+            if weights is not None:
+                _finite("observed_task_weights", weights, folder, low=0.0, high=1.0)
+            observed = {"weight": meta["observed_weight"], "task_weights": weights}
+        est._fit_stages(observed)
         cal = meta.get("calibration")
         est.calibration_ = None if cal is None else Calibration.from_dict(cal)
         if cal is not None and len(est.calibration_.scale) != len(data.tasks):

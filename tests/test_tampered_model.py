@@ -10,6 +10,7 @@ import torch
 
 from cppgraph.errors import CppGraphError
 from cppgraph.estimator import CPPGraph
+from cppgraph.stages.benchmark import BenchmarkMix
 
 
 @pytest.fixture()
@@ -53,18 +54,33 @@ def test_a_missing_training_data_file_is_named(folder):
     (lambda m: m["normalizer"]["scale"].__setitem__(0, float("nan")), "normalizer scale"),
     (lambda m: m["normalizer"]["scale"].pop(), "normalizer scale has"),
     (lambda m: m.__setitem__("observed_weight", 1e300), "observed_weight"),
+    (lambda m: m["observed_task_weights"].__setitem__(0, 1.5), "observed_task_weights"),
+    (lambda m: m["observed_task_weights"].pop(), "observed task weights for"),
     (lambda m: m["config"].__setitem__("num_layers", 10**6), "num_layers must be at most 16"),
     (lambda m: m["config"].__setitem__("predict_folds", 10**9), "predict_folds must be at most"),
     (lambda m: m["schedule"].__setitem__("predict_folds", 10**9), "predict_folds must be at most"),
     (lambda m: m["schedule"].__setitem__("predict_folds", 2), "do not match|corrupted"),
     (lambda m: m["schedule"].__setitem__("hidden", 8), "unknown schedule key"),
     (lambda m: m.__setitem__("config", None), "corrupted or incompatible"),
-], ids=["nan-scale", "short-scale", "huge-weight", "layers", "folds", "fit-folds",
-        "fewer-fit-folds", "other-schedule-key", "null-config"])
+], ids=["nan-scale", "short-scale", "huge-weight", "task-weight", "short-task-weights",
+        "layers", "folds", "fit-folds", "fewer-fit-folds", "other-schedule-key", "null-config"])
 def test_bad_metadata_values_are_refused(folder, change, message):
     _edit_meta(folder, change)
     with pytest.raises(CppGraphError, match=message):
         CPPGraph.load(folder)
+
+
+def test_loading_takes_the_saved_benchmark_mix(folder, fast_est, monkeypatch):
+    """A folder holds the benchmark mix's task weights, so loading does not fit the mix
+    again; one saved without them fits it, with the same predictions either way."""
+    expected = fast_est.predict()["predicted"]
+    with monkeypatch.context() as m:
+        m.setattr(BenchmarkMix, "fit", lambda self, train: pytest.fail("the mix was refitted"))
+        loaded = CPPGraph.load(folder)
+    assert loaded.observed_stage_.weight_ == fast_est.observed_stage_.weight_
+    assert (loaded.predict()["predicted"] == expected).all()
+    _edit_meta(folder, lambda meta: meta.pop("observed_task_weights"))
+    assert (CPPGraph.load(folder).predict()["predicted"] == expected).all()
 
 
 def test_nan_weights_are_refused(folder):

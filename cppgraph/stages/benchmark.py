@@ -48,6 +48,19 @@ class BenchmarkMix:
                 self.weight_ = float(GRID[int(np.argmin(mae))])
         return self
 
+    def state(self) -> dict:
+        """What :meth:`fit` learned, JSON-safe (for :meth:`restore`)."""
+        weights = self.task_weights_
+        return {"weight": self.weight_,
+                "task_weights": None if weights is None else weights.tolist()}
+
+    def restore(self, state: dict) -> "BenchmarkMix":
+        """Take the :meth:`state` of an earlier fit instead of fitting."""
+        self.weight_ = float(state["weight"])
+        weights = state.get("task_weights")
+        self.task_weights_ = None if weights is None else np.asarray(weights, dtype=np.float64)
+        return self
+
     def _fit_per_task(self, train: TrainingScores, max_cells: int = 200) -> "BenchmarkMix":
         """Per task, weight the regression by the inverse of its squared error against the
         network's: ``w_t = e_net / (e_net + e_reg)``, both measured leak-free on (at most

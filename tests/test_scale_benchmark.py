@@ -146,3 +146,24 @@ def test_timed_commands_parse_as_the_cli_takes_them(bench, tmp_path):
     for _, args in runs:
         command = cli.get_command(None, args[0])
         command.make_context(args[0], list(args[1:]))  # raises on an unknown option or value
+
+
+def test_commands_part_fits_a_missing_model_once_and_names_the_first_model(bench, tmp_path,
+                                                                           monkeypatch):
+    for label in bench.COMMAND_SIZES:
+        folder = tmp_path / f"syn-{label}"
+        folder.mkdir()
+        (folder / "scores.csv").write_text("model,task,score\n")
+        (folder / "model_factors.csv").write_text('model,family\n"m, first",f\nm2,f\n')
+    (tmp_path / "model-1M").mkdir()
+    (tmp_path / "model-1M" / "model.json").write_text("{}")  # 1M has a model already
+    ran = []
+    monkeypatch.setattr(bench, "_run", lambda cmd, **kw: ran.append(cmd[1:]) or (1.0, 2.0, "",
+                                                                                  False))
+    rows = bench.commands_part(tmp_path)
+    fits = [cmd for cmd in ran if cmd[0] == "fit"]
+    assert fits == [["fit", str(tmp_path / "syn-100k"), "--out", str(tmp_path / "model-100k"),
+                     "--force"]]
+    timed = [cmd for cmd in ran if cmd[0] != "fit"]
+    assert len(rows) == len(timed) == 2 * len(bench._model_commands(tmp_path, tmp_path, "x"))
+    assert ["neighbours", str(tmp_path / "model-100k"), "m, first"] in timed

@@ -31,6 +31,7 @@ commands] [--sizes 10k 100k 1M]`` (``--report-only``: rewrite the report from th
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -194,10 +195,11 @@ def commands_part(work: Path) -> list[dict]:
         if not (model / "model.json").is_file():
             _log(f"commands {label}: fitting the model first (not timed)")
             _run([CPPGRAPH, "fit", str(folder), "--out", str(model), "--force"])
-        first = (folder / "model_factors.csv").read_text(encoding="utf-8").splitlines()[1]
+        with open(folder / "model_factors.csv", newline="", encoding="utf-8") as f:
+            first = next(csv.DictReader(f))["model"]
         out = work / f"outputs-{label}"
         out.mkdir(exist_ok=True)
-        for name, args in _model_commands(model, out, first.split(",")[0]):
+        for name, args in _model_commands(model, out, first):
             _log(f"commands {label}: {name}")
             wall, rss, _, timed_out = _run([CPPGRAPH, *args])
             rows.append({"size": label, "command": name, "wall_s": wall, "rss_mb": rss,

@@ -289,7 +289,7 @@ def suggest(est, budget: int, *, model: str | None = None,
         if not aims:
             raise DataError(f"model {name!r} already has a score on every target task")
         pos = [est.task_index_[t] for t in pool]
-        steps = plan(cov, noise, [est.task_index_[t] for t in have], pos, aims, budget,
+        steps = plan(cov, noise, sorted(est.task_index_[t] for t in have), pos, aims, budget,
                      update=updates[name])
         if set(aims) <= {j for j, _, _ in steps}:
             raise DataError(f"a budget of {budget} would evaluate every target task of model "

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -314,3 +317,27 @@ def test_engine_plan_moves_the_prior_by_the_stages(fast_est, monkeypatch):
     monkeypatch.setattr(fast_est, "config", fast_est.config.replace(suggest_plan="gaussian"))
     other = suggest(fast_est, 1, model_factors=new, candidates={name: pool}, targets=[target])
     assert other["expected_mae"].iloc[0] != pytest.approx(table["expected_mae"].iloc[0])
+
+
+def test_the_plan_does_not_depend_on_the_string_hash_seed(fast_model_dir, demo_dir, tmp_path):
+    """Known task names are a set; the plan walks them in task order, so that processes
+    with different string-hash seeds give byte-identical suggestions."""
+    demo = read_data(demo_dir)
+    new = demo.model_factors.head(12).rename(index=lambda m: m + "-new").rename_axis("model")
+    new.reset_index().to_csv(tmp_path / "new.csv", index=False)
+    rng = np.random.default_rng(0)
+    pd.DataFrame([{"model": m, "task": t, "score": 40.0 + 10 * i}
+                  for m in new.index
+                  for i, t in enumerate(rng.choice(demo.tasks, 4, replace=False))]
+                 ).to_csv(tmp_path / "known.csv", index=False)
+    outputs = []
+    for seed in (1, 2, 3):
+        out = tmp_path / f"suggest-{seed}.csv"
+        proc = subprocess.run(
+            [sys.executable, "-m", "cppgraph.cli", "suggest", str(fast_model_dir), "--new-models",
+             str(tmp_path / "new.csv"), "--known-scores", str(tmp_path / "known.csv"),
+             "--budget", "2", "--format", "csv", "--out", str(out)],
+            env=dict(os.environ, PYTHONHASHSEED=str(seed)), capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1] == outputs[2]

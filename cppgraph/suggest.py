@@ -36,6 +36,8 @@ regression per candidate.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 from scipy.special import erf
@@ -215,7 +217,8 @@ def plan(cov: np.ndarray, noise: np.ndarray, known, candidates, targets, budget:
 def suggest(est, budget: int, *, model: str | None = None,
             model_factors: pd.DataFrame | None = None, known_scores: pd.DataFrame | None = None,
             candidates: dict | None = None, targets: list | dict | None = None,
-            files: dict | None = None) -> pd.DataFrame:
+            files: dict | None = None,
+            progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """The ``budget`` tasks to evaluate next, in order, for a training model with gaps
     (``model``) or for each new model of ``model_factors`` (with ``known_scores``).
 
@@ -229,7 +232,8 @@ def suggest(est, budget: int, *, model: str | None = None,
     ``model, rank, task, expected_mae, reduction``: after each step, the
     expected mean absolute error (normalized scale) of the model's target
     tasks that stay unknown once the whole plan is run, and how much that
-    step lowered it.
+    step lowered it. ``progress`` is called with each model's name once its
+    plan is made.
     """
     est._check_fitted()
     files = files or {}
@@ -297,5 +301,7 @@ def suggest(est, budget: int, *, model: str | None = None,
                             "ask for fewer tasks")
         rows += [{"model": name, "rank": r + 1, "task": tasks[j], "expected_mae": mae,
                   "reduction": gain} for r, (j, mae, gain) in enumerate(steps)]
+        if progress is not None:
+            progress(name)
     return pd.DataFrame(rows, columns=["model", "rank", "task", "expected_mae", "reduction"])
 

@@ -126,8 +126,10 @@ def test_suggest_never_proposes_a_known_task(fast_est, demo_dir):
     assert table["rank"].tolist() == list(range(1, len(left)))
     factors = demo.model_factors.iloc[:2].rename(index=lambda m: m + "-new").rename_axis("model").reset_index()
     known = pd.DataFrame({"model": factors["model"][0], "task": demo.tasks[:3], "score": 50.0})
-    table = suggest(fast_est, 4, model_factors=factors, known_scores=known)
-    assert len(table) == 8
+    planned = []
+    table = suggest(fast_est, 4, model_factors=factors, known_scores=known,
+                    progress=planned.append)
+    assert len(table) == 8 and planned == factors["model"].tolist()  # one call per model
     first = table[table["model"] == factors["model"][0]]
     assert not set(first["task"]) & set(demo.tasks[:3])
     assert (table["expected_mae"] > 0).all()

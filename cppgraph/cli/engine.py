@@ -197,12 +197,17 @@ def suggest(model_dir, budget, model_name, new_models, known_scores, targets, fm
     if out:
         check_output_file(out, overwrite=force)
     est = CPPGraph.load(model_dir, n_jobs=threads)
-    table = suggest_tasks(
-        est, budget, model=model_name,
-        model_factors=read_csv_lines(new_models) if new_models else None,
-        known_scores=read_csv_lines(known_scores) if known_scores else None,
-        targets=list(targets) or None,
-        files={"model_factors": new_models, "known_scores": known_scores})
+    factors = read_csv_lines(new_models) if new_models else None
+    bar = Progress(1 if factors is None else len(factors), "suggest", unit="model")
+    try:
+        table = suggest_tasks(
+            est, budget, model=model_name, model_factors=factors,
+            known_scores=read_csv_lines(known_scores) if known_scores else None,
+            targets=list(targets) or None,
+            files={"model_factors": new_models, "known_scores": known_scores},
+            progress=bar.step)
+    finally:
+        bar.close()
     emit(table, fmt, out, force=force)
 
 

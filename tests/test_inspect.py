@@ -529,6 +529,35 @@ def test_cli_clusters(fast_model_dir, tmp_path):
     assert bad.exit_code == 1 and "unsupported map format" in bad.stderr
 
 
+def test_cli_clusters_lists_a_few_mismatches_as_text_and_all_as_json(fast_model_dir,
+                                                                    monkeypatch):
+    from cppgraph.cli import inspect as cli_inspect
+    every = json.loads(run("clusters", fast_model_dir, "--k", 3, "--format", "json").stdout)
+    assert len(every["mismatches"]) > 2
+    monkeypatch.setattr(cli_inspect, "MISMATCH_ROWS", 2)
+    text = run("clusters", fast_model_dir, "--k", 3).stdout
+    assert (f"{len(every['mismatches'])} models in a cluster of another majority family "
+            "(the first 2; --format json lists all):") in text
+    listed = text.split("--format json lists all):\n")[1].splitlines()
+    assert [line.split()[0] for line in listed[1:]] == [m["model"] for m in every["mismatches"][:2]]
+    again = json.loads(run("clusters", fast_model_dir, "--k", 3, "--format", "json").stdout)
+    assert again["mismatches"] == every["mismatches"]
+
+
+def test_silhouette_of_a_sample_on_many_models(fast_est, monkeypatch):
+    """Above SILHOUETTE_SAMPLE models each k is scored on a seeded sample of that many."""
+    from sklearn.metrics import silhouette_score
+    monkeypatch.setattr(cpi, "SILHOUETTE_SAMPLE", 20)
+    result = cpi.clusters(fast_est)
+    x = cpi._model_vectors(fast_est, "profile", None)
+    for k, value in result.silhouette.items():
+        labels = cpi._kmeans(x, k, fast_est.config.random_state)
+        assert value == pytest.approx(silhouette_score(
+            x, labels, sample_size=20, random_state=fast_est.config.random_state))
+    assert result.k == result.silhouette.idxmax()
+    pd.testing.assert_series_equal(cpi.clusters(fast_est).silhouette, result.silhouette)
+
+
 def test_cli_clusters_by_and_control(fast_model_dir, fast_est, tmp_path):
     result = run("clusters", fast_model_dir, "--k", 4, "--control", "finetuned", "--map",
                  tmp_path / "p.png")

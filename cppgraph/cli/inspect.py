@@ -12,6 +12,10 @@ from cppgraph.cli.options import (Command, InputPath, distinct_outputs, emit, ou
 from cppgraph.data.canonical import check_output_file, read_csv_lines
 from cppgraph.estimator import CPPGraph
 
+#: The text output of ``clusters`` lists at most this many models in a cluster of another
+#: majority family (``--format json`` lists them all).
+MISMATCH_ROWS = 30
+
 
 @click.command("neighbours", cls=Command)
 @click.argument("model_dir", type=InputPath())
@@ -155,8 +159,10 @@ def clusters(model_dir, k, auto, by, control, map_path, method, force, fmt, out,
             f"against family ({result.n_scored} models): ARI {result.ari:.3f}, "
             f"NMI {result.nmi:.3f}\n" + plain_table(result.summary()))
     if len(result.mismatches):
-        text += (f"{len(result.mismatches)} models in a cluster of another majority family:\n"
-                 + plain_table(result.mismatches))
+        more = len(result.mismatches) - MISMATCH_ROWS
+        text += (f"{len(result.mismatches)} models in a cluster of another majority family"
+                 + (f" (the first {MISMATCH_ROWS}; --format json lists all)" if more > 0 else "")
+                 + ":\n" + plain_table(result.mismatches.head(MISMATCH_ROWS)))
     meta = {"by": by, "control": control or [], "k": result.k, "k_chosen": k is None,
             "silhouette": float(result.silhouette[result.k]), "ari": float(result.ari),
             "nmi": float(result.nmi), "models_scored": int(result.n_scored),

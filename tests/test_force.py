@@ -12,9 +12,10 @@ import time
 import pytest
 from click.testing import CliRunner
 
+import cppgraph.estimator  # noqa: F401 - torch's imports, before a test times a fit
 from cppgraph.cli import cli
 from cppgraph.data import read_canonical, write_canonical
-from cppgraph.data.canonical import MARKER_FILE, _clean_stale, _put_in_place
+from cppgraph.data.canonical import MARKER_FILE, _clean_stale, _put_in_place, atomic_folder
 from cppgraph.errors import DataError
 
 FAST = "epochs = 20\npatience = 20\nintervals = false\n"
@@ -112,6 +113,26 @@ def test_stale_temporary_folders_are_removed(tmp_path):
     assert not stale.exists() and live.exists()
 
 
+def test_temporary_folders_carry_their_runs_pid_in_the_name(tmp_path):
+    """A killed run's temporary folder is found stale by the pid in its name, also where
+    the kill came before its pid file was written, or after an old folder was swapped
+    into it (which has none); a live run's, another target's and an unknown one stay."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    live = str(os.getpid())
+    names = {f".out.{dead}.abc12345": False, f".out.{dead}.old.abc12345": False,
+             f".out.{live}.abc12345": True, f".out.5.{dead}.abc12345": True,
+             ".out.abc12345": True}
+    for name in names:
+        (tmp_path / name).mkdir()
+    _clean_stale(tmp_path, "out")
+    assert {name: (tmp_path / name).exists() for name in names} == names
+    made = []
+    with atomic_folder(tmp_path / "out", kind="data") as folder:
+        made.append(folder.name)
+    assert made[0].startswith(f".out.{live}.")
+
+
 def _started(proc) -> float:
     """Wait until ``proc`` (a ``cppgraph fit``) has read its data and starts to fit (its
     first line on stderr); the time of that moment."""
@@ -129,7 +150,8 @@ def test_killed_force_fits_leave_the_old_or_the_new_model(project, tmp_path):
     args = ["fit", str(project / "mydata"), "--out", str(out), "--force", "--config",
             str(tmp_path / "fast.toml")]
     cmd = [sys.executable, "-m", "cppgraph.cli", *args]
-    start = time.perf_counter()  # in this process, whose imports are paid for
+    start = time.perf_counter()  # torch imported already (above), as the processes below are
+    # timed from their first line, which comes after their imports
     assert run(*args).exit_code == 0
     window = time.perf_counter() - start  # reading, the fit, the save and the replacement
     rng = random.Random(0)

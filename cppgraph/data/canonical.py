@@ -397,8 +397,10 @@ def _renameat2(src: Path, dst: Path, flags: int) -> bool:
 
 def _clean_stale(parent: Path, name: str) -> None:
     """Remove the temporary folders that earlier runs on ``name`` left when killed: one
-    holding the pid of a process that no longer runs, or, without a pid (an old folder
-    swapped out just before the kill), one untouched for a minute."""
+    whose name or pid file names a process that no longer runs (the name carries the
+    pid of the run that made it, from its first moment, and keeps it when the folder
+    holds an old folder swapped out), or, with neither (folders of older versions),
+    one untouched for a minute."""
     import time
     for tmp in parent.glob(f".{name}.*"):
         if not tmp.is_dir():
@@ -406,12 +408,16 @@ def _clean_stale(parent: Path, name: str) -> None:
         try:
             pid = int((tmp / PID_FILE).read_text())
         except (OSError, ValueError):
-            try:
-                if time.time() - tmp.stat().st_mtime > 60:
-                    shutil.rmtree(tmp, ignore_errors=True)
-            except OSError:
-                pass
-            continue
+            parts = tmp.name[len(name) + 2:].split(".")  # PID.RANDOM or PID.old.RANDOM
+            if parts[0].isdigit() and (len(parts) == 2 or (len(parts) == 3 and parts[1] == "old")):
+                pid = int(parts[0])
+            else:
+                try:
+                    if time.time() - tmp.stat().st_mtime > 60:
+                        shutil.rmtree(tmp, ignore_errors=True)
+                except OSError:
+                    pass
+                continue
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -436,7 +442,7 @@ def atomic_folder(path: str | os.PathLike, *, overwrite: bool = False, kind: str
     try:
         parent.mkdir(parents=True, exist_ok=True)
         _clean_stale(parent, target.name)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", dir=parent))
         # mkdtemp makes a private folder (0700); give it the usual umask-based mode.
         umask = os.umask(0)
         os.umask(umask)
@@ -465,7 +471,7 @@ def _put_in_place(tmp: Path, target: Path, *, overwrite: bool, kind: str) -> Non
         if _renameat2(tmp, target, _RENAME_EXCHANGE):
             shutil.rmtree(tmp, ignore_errors=True)  # now the old folder
             return
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=tmp.parent))
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.old.", dir=tmp.parent))
         old.rmdir()
         target.rename(old)
         tmp.rename(target)

@@ -694,9 +694,10 @@ def clusters(est: CPPGraph, k: int | None = None, *, by: str = "profile",
     tried = [k] if k is not None else list(range(2, min(12, n - 1) + 1))
     runs = {c: _kmeans(x, c, seed) for c in tried}
     # on many models the silhouette (quadratic in them) is that of a seeded random sample
-    sample = SILHOUETTE_SAMPLE if n > SILHOUETTE_SAMPLE else None
-    sil = pd.Series({c: float(silhouette_score(x, lab, sample_size=sample, random_state=seed))
-                     if len(set(lab)) > 1 else float("nan") for c, lab in runs.items()},
+    rows = (np.sort(np.random.default_rng(seed).choice(n, SILHOUETTE_SAMPLE, replace=False))
+            if n > SILHOUETTE_SAMPLE else np.arange(n))
+    sil = pd.Series({c: float(silhouette_score(x[rows], lab[rows]))
+                     if len(set(lab[rows])) > 1 else float("nan") for c, lab in runs.items()},
                     name="silhouette")
     best = k if k is not None else int(sil.idxmax())
     labels = pd.Series(_by_size(runs[best]), index=pd.Index(names, name="model"), name="cluster")

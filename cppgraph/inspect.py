@@ -204,12 +204,13 @@ def export_embeddings(frame: pd.DataFrame, path: str | os.PathLike, *,
 # ---------------------------------------------------------------- neighbours
 @dataclass
 class _Query:
-    """The entity whose neighbours are looked for."""
+    """The entity whose neighbours are looked for (a training entity's scores and
+    predictions are read from the fitted model where needed: None here)."""
 
     name: str
-    vector: np.ndarray       # embedding
-    observed: pd.Series      # normalized observed scores, by the other kind's names
-    predicted: pd.Series     # normalized predictions, by the other kind's names
+    vector: np.ndarray                # embedding
+    observed: pd.Series | None = None   # normalized observed scores, by the other kind's names
+    predicted: pd.Series | None = None  # normalized predictions, by the other kind's names
 
 
 def _wide(values: pd.Series, est: CPPGraph, kind: str) -> pd.DataFrame:
@@ -237,9 +238,7 @@ def _known_query(est: CPPGraph, name: str, kind: str) -> _Query:
     names = _names(est, kind)
     if name not in names:
         raise _unknown(str(name), names, kind)
-    i = names.index(name)
-    return _Query(name, est.node_embeddings()[kind][i], _observed(est, kind).loc[name],
-                  _predicted(est, kind, [name]).loc[name])
+    return _Query(name, est.node_embeddings()[kind][names.index(name)])
 
 
 def _new_model_query(est: CPPGraph, factors: pd.DataFrame,
@@ -343,10 +342,12 @@ def neighbours(est: CPPGraph, name: str | pd.DataFrame, k: int | None = None, *,
         score = pd.Series(_cosine(vectors, query.vector), index=others)
         columns = {"similarity": score}
     else:
-        score, common = _pearson(_observed(est, kind).loc[others], query.observed, min_common)
+        observed = _observed(est, kind)
+        mine = observed.loc[query.name] if query.observed is None else query.observed
+        score, common = _pearson(observed.loc[others], mine, min_common)
         if score.notna().sum() == 0:
             raise CppGraphError(f"no {kind} shares {min_common} or more observed scores with "
-                                f"{query.name!r} ({int(query.observed.notna().sum())} observed); "
+                                f"{query.name!r} ({int(mine.notna().sum())} observed); "
                                 "use by='embedding' (--by embedding)")
         columns = {"shrunk_correlation": shrink_correlation(score, common),
                    "correlation": score, "n_common": common}
@@ -354,8 +355,11 @@ def neighbours(est: CPPGraph, name: str | pd.DataFrame, k: int | None = None, *,
     top = score.dropna().sort_values(ascending=False, kind="stable").index[:k]
     other = "task" if kind == "model" else "model"
     out = pd.DataFrame({kind: list(top), **{c: v.reindex(top).to_numpy() for c, v in columns.items()}})
-    predicted = _predicted(est, kind, list(top))
-    out[f"most_different_{other}s"] = [_most_different(query.predicted, predicted.loc[n]) for n in top]
+    # one prediction pass for the rows shown (and the query's, for a training entity)
+    mine = [] if query.predicted is not None else [query.name]
+    predicted = _predicted(est, kind, mine + list(top))
+    own = predicted.loc[query.name] if mine else query.predicted
+    out[f"most_different_{other}s"] = [_most_different(own, predicted.loc[n]) for n in top]
     return out
 
 

@@ -167,3 +167,11 @@ def test_commands_part_fits_a_missing_model_once_and_names_the_first_model(bench
     timed = [cmd for cmd in ran if cmd[0] != "fit"]
     assert len(rows) == len(timed) == 2 * len(bench._model_commands(tmp_path, tmp_path, "x"))
     assert ["neighbours", str(tmp_path / "model-100k"), "m, first"] in timed
+
+
+def test_a_stopped_run_reads_as_stopped_in_every_table(bench):
+    assert bench._wall({"wall_s": 2400.4, "timed_out": True}) == "stopped after 2400"
+    assert bench._wall({"wall_s": 12.34, "timed_out": False}) == "12.3"
+    rows = [{"size": "1M", "command": "explain", "wall_s": 2400.4, "rss_mb": 900.0,
+             "timed_out": True}]
+    assert "| `explain` | stopped after 2400 | 900 |" in "\n".join(bench.commands_section(rows, []))

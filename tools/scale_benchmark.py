@@ -136,6 +136,12 @@ def make_data(folder: Path, models: int, tasks: int, density: float, seed: int =
     return folder
 
 
+def _fit_command(folder: Path, model: Path) -> list[str]:
+    """``cppgraph fit`` of a whole folder into ``model``: the scale part times it, and the
+    commands part runs on the model it leaves."""
+    return [CPPGRAPH, "fit", str(folder), "--out", str(model), "--force"]
+
+
 def scale_part(work: Path, sizes=tuple(SIZES)) -> list[dict]:
     rows = []
     for label, (models, tasks) in ((k, v) for k, v in SIZES.items() if k in sizes):
@@ -150,9 +156,7 @@ def scale_part(work: Path, sizes=tuple(SIZES)) -> list[dict]:
             rows.append(row)
             _log(f"  {row}")
         _log(f"scale {label}: cppgraph fit (command line)")
-        out_dir = work / f"model-{label}"
-        wall, rss, _, timed_out = _run([CPPGRAPH, "fit", str(folder), "--out", str(out_dir),
-                                        "--force"])
+        wall, rss, _, timed_out = _run(_fit_command(folder, work / f"model-{label}"))
         rows.append({"size": label, "method": "cppgraph fit (CLI, all cells)", "wall_s": wall,
                      "rss_mb": rss, "timed_out": timed_out})
         _log(f"  {rows[-1]}")
@@ -194,7 +198,7 @@ def commands_part(work: Path) -> list[dict]:
         model = work / f"model-{label}"
         if not (model / "model.json").is_file():
             _log(f"commands {label}: fitting the model first (not timed)")
-            _run([CPPGRAPH, "fit", str(folder), "--out", str(model), "--force"])
+            _run(_fit_command(folder, model))
         with open(folder / "model_factors.csv", newline="", encoding="utf-8") as f:
             first = next(csv.DictReader(f))["model"]
         out = work / f"outputs-{label}"
@@ -255,6 +259,12 @@ def threads_part(work: Path) -> list[dict]:
 
 def _fmt(v, spec="{:.1f}") -> str:
     return "n/a" if v is None or v != v else spec.format(v)
+
+
+def _wall(row: dict) -> str:
+    """A timed run's wall seconds, or how long it ran before it was stopped."""
+    return ("stopped after " + _fmt(row["wall_s"], "{:.0f}") if row["timed_out"]
+            else _fmt(row["wall_s"]))
 
 
 def headline(scale: list[dict] | None, accuracy: str | None,
@@ -337,9 +347,7 @@ def commands_section(rows: list[dict], made: list[str]) -> list[str]:
             if r is None:
                 cells += ["", ""]
             else:
-                wall = ("stopped after " + _fmt(r["wall_s"], "{:.0f}") if r["timed_out"]
-                        else _fmt(r["wall_s"]))
-                cells += [wall, _fmt(r["rss_mb"], "{:.0f}")]
+                cells += [_wall(r), _fmt(r["rss_mb"], "{:.0f}")]
         lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -377,8 +385,7 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
                   *_made(commands, "scale", sizes),
                   "| observed cells | wall (s) | peak RSS (MB) |", "|---|---|---|"]
         for size, r in fits.items():
-            wall = "stopped after " + _fmt(r["wall_s"], "{:.0f}") if r["timed_out"] else _fmt(r["wall_s"])
-            lines.append(f"| {size} | {wall} | {_fmt(r['rss_mb'], '{:.0f}')} |")
+            lines.append(f"| {size} | {_wall(r)} | {_fmt(r['rss_mb'], '{:.0f}')} |")
         lines += ["", "## Fit and predict on a 10% random hold-out", "",
                   "Each method in its own process; `seconds` is fit plus predict, `x cppgraph` "
                   "its ratio to cppgraph's on the same data; `coverage_90` the share of the "

@@ -152,11 +152,11 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
         observed = None  # a folder saved without the mix's task weights fits it again
         if "observed_task_weights" in meta:
             weights = meta["observed_task_weights"]
-            if weights is not None and len(weights) != len(data.tasks):
-                raise CppGraphError(f"{folder / META_FILE}: {len(weights)} observed task "
-                                    f"weights for {len(data.tasks)} tasks; the model folder "
-                                    "is corrupted")
             if weights is not None:
+                if len(weights) != len(data.tasks):
+                    raise CppGraphError(f"{folder / META_FILE}: {len(weights)} observed task "
+                                        f"weights for {len(data.tasks)} tasks; the model "
+                                        "folder is corrupted")
                 _finite("observed_task_weights", weights, folder, low=0.0, high=1.0)
             observed = {"weight": meta["observed_weight"], "task_weights": weights}
         est._fit_stages(observed)

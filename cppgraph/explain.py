@@ -201,9 +201,19 @@ def shap_values(est: CPPGraph, *, model: str | None = None, task: str | None = N
         raise CppGraphError("the model has no design factors to explain")
     rows, cols, edge = est._cells(pairs)
 
+    whole = []  # the prediction with every factor: the explainers ask for it more than once
+
+    def one(keep: np.ndarray) -> np.ndarray:
+        if keep.all() and whole:
+            return whole[0]
+        out = est._network_predict(rows, cols, edge, graph=_without(est.graph_, [
+            f for f, k in zip(facs, keep) if not k]))
+        if keep.all():
+            whole.append(out)
+        return out
+
     def predict(coalitions: np.ndarray) -> np.ndarray:
-        return np.stack([est._network_predict(rows, cols, edge, graph=_without(est.graph_, [
-            f for f, keep in zip(facs, row) if not keep])) for row in coalitions > 0.5])
+        return np.stack([one(row) for row in coalitions > 0.5])
 
     n = len(facs)
     names = [f.label for f in facs]
@@ -226,8 +236,9 @@ def shap_values(est: CPPGraph, *, model: str | None = None, task: str | None = N
         values, base = np.asarray(out.values[0]).reshape(n, -1).T, out.base_values[0]
     key = pd.MultiIndex.from_frame(pairs)  # values: [pairs, factors]
     base = pd.Series(np.asarray(base, dtype=np.float64).reshape(-1), index=key, name="base")
-    full = pd.Series(predict(np.ones((1, n)))[0], index=key, name="prediction")
-    return ShapResult(pd.DataFrame(values, index=key, columns=names), base, full, facs, method)
+    prediction = pd.Series(one(np.ones(n, dtype=bool)), index=key, name="prediction")
+    return ShapResult(pd.DataFrame(values, index=key, columns=names), base, prediction, facs,
+                      method)
 
 
 def global_importance(result: ShapResult) -> pd.DataFrame:

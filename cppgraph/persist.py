@@ -104,6 +104,7 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
     try:
         config = dict(meta["config"])
         config.setdefault("stop_delta", 0.0)  # a folder from before the key stopped as 0 does
+        config.setdefault("train_delta", 1.0)  # and by the validation loss alone
         if n_jobs is not None:
             config["n_jobs"] = n_jobs
         est = cls(Config.from_dict(config, source=str(folder / META_FILE)))

@@ -97,30 +97,40 @@ class EarlyStopping:
     An epoch's weights are kept when its loss is the lowest so far. Training
     stops after ``patience`` epochs in a row whose loss is not below ``1 -
     delta`` times the loss of the last epoch that was (the first epoch is);
-    with ``delta`` 0 any lower loss resets the count.
+    with ``delta`` 0 any lower loss resets the count. With ``train_delta``
+    below 1, an epoch whose training loss is below ``1 - train_delta`` times
+    that of the last epoch that was (the first epoch is) resets the count
+    too: the network is still learning, as on a plateau of the validation
+    loss that it leaves later (1: only the validation loss counts).
     """
 
-    def __init__(self, patience: int, delta: float = 0.0):
-        self.patience, self.delta = patience, delta
-        self.best = self.mark = float("inf")
+    def __init__(self, patience: int, delta: float = 0.0, train_delta: float = 1.0):
+        self.patience, self.delta, self.train_delta = patience, delta, train_delta
+        self.best = self.mark = self.train_mark = float("inf")
         self.waited = 0
 
-    def update(self, loss: float) -> tuple[bool, bool]:
-        """Record one epoch's loss; returns (keep its weights, stop now)."""
+    def update(self, loss: float, train_loss: float = float("nan")) -> tuple[bool, bool, bool]:
+        """Record one epoch's losses; returns (keep its weights, stop now, still learning)."""
         lowest = loss < self.best - 1e-7
         if lowest:
             self.best = loss
+        learning = self.train_delta < 1 and train_loss < self.train_mark * (1.0 - self.train_delta)
+        if learning:
+            self.train_mark = train_loss
         if loss < self.mark * (1.0 - self.delta) - 1e-7:
             self.mark, self.waited = loss, 0
+        elif learning:
+            self.waited = 0
         else:
             self.waited += 1
-        return lowest, self.waited >= self.patience
+        return lowest, self.waited >= self.patience, learning
 
 
 def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float, epochs: int,
                 patience: int, val_fraction: float, supervision_fraction: float,
                 id_dropout: float, batch_size: int, generator: torch.Generator,
                 lr_patience: int, id_lr_scale: float, stop_delta: float = 0.0,
+                train_delta: float = 1.0,
                 callback: Callable[[dict], None] | None = None) -> tuple[list[dict], Folds]:
     """Train ``net`` on the score edges of ``g``; keep the best validation weights.
 
@@ -128,7 +138,9 @@ def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float
     over :data:`WARMUP` epochs, then halves after every ``lr_patience`` epochs
     without a lower validation loss; training stops after ``patience`` epochs
     in which the validation loss did not fall below ``1 - stop_delta`` times
-    its value at the last such fall (0: any fall counts). The weights of the
+    its value at the last such fall (0: any fall counts). An epoch whose
+    training loss fell below ``1 - train_delta`` times its value at the last
+    such fall restarts both counts (:class:`EarlyStopping`). The weights of the
     epoch with the lowest validation loss are kept.
 
     Returns the training log (one dict per epoch of ``K`` steps, with
@@ -150,7 +162,7 @@ def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float
                            lr=lr, foreach=True)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=lr_patience)
     warm = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / (WARMUP * k)))
-    stopping, best_state, log = EarlyStopping(patience, stop_delta), None, []
+    stopping, best_state, log = EarlyStopping(patience, stop_delta, train_delta), None, []
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         net.train()
@@ -179,8 +191,10 @@ def fit_network(net: Network, g: GraphTensors, *, lr: float, weight_decay: float
         log.append(entry)
         if callback is not None:
             callback(entry)
+        lowest, stop, learning = stopping.update(val_loss, train_loss)
+        if learning:  # the scheduler's cooldown: this epoch neither counts nor lowers the rate
+            plateau.cooldown_counter = max(plateau.cooldown_counter, 1)
         plateau.step(val_loss)
-        lowest, stop = stopping.update(val_loss)
         if lowest:
             best_state = copy.deepcopy(net.state_dict())
         if stop:

@@ -395,6 +395,9 @@ def test_config_file(tmp_path):
     for bad in (-0.1, 1.0, True, "fast"):
         with pytest.raises(CppGraphError, match=r'stop_delta must be in \[0, 1\) or "auto"'):
             Config(stop_delta=bad)
+    for bad in (0, -0.1, 1.5, True, "fast"):
+        with pytest.raises(CppGraphError, match=r'train_delta must be in \(0, 1\] or "auto"'):
+            Config(train_delta=bad)
 
 
 def test_schedule_settings_reach_the_optimizer(demo, monkeypatch):
@@ -418,16 +421,61 @@ def test_early_stopping_by_hand():
     below the last counted loss resets ``patience`` (hand-computed sequence)."""
     losses = [1.0, 0.995, 0.98, 0.979, 0.978]
     plain = EarlyStopping(patience=2)
-    assert [plain.update(x) for x in losses] == [(True, False)] * 5
+    assert [plain.update(x) for x in losses] == [(True, False, False)] * 5
     strict = EarlyStopping(patience=2, delta=0.01)
     # 0.995 is lowest but not below 0.99 (counts 1); 0.98 is (resets); 0.979 and 0.978
     # are not below 0.9702: the second of them stops.
-    assert [strict.update(x) for x in losses] == [(True, False), (True, False), (True, False),
-                                                   (True, False), (True, True)]
+    assert [strict.update(x)[:2] for x in losses] == [(True, False), (True, False),
+                                                      (True, False), (True, False), (True, True)]
     assert (strict.best, strict.mark) == (0.978, 0.98)
     rising = EarlyStopping(patience=3, delta=0.5)
-    assert [rising.update(x) for x in (2.0, 3.0, 1.5, 0.9)] == [
+    assert [rising.update(x)[:2] for x in (2.0, 3.0, 1.5, 0.9)] == [
         (True, False), (False, False), (True, False), (True, False)]
+
+
+def test_early_stopping_waits_while_the_training_loss_falls():
+    """With ``train_delta`` 0.1 an epoch whose training loss is below 0.9 times the lowest
+    earlier one restarts the count even when the validation loss is flat (hand-computed:
+    training losses 1.0, 0.8 (< 0.9), 0.75 (not < 0.72), 0.6 (< 0.72), 0.59, 0.58)."""
+    val = [0.5, 0.6, 0.6, 0.6, 0.6, 0.6]
+    train = [1.0, 0.8, 0.75, 0.6, 0.59, 0.58]
+    waiting = EarlyStopping(patience=2, train_delta=0.1)
+    assert [waiting.update(v, t) for v, t in zip(val, train)] == [
+        (True, False, True), (False, False, True), (False, False, False),
+        (False, False, True), (False, False, False), (False, True, False)]
+    assert waiting.train_mark == 0.6
+    # train_delta 1 (the default): only the validation loss counts, as without training losses
+    only_val = EarlyStopping(patience=2)
+    assert [only_val.update(v, t)[1:] for v, t in zip(val, train)][:3] == [
+        (False, False), (False, False), (True, False)]
+
+
+def test_learning_epochs_do_not_lower_the_rate(demo, monkeypatch):
+    """An epoch whose training loss fell by ``train_delta`` is a cooldown epoch of the
+    plateau rule: the rate never drops after it. The same fit with ``train_delta`` 1
+    drops it after such an epoch (so the check can fail)."""
+    rates = []
+
+    class Recording(torch.optim.lr_scheduler.ReduceLROnPlateau):
+        def step(self, metrics, epoch=None):
+            super().step(metrics, epoch)
+            rates.append(self.optimizer.param_groups[0]["lr"])
+
+    monkeypatch.setattr(torch.optim.lr_scheduler, "ReduceLROnPlateau", Recording)
+
+    def drops_after_learning(train_delta):
+        rates.clear()
+        est = CPPGraph(random_state=0, epochs=30, patience=1000, lr_patience=1, intervals=False,
+                       train_delta=train_delta).fit(demo)
+        train, low, drops = [e["train_loss"] for e in est.log_], float("inf"), []
+        for i, loss in enumerate(train):
+            if loss < low * (1 - 1e-3):
+                low = loss
+                drops.append(i > 0 and rates[i] < rates[i - 1])
+        return drops
+
+    assert not any(drops_after_learning(1e-3))
+    assert any(drops_after_learning(1.0))
 
 
 def test_auto_schedule_by_data_size():
@@ -476,16 +524,19 @@ def test_large_data_fit_runs_the_large_schedule(demo, tmp_path, monkeypatch):
 
 
 def test_folder_from_before_stop_delta_loads_with_the_rule_it_ran(fast_est, tmp_path):
-    """A model folder whose settings and schedule lack ``stop_delta`` (written before the
-    key) loads with 0, the rule its fit ran with, and predicts as before."""
+    """A model folder whose settings and schedule lack ``stop_delta`` and ``train_delta``
+    (written before the keys) loads with 0 and 1, the rules its fit ran with, and predicts
+    as before."""
     folder = fast_est.save(tmp_path / "m")
     meta_path = folder / "model.json"
     meta = json.loads(meta_path.read_text())
-    del meta["config"]["stop_delta"]
-    meta["schedule"].pop("stop_delta")
+    for key in ("stop_delta", "train_delta"):
+        del meta["config"][key]
+        meta["schedule"].pop(key)
     meta_path.write_text(json.dumps(meta))
     back = CPPGraph.load(folder)
     assert back.config.stop_delta == 0.0 and back.fit_config_.stop_delta == 0.0
+    assert back.config.train_delta == 1.0 and back.fit_config_.train_delta == 1.0
     pairs = fast_est.data_.scores[["model", "task"]].head(5)
     assert np.allclose(back.predict(pairs)["predicted"], fast_est.predict(pairs)["predicted"])
 

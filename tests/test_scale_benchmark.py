@@ -30,6 +30,38 @@ THREADS = [{"load": 0, "setting": DEFAULT, "threads": 1, "wall_s": 10.0,
             "runs": [27.0, 26.0, 28.0], "timed_out": False}]
 
 
+def _shape(label, cpp, svd, *, timed_out=False):
+    return {"shape": label, "models": 1000, "tasks": 500, "density": 0.2, "cells": 99879,
+            "timed_out": timed_out,
+            "results": None if timed_out else [
+                {"method": "cppgraph", "metric": "mae_norm", "mean": cpp, "std": 0.001},
+                {"method": "svd", "metric": "mae_norm", "mean": svd, "std": 0.002},
+                {"method": "soft-impute", "metric": "mae_norm", "mean": 0.07, "std": 0.003},
+                {"method": "mf", "metric": "mae_norm", "mean": 0.1, "std": 0.004},
+                {"method": "cppgraph", "metric": "mae_raw", "mean": 1.0, "std": 0.1}]}
+
+
+def test_shapes_part_reports_each_shape_against_its_best_baseline(bench, tmp_path, monkeypatch):
+    """One row per shape with every method's MAE and cppgraph's ratio to the best baseline
+    (soft-impute's 0.07 here, below svd's 0.08), also in the headline; a stopped run reads
+    as stopped; the other parts keep their figures."""
+    out = tmp_path / "SCALE.md"
+    old = {"accuracy": {"command": "python tools/scale_benchmark.py", "results": ACCURACY}}
+    out.with_suffix(".json").write_text(json.dumps(old))
+    rows = [_shape("wide", 0.035, 0.08), _shape("sparse", 0.105, 0.08, timed_out=True)]
+    monkeypatch.setattr(bench, "shapes_part", lambda work: rows)
+    bench.main(["--out", str(out), "--only", "shapes"])
+    text = out.read_text()
+    assert ("| wide | 1,000 x 500, 20% | 99,879 | 0.0350 ± 0.0010 | 0.0800 ± 0.0020 | "
+            "0.0700 ± 0.0030 | 0.1000 ± 0.0040 | 0.50 |") in text
+    assert "| sparse | 1,000 x 500, 20% | 99,879 | stopped after" in text
+    assert "Other shapes, the same ratio: 0.50 (wide, 1,000 x 500 at 20%)." in text
+    assert "Made by `python tools/scale_benchmark.py --only shapes`." in text
+    assert "| cppgraph | 0.0400 ± 0.0010 |" in text
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert saved["shapes"]["results"] == rows and saved["accuracy"] == old["accuracy"]
+
+
 def test_only_one_part_keeps_the_others(bench, tmp_path, monkeypatch):
     out = tmp_path / "SCALE.md"
     old = {"scale": {"command": "python tools/scale_benchmark.py", "results": SCALE},

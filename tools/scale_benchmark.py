@@ -1,6 +1,6 @@
 """Measure the engine at scale and on a shared machine; writes ``docs/SCALE.md``.
 
-Four parts, each with its command in the report:
+Five parts, each with its command in the report:
 
 1. **Scale.** Synthetic low-rank folders from ``tools/make_scale_data.py``
    (10k, 100k and 1M observed cells). On a 10% random hold-out: fit and
@@ -10,6 +10,8 @@ Four parts, each with its command in the report:
    starts one); then ``cppgraph fit`` on the whole folder from the command line.
 2. **Accuracy on 500 x 50.** ``cppgraph evaluate`` on the synthetic
    500 x 50 matrix at 50% density, random 10%, 3 seeds.
+   **Other shapes.** The same on a wide matrix and on two sparse ones
+   (:data:`SHAPES`), 2 seeds.
 3. **Threads on a shared machine.** The quick-start fit on an idle machine
    and with 4 other CPU-bound processes running, with the defaults (one
    thread, the calibration fit in a second process where a core is free), in
@@ -24,8 +26,8 @@ Each run also writes its raw figures to ``docs/SCALE.json``; with ``--only``, th
 parts not run keep the figures of their last run from there, and with ``--sizes`` the
 scale part reruns only those sizes and keeps the others' rows; each section names the
 command that made it. Run it alone: other work on the machine distorts the times.
-Usage: ``python tools/scale_benchmark.py [--out docs/SCALE.md] [--only scale accuracy threads
-commands] [--sizes 10k 100k 1M]`` (``--report-only``: rewrite the report from the JSON file).
+Usage: ``python tools/scale_benchmark.py [--out docs/SCALE.md] [--only threads accuracy shapes
+scale commands] [--sizes 10k 100k 1M]`` (``--report-only``: rewrite the report from the JSON file).
 """
 
 from __future__ import annotations
@@ -47,7 +49,12 @@ SIZES = {"10k": (200, 100), "100k": (2000, 100), "1M": (20000, 100)}
 DENSITY = 0.5
 BASELINES = ("svd", "soft-impute", "mf")
 #: The parts, in the order they run (and their sections appear).
-PARTS = ("threads", "accuracy", "scale", "commands")
+PARTS = ("threads", "accuracy", "shapes", "scale", "commands")
+#: Matrices of other shapes for the shapes part: (models, tasks, density). The last one
+#: has fewer than 50,000 training cells, so it trains with the small-data schedule.
+SHAPES = {"wide": (1000, 500, 0.2), "sparse": (10000, 200, 0.05),
+          "sparse, small": (5000, 200, 0.05)}
+SHAPE_SEEDS = 2
 #: The sizes whose fitted models the commands part runs on.
 COMMAND_SIZES = ("100k", "1M")
 #: The quick-start fits run this many times in each setting (the median is reported: the
@@ -165,11 +172,59 @@ def scale_part(work: Path, sizes=tuple(SIZES)) -> list[dict]:
 
 def accuracy_part(work: Path) -> str:
     folder = make_data(work / "syn-500x50", 500, 50, DENSITY)
-    cmd = [CPPGRAPH, "evaluate", str(folder), "--protocol", "random", "--test-size", "0.1",
-           "--seeds", "3", "--methods", "cppgraph,svd,soft-impute,mf", "--format", "json"]
     _log("accuracy: 500 x 50")
-    _, _, out, _ = _run(cmd)
+    _, _, out, _ = _run(_evaluate_command(folder, 3))
     return out
+
+
+def _evaluate_command(folder: Path, seeds: int) -> list[str]:
+    return [CPPGRAPH, "evaluate", str(folder), "--protocol", "random", "--test-size", "0.1",
+            "--seeds", str(seeds), "--methods", "cppgraph,svd,soft-impute,mf", "--format", "json"]
+
+
+def shapes_part(work: Path) -> list[dict]:
+    rows = []
+    for label, (models, tasks, density) in SHAPES.items():
+        folder = make_data(work / f"syn-{models}x{tasks}-{density:g}", models, tasks, density)
+        _log(f"shapes: {label}, {models} x {tasks} at {density:g}")
+        _, _, out, timed_out = _run(_evaluate_command(folder, SHAPE_SEEDS))
+        with open(folder / "scores.csv", newline="", encoding="utf-8") as f:
+            cells = sum(1 for _ in csv.reader(f)) - 1
+        rows.append({"shape": label, "models": models, "tasks": tasks, "density": density,
+                     "cells": cells, "timed_out": timed_out,
+                     "results": None if timed_out else json.loads(out)})
+        _log(f"  {rows[-1]}")
+    return rows
+
+
+def _shape_mae(row: dict) -> dict:
+    """method -> (mean, std) of the normalized MAE of one shape's run."""
+    return {r["method"]: (r["mean"], r["std"]) for r in row["results"] or ()
+            if r["metric"] == "mae_norm"}
+
+
+def shapes_section(rows: list[dict], made: list[str]) -> list[str]:
+    lines = ["## Other shapes, random 10%", "", *made,
+             f"`cppgraph evaluate DATA --protocol random --test-size 0.1 --seeds {SHAPE_SEEDS} "
+             "--methods cppgraph,svd,soft-impute,mf`, DATA from `python tools/make_scale_data.py "
+             "--models M --tasks T --density D --seed 0`. Normalized MAE, mean ± std over the "
+             "seeds; `x best` is cppgraph's over the best baseline's. Below 50,000 training "
+             "cells (about 56,000 observed) the default trains with the small-data schedule.", "",
+             "| shape | models x tasks, density | observed cells | cppgraph | svd | soft-impute "
+             "| mf | x best |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        where = f"{r['models']:,} x {r['tasks']:,}, {r['density']:.0%}"
+        if r["timed_out"]:
+            lines.append(f"| {r['shape']} | {where} | {r['cells']:,} | stopped after "
+                         f"{RUN_LIMIT_S} s | | | | |")
+            continue
+        mae = _shape_mae(r)
+        best = min(m for n, (m, _) in mae.items() if n != "cppgraph")
+        lines.append(f"| {r['shape']} | {where} | {r['cells']:,} | "
+                     + " | ".join(f"{mae[n][0]:.4f} ± {mae[n][1]:.4f}"
+                                  for n in ("cppgraph", *BASELINES))
+                     + f" | {mae['cppgraph'][0] / best:.2f} |")
+    return lines + [""]
 
 
 def _model_commands(model: Path, out: Path, first_model: str) -> list[tuple[str, list[str]]]:
@@ -268,7 +323,8 @@ def _wall(row: dict) -> str:
 
 
 def headline(scale: list[dict] | None, accuracy: str | None,
-             threads: list[dict] | None, model_commands: list[dict] | None = None) -> list[str]:
+             threads: list[dict] | None, model_commands: list[dict] | None = None,
+             shapes: list[dict] | None = None) -> list[str]:
     """The answers first: accuracy against the best baseline, time and memory per size."""
     lines = ["## Headline", ""]
     if scale:
@@ -292,6 +348,15 @@ def headline(scale: list[dict] | None, accuracy: str | None,
         best = min(v for n, v in mae.items() if n != "cppgraph")
         lines += [f"Synthetic 500 x 50, half observed: cppgraph's normalized MAE is "
                   f"{mae['cppgraph'] / best:.2f} times the best matrix completion's.", ""]
+    ratios = []
+    for r in shapes or ():
+        mae = _shape_mae(r)
+        if "cppgraph" in mae:
+            best = min(m for n, (m, _) in mae.items() if n != "cppgraph")
+            ratios.append(f"{mae['cppgraph'][0] / best:.2f} ({r['shape']}, "
+                          f"{r['models']:,} x {r['tasks']:,} at {r['density']:.0%})")
+    if ratios:
+        lines += ["Other shapes, the same ratio: " + "; ".join(ratios) + ".", ""]
     if threads:
         walls = {(r["load"], r["setting"]): r["wall_s"] for r in threads}
         (default, *_), (one, *_) = _settings()[:2]
@@ -354,7 +419,7 @@ def commands_section(rows: list[dict], made: list[str]) -> list[str]:
 
 def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] | None,
            commands: dict, sizes: dict | None = None,
-           model_commands: list[dict] | None = None) -> str:
+           model_commands: list[dict] | None = None, shapes: list[dict] | None = None) -> str:
     """SCALE.md; ``commands``: the command line that made each part's figures (``sizes``:
     the scale part's, per size, where its sizes come from different runs)."""
     import torch
@@ -378,7 +443,7 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
               "shares with the first (it is forked) count twice. From 50,000 training cells on (100k and 1M), "
               "the default trains with the large-data schedule (`\"auto\"` keys, "
               "`docs/ENGINE.md`).", ""]
-    lines += headline(scale, accuracy, threads, model_commands)
+    lines += headline(scale, accuracy, threads, model_commands, shapes)
     if scale:
         fits = {r["size"]: r for r in scale if r["method"].startswith("cppgraph fit")}
         lines += ["## `cppgraph fit` on the whole folder", "",
@@ -419,6 +484,8 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
             lines.append(f"| {name} | {r['mean']:.4f} ± {r['std']:.4f} |")
         best = min(r["mean"] for n, r in mae.items() if n != "cppgraph")
         lines += ["", f"cppgraph / best baseline: {mae['cppgraph']['mean'] / best:.3f}.", ""]
+    if shapes:
+        lines += shapes_section(shapes, _made(commands, "shapes"))
     if threads:
         idle = {r["setting"]: r["wall_s"] for r in threads if r["load"] == 0}
         lines += ["## The quick-start fit on a shared machine", "", *_made(commands, "threads"),
@@ -475,7 +542,7 @@ def main(argv=None) -> None:
     if args.sizes and earlier is None and set(sizes) != set(SIZES):
         raise SystemExit(f"{out.with_suffix('.json')} has no scale figures for the other sizes "
                          "to keep: run the scale part with every size")
-    runners = {"threads": threads_part, "accuracy": accuracy_part,
+    runners = {"threads": threads_part, "accuracy": accuracy_part, "shapes": shapes_part,
                "scale": lambda work: scale_part(work, sizes), "commands": commands_part}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
@@ -489,7 +556,8 @@ def main(argv=None) -> None:
     results = {p: saved[p]["results"] if p in saved else None for p in PARTS}
     out.write_text(report(results["scale"], results["accuracy"], results["threads"],
                           {p: saved[p]["command"] for p in saved},
-                          saved.get("scale", {}).get("sizes"), results["commands"]) + "\n",
+                          saved.get("scale", {}).get("sizes"), results["commands"],
+                          results["shapes"]) + "\n",
                    encoding="utf-8")
     _log(f"wrote {out} and {out.with_suffix('.json').name}")
 

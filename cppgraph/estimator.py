@@ -115,8 +115,8 @@ class CPPGraph:
                 epochs=cfg.epochs, patience=cfg.patience, val_fraction=cfg.val_fraction,
                 supervision_fraction=cfg.supervision_fraction, id_dropout=cfg.id_dropout,
                 batch_size=cfg.batch_size, generator=generator, lr_patience=cfg.lr_patience,
-                id_lr_scale=cfg.id_lr_scale, stop_delta=cfg.stop_delta, train_delta=cfg.train_delta,
-                callback=calibration.watch(callback))
+                id_lr_scale=cfg.id_lr_scale, stop_delta=cfg.stop_delta,
+                train_delta=cfg.train_delta, callback=calibration.watch(callback))
             self.best_epoch_ = int(min(self.log_, key=lambda e: e["val_loss"])["epoch"])
             self._fit_stages()
             self.calibration_ = calibration.result(callback)

@@ -434,8 +434,8 @@ def test_early_stopping_by_hand():
 
 
 def test_early_stopping_waits_while_the_training_loss_falls():
-    """With ``train_delta`` 0.1 an epoch whose training loss is below 0.9 times the lowest
-    earlier one restarts the count even when the validation loss is flat (hand-computed:
+    """With ``train_delta`` 0.1 an epoch whose training loss is below 0.9 times that of the
+    last epoch that was restarts the count even when the validation loss is flat (hand-computed:
     training losses 1.0, 0.8 (< 0.9), 0.75 (not < 0.72), 0.6 (< 0.72), 0.59, 0.58)."""
     val = [0.5, 0.6, 0.6, 0.6, 0.6, 0.6]
     train = [1.0, 0.8, 0.75, 0.6, 0.59, 0.58]
@@ -452,8 +452,8 @@ def test_early_stopping_waits_while_the_training_loss_falls():
 
 def test_learning_epochs_do_not_lower_the_rate(demo, monkeypatch):
     """An epoch whose training loss fell by ``train_delta`` is a cooldown epoch of the
-    plateau rule: the rate never drops after it. The same fit with ``train_delta`` 1
-    drops it after such an epoch (so the check can fail)."""
+    plateau rule: the rate never drops at its end. The same fit with ``train_delta`` 1
+    drops it at the end of such an epoch (so the check can fail)."""
     rates = []
 
     class Recording(torch.optim.lr_scheduler.ReduceLROnPlateau):

@@ -436,7 +436,7 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
               f"{os.cpu_count()} cores, Python {platform.python_version()}, torch "
               f"{torch.__version__}, cppgraph {__version__}. Synthetic data from "
               "`tools/make_scale_data.py` (rank-3 latent, family and size effects, "
-              f"density {DENSITY:g}). Times are wall seconds on one thread per process; ratios are "
+              f"density {DENSITY:g} unless a section gives another). Times are wall seconds on one thread per process; ratios are "
               "between figures of one run. cppgraph runs with its default configuration, which "
               "includes the calibration refit of the prediction intervals (a second fit "
               "without a share of the models, tasks and cells), run in a second process "

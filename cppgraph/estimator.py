@@ -97,7 +97,7 @@ class CPPGraph:
         """
         data = as_data(data, model_factors=model_factors, task_factors=task_factors, tasks=tasks)
         self.config.validate()
-        cfg = self.fit_config_ = self.config.resolved(len(data.scores))
+        cfg = self.fit_config_ = self.config.resolved(len(data.scores), data.density)
         bar = epoch_bar(cfg.epochs) if cfg.verbose and callback is None else None
         callback = bar.update if bar is not None else callback
         torch.manual_seed(cfg.random_state)

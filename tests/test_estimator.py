@@ -13,7 +13,7 @@ import torch
 
 from cppgraph import coldstart, estimator
 from cppgraph import config as config_module
-from cppgraph.config import AUTO_SCHEDULE, LARGE_DATA_CELLS, Config
+from cppgraph.config import AUTO_SCHEDULE, LARGE_DATA_CELLS, SPARSE_DENSITY, Config
 from cppgraph.data import read_canonical
 from cppgraph.errors import CppGraphError, DataError, DataWarning
 from cppgraph.estimator import CPPGraph
@@ -480,7 +480,8 @@ def test_learning_epochs_do_not_lower_the_rate(demo, monkeypatch):
 
 def test_auto_schedule_by_data_size():
     """``"auto"`` schedule keys take one value below ``LARGE_DATA_CELLS`` training cells and
-    another from there on; numbers a user sets stay; "auto" fits no other key."""
+    another from there on (``train_delta`` also below ``SPARSE_DENSITY``); numbers a user
+    sets stay; "auto" fits no other key."""
     small, large = Config().resolved(LARGE_DATA_CELLS - 1), Config().resolved(LARGE_DATA_CELLS)
     assert [getattr(small, k) for k in AUTO_SCHEDULE] == [v[0] for v in AUTO_SCHEDULE.values()]
     assert [getattr(large, k) for k in AUTO_SCHEDULE] == [v[1] for v in AUTO_SCHEDULE.values()]
@@ -488,6 +489,12 @@ def test_auto_schedule_by_data_size():
     assert (small.dropout, large.dropout) == (0.1, 0.0)
     mine = Config(lr=0.005, predict_folds=7).resolved(10**7)
     assert (mine.lr, mine.predict_folds, mine.patience) == (0.005, 7, 15)
+    # below SPARSE_DENSITY, small data takes train_delta's large-data value, and only it
+    sparse = Config().resolved(LARGE_DATA_CELLS - 1, density=SPARSE_DENSITY / 2)
+    assert sparse.train_delta == AUTO_SCHEDULE["train_delta"][1] < 1
+    assert sparse.replace(train_delta=small.train_delta) == small
+    assert Config().resolved(LARGE_DATA_CELLS - 1, density=SPARSE_DENSITY) == small
+    assert Config(train_delta=0.5).resolved(10, density=0.01).train_delta == 0.5
     with pytest.raises(CppGraphError, match='patience must be a positive integer or "auto"'):
         Config(patience="fast")
     with pytest.raises(CppGraphError, match="hidden must be a positive integer; got 'auto'"):
@@ -497,6 +504,20 @@ def test_auto_schedule_by_data_size():
     for key in ("known_regression", "random_state"):  # a bool is not a number here
         with pytest.raises(CppGraphError, match=f"{key} must be"):
             Config(**{key: True})
+
+
+def test_sparse_data_fit_resolves_train_delta_by_density(demo, monkeypatch):
+    """A fit reads its data's density: below the threshold ``train_delta`` takes its
+    large-data value, the other keys their small-data ones."""
+    assert demo.density > 0.5
+    fits = {}
+    for threshold in (demo.density + 0.01, demo.density):
+        monkeypatch.setattr(config_module, "SPARSE_DENSITY", threshold)
+        est = CPPGraph(random_state=0, epochs=1, intervals=False).fit(demo)
+        fits[threshold] = est.fit_config_
+    sparse, dense = fits[demo.density + 0.01], fits[demo.density]
+    assert sparse.train_delta == AUTO_SCHEDULE["train_delta"][1] and dense.train_delta == 1.0
+    assert sparse.lr == dense.lr == AUTO_SCHEDULE["lr"][0]
 
 
 def test_large_data_fit_runs_the_large_schedule(demo, tmp_path, monkeypatch):

@@ -121,7 +121,8 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
         data = read_canonical(folder / DATA_DIR, out_of_range=None)  # checked at fit
         est.data_ = data
         # the values the fit ran with (a folder without them ran with concrete ones)
-        est.fit_config_ = est.config.replace(**schedule).resolved(len(data.scores))
+        est.fit_config_ = est.config.replace(**schedule).resolved(len(data.scores),
+                                                                  data.density)
         norm = meta["normalizer"]
         for key in ("shift", "scale", "sign"):
             if len(norm[key]) != len(norm["keys"]):

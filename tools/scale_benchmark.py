@@ -10,13 +10,13 @@ Five parts, each with its command in the report:
    starts one); then ``cppgraph fit`` on the whole folder from the command line.
 2. **Accuracy on 500 x 50.** ``cppgraph evaluate`` on the synthetic
    500 x 50 matrix at 50% density, random 10%, 3 seeds.
-   **Other shapes.** The same on a wide matrix and on two sparse ones
+3. **Other shapes.** The same on a wide matrix and on two sparse ones
    (:data:`SHAPES`), 2 seeds.
-3. **Threads on a shared machine.** The quick-start fit on an idle machine
+4. **Threads on a shared machine.** The quick-start fit on an idle machine
    and with 4 other CPU-bound processes running, with the defaults (one
    thread, the calibration fit in a second process where a core is free), in
    one process, and with one thread per core (3 runs each, the median).
-4. **Commands on a fitted model.** Wall time and peak RSS of each command a
+5. **Commands on a fitted model.** Wall time and peak RSS of each command a
    user runs on a fitted model (``predict --all``, ``neighbours``,
    ``suggest``, ``clusters``, ``embeddings``, ``graph``, ``explain``), start-up
    and loading included, on the models of the 100k and 1M folders (fitted
@@ -198,14 +198,15 @@ def shapes_part(work: Path) -> list[dict]:
     return rows
 
 
-def _shape_mae(row: dict) -> dict:
-    """method -> (mean, std) of the normalized MAE of one shape's run."""
-    return {r["method"]: (r["mean"], r["std"]) for r in row["results"] or ()
+def _mae(records) -> dict:
+    """method -> (mean, std) of the normalized MAE in the records of one
+    ``cppgraph evaluate --format json`` run (none: empty)."""
+    return {r["method"]: (r["mean"], r["std"]) for r in records or ()
             if r["metric"] == "mae_norm"}
 
 
 def _over_best(mae: dict) -> float:
-    """cppgraph's MAE over the best baseline's (``mae`` as :func:`_shape_mae` gives)."""
+    """cppgraph's MAE over the best baseline's (``mae`` as :func:`_mae` gives)."""
     return mae["cppgraph"][0] / min(m for n, (m, _) in mae.items() if n != "cppgraph")
 
 
@@ -225,7 +226,7 @@ def shapes_section(rows: list[dict], made: list[str]) -> list[str]:
             lines.append(f"| {r['shape']} | {where} | {r['cells']:,} | stopped after "
                          f"{RUN_LIMIT_S} s | | | | |")
             continue
-        mae = _shape_mae(r)
+        mae = _mae(r["results"])
         lines.append(f"| {r['shape']} | {where} | {r['cells']:,} | "
                      + " | ".join(f"{mae[n][0]:.4f} ± {mae[n][1]:.4f}"
                                   for n in ("cppgraph", *BASELINES))
@@ -350,13 +351,12 @@ def headline(scale: list[dict] | None, accuracy: str | None,
                 f"{_fmt(max(ours.get('rss_mb') or 0, fit.get('rss_mb') or 0), '{:.0f}')} |")
         lines.append("")
     if accuracy:
-        mae = {r["method"]: r["mean"] for r in json.loads(accuracy) if r["metric"] == "mae_norm"}
-        best = min(v for n, v in mae.items() if n != "cppgraph")
         lines += [f"Synthetic 500 x 50, half observed: cppgraph's normalized MAE is "
-                  f"{mae['cppgraph'] / best:.2f} times the best matrix completion's.", ""]
+                  f"{_over_best(_mae(json.loads(accuracy))):.2f} times the best matrix "
+                  "completion's.", ""]
     ratios = []
     for r in shapes or ():
-        mae = _shape_mae(r)
+        mae = _mae(r["results"])
         if "cppgraph" in mae:
             ratios.append(f"{_over_best(mae):.2f} ({r['shape']}, "
                           f"{r['models']:,} x {r['tasks']:,} at {r['density']:.0%})")
@@ -478,17 +478,15 @@ def report(scale: list[dict] | None, accuracy: str | None, threads: list[dict] |
                          f"{ratio:.2f} | {r['rss_mb']:.0f} |")
         lines.append("")
     if accuracy:
-        records = json.loads(accuracy)
-        mae = {r["method"]: r for r in records if r["metric"] == "mae_norm"}
+        mae = _mae(json.loads(accuracy))
         lines += ["## Synthetic 500 x 50, random 10%, 3 seeds", "", *_made(commands, "accuracy"),
                   "`cppgraph evaluate syn-500x50 --protocol random --test-size 0.1 --seeds 3 "
                   "--methods cppgraph,svd,soft-impute,mf` (data: `python tools/make_scale_data.py "
                   "--models 500 --tasks 50 --density 0.5 --seed 0 --out syn-500x50`).", "",
                   "| method | mae_norm |", "|---|---|"]
-        for name, r in sorted(mae.items(), key=lambda kv: kv[1]["mean"]):
-            lines.append(f"| {name} | {r['mean']:.4f} ± {r['std']:.4f} |")
-        best = min(r["mean"] for n, r in mae.items() if n != "cppgraph")
-        lines += ["", f"cppgraph / best baseline: {mae['cppgraph']['mean'] / best:.3f}.", ""]
+        for name, (mean, std) in sorted(mae.items(), key=lambda kv: kv[1][0]):
+            lines.append(f"| {name} | {mean:.4f} ± {std:.4f} |")
+        lines += ["", f"cppgraph / best baseline: {_over_best(mae):.3f}.", ""]
     if shapes:
         lines += shapes_section(shapes, _made(commands, "shapes"))
     if threads:

@@ -101,11 +101,15 @@ class Calibration:
     """Sorted conformity scores by kind, and the fitted model's per-task error scale.
 
     ``scores["cell"]`` is one array; ``scores["model"]``, ``scores["top"]`` and
-    ``scores["task"]`` map a known-score count to an array.
+    ``scores["task"]`` map a known-score count to an array. ``error_corr``: the
+    ``[tasks, tasks]`` correlation of the refit's errors on its held-out models
+    without known scores (:func:`cppgraph.suggest.task_correlation`; None when it
+    held out no model).
     """
 
     scale: np.ndarray
     scores: dict = field(default_factory=dict)
+    error_corr: np.ndarray | None = None
 
     def quantile(self, kind: str, level: float, known: int = 0) -> float:
         """Conformal ``level``-quantile of the scores of ``kind`` (``inf`` if too few)."""
@@ -124,7 +128,10 @@ class Calibration:
         def plain(v):
             return {str(k): plain(x) for k, x in v.items()} if isinstance(v, dict) else \
                 [float(x) for x in v]
-        return {"scale": plain(self.scale), "scores": {k: plain(v) for k, v in self.scores.items()}}
+        out = {"scale": plain(self.scale), "scores": {k: plain(v) for k, v in self.scores.items()}}
+        if self.error_corr is not None:
+            out["error_corr"] = [plain(row) for row in self.error_corr]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "Calibration":
@@ -139,7 +146,13 @@ class Calibration:
                 raise ValueError(f"calibration scores {k!r} are not finite numbers")
         if not (np.isfinite(scale).all() and (scale > 0).all()):
             raise ValueError("calibration scale must be positive numbers")
-        return cls(scale, scores)
+        corr = d.get("error_corr")  # absent from folders saved before it was kept
+        if corr is not None:
+            corr = np.asarray(corr, dtype=np.float64)
+            if corr.shape != (len(scale), len(scale)) or not np.isfinite(corr).all():
+                raise ValueError(f"calibration error_corr must be a {len(scale)} x {len(scale)} "
+                                 "matrix of finite numbers")
+        return cls(scale, scores, corr)
 
 
 def task_scale(est) -> pd.Series:
@@ -316,6 +329,8 @@ def fit_calibration(est, callback=None, errors: dict | None = None) -> Calibrati
         unit = np.full(len(err), mean) if tasks is None else scale.reindex(tasks).to_numpy()
         return np.sort(err / unit)
 
+    errors = dict(errors)
+    residuals = errors.pop("residuals", None)
     out = {}
     for kind, held in errors.items():
         if kind == "cell":
@@ -325,7 +340,11 @@ def fit_calibration(est, callback=None, errors: dict | None = None) -> Calibrati
             out[kind] = np.sort(np.concatenate([scored(fitted), own]))
         else:
             out[kind] = {k: scored(v) for k, v in held.items()}
-    return Calibration(scale.to_numpy(dtype=np.float64), out)
+    corr = None
+    if residuals is not None:
+        from cppgraph.suggest import task_correlation  # it imports this module
+        corr = task_correlation(residuals, prior=task_correlation(est.training_scores_.y))
+    return Calibration(scale.to_numpy(dtype=np.float64), out, corr)
 
 
 def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
@@ -338,7 +357,9 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
     Returns, by kind: ``"cell"``: ``((errors, tasks), errors over the refit's own task
     scale)``; ``"model"``, ``"top"``: ``{known count: (errors, tasks)}``; ``"task"``:
     ``{known count: (errors, None)}`` (the mean scale). At most :data:`MAX_SCORES`
-    errors each, drawn at random.
+    errors each, drawn at random. With held-out models, also ``"residuals"``: their
+    signed errors without known scores (prediction minus score), ``[held-out models,
+    data.tasks]``, NaN where a model has no score.
     """
     rng = np.random.default_rng(cfg.random_state + 11)
     s = data.scores
@@ -366,14 +387,17 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
     cal.fit(sub, callback=None if callback is None else
             (lambda entry: callback({**entry, "phase": "calibration"})))
 
-    def all_errors(table: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def signed_errors(table: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
         got = table.set_index(["model", "task"])["predicted"].reindex(
             pd.MultiIndex.from_frame(truth[["model", "task"]])).to_numpy(dtype=np.float64)
         tasks_, models_ = truth["task"].to_numpy(), truth["model"].to_numpy()
-        err = np.abs(normalizer.transform(tasks_, got, models=models_)
-                     - normalizer.transform(tasks_, truth["score"].to_numpy(), models=models_))
+        return (normalizer.transform(tasks_, got, models=models_)
+                - normalizer.transform(tasks_, truth["score"].to_numpy(), models=models_))
+
+    def all_errors(table: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        err = np.abs(signed_errors(table, truth))
         ok = np.isfinite(err)
-        return err[ok], tasks_[ok]
+        return err[ok], truth["task"].to_numpy()[ok]
 
     def drawn(held: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         err, tasks_ = held
@@ -420,6 +444,10 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
                                       "value": cal.normalizer_.transform(
                                           table["task"], table["predicted"].to_numpy(dtype=float),
                                           models=table["model"].to_numpy())})
+                if k == 0:  # the held-out models' errors by task, for their correlation
+                    out["residuals"] = (rest.assign(error=signed_errors(table, rest))
+                                        .pivot(index="model", columns="task", values="error")
+                                        .reindex(columns=data.tasks).to_numpy(dtype=np.float64))
                 top = pd.Series(top_models(cal, names, known, guess), index=names)
                 on_top = top.reindex(rest["model"]).to_numpy()
                 out["model"][k] = errors(table, rest[~on_top])

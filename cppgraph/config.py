@@ -43,7 +43,7 @@ SPARSE_KEYS = ("train_delta",)
 #: Keys that act only after the fit (on suggestions) or not on numbers (progress, where the
 #: calibration fit runs): two
 #: configurations that differ only in them fit the same engine.
-AFTER_FIT = ("suggest_plan", "verbose", "calibration_process")
+AFTER_FIT = ("suggest_plan", "suggest_correlation", "verbose", "calibration_process")
 
 
 def _number(value) -> bool:
@@ -178,6 +178,12 @@ class Config:
         stages themselves, run on the prediction without known scores with
         each candidate task's score moved by its error scale. A training
         model always uses the conditional mean.
+    suggest_correlation : str
+        Which correlation of two tasks' errors on a new model
+        :func:`cppgraph.suggest.suggest` assumes. ``"errors"``: that of the
+        calibration fit's errors on the models it held out, predicted
+        without known scores (the scores' correlation where the fit has no
+        such errors); ``"scores"``: that of the training scores.
     random_state : int
         Seeds torch, numpy and every split; 0 to :data:`MAX_SEED`.
     n_jobs : int
@@ -220,6 +226,7 @@ class Config:
     calibration_process: bool = True
     frontier_level: float = 0.9
     suggest_plan: str = "gaussian"
+    suggest_correlation: str = "errors"
     random_state: int = 0
     n_jobs: int = 1
     verbose: bool = False
@@ -246,6 +253,7 @@ class Config:
              "observed_regression", "'auto', 'task' or in [0, 1]")
         need(lambda v: v in ("factors", "unit"), "task_prior", "'factors' or 'unit'")
         need(lambda v: v in ("gaussian", "engine"), "suggest_plan", "'gaussian' or 'engine'")
+        need(lambda v: v in ("errors", "scores"), "suggest_correlation", "'errors' or 'scores'")
         need(lambda v: v in NORMALIZATIONS, "normalization", f"one of {list(NORMALIZATIONS)}")
         for name, most in (("hidden", 4096), ("num_layers", 16), ("head_hidden", 4096),
                            ("epochs", 1_000_000), ("patience", 1_000_000),

@@ -2,10 +2,15 @@
 
 The errors of a model's predictions across tasks are taken as jointly
 Gaussian: task ``i``'s standard deviation is the fitted model's error scale
-for a new model with no known score (its calibration, :mod:`cppgraph.calibrate`)
-and the correlation of two tasks is that of their normalized training
-scores (pairwise over the models that have both, shrunk toward 0 when few
-do). Evaluating a task reveals its error (up to the error left on a fully
+for a new model with no known score (its calibration, :mod:`cppgraph.calibrate`).
+For a new model the correlation of two tasks is that of the calibration
+fit's errors on the models it held out, predicted without known scores
+(pairwise over the models that have both, shrunk toward the training scores'
+correlation when few do; configuration ``suggest_correlation``): tasks whose
+scores rise together with size may still err apart, and what a known score
+tells of the others is how its error goes with theirs. For a training model,
+and without those errors, it is the correlation of the normalized training
+scores (shrunk toward 0). Evaluating a task reveals its error (up to the error left on a fully
 known model), and the predictions of the other tasks move linearly in the
 revealed errors, plus a shift that does not depend on them: an *update*
 gives, for a set of revealed tasks, how much each prediction moves per unit
@@ -53,15 +58,17 @@ CORR_PRIOR = 10.0
 ABS_FROM_SD = float(np.sqrt(2.0 / np.pi))
 
 
-def task_correlation(y: np.ndarray) -> np.ndarray:
+def task_correlation(y: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
     """``[tasks, tasks]`` correlation of the columns of ``y`` (NaN where unknown): pairwise
-    over shared rows, shrunk by overlap, projected to the nearest valid correlation
-    matrix (eigenvalues clipped at a small floor, unit diagonal)."""
+    over shared rows, shrunk by overlap toward ``prior`` (a correlation matrix; default
+    0), projected to the nearest valid correlation matrix (eigenvalues clipped at a
+    small floor, unit diagonal)."""
     frame = pd.DataFrame(y)
     corr = frame.corr(min_periods=MIN_OVERLAP).fillna(0.0).to_numpy()
     has = np.isfinite(y).astype(np.float64)
     overlap = has.T @ has
-    corr = corr * overlap / (overlap + CORR_PRIOR)
+    weight = np.where(overlap >= MIN_OVERLAP, overlap / (overlap + CORR_PRIOR), 0.0)
+    corr = corr * weight + (0.0 if prior is None else (1 - weight) * prior)
     np.fill_diagonal(corr, 1.0)
     vals, vecs = np.linalg.eigh((corr + corr.T) / 2)
     corr = (vecs * np.clip(vals, 1e-3, None)) @ vecs.T
@@ -74,9 +81,13 @@ def _rms(scores) -> float:
     return float(np.sqrt(np.mean(np.square(values)))) if len(values) else float("nan")
 
 
-def error_model(est) -> tuple[np.ndarray, np.ndarray]:
-    """The prior covariance of a new model's errors over the training tasks, and each
-    task's noise variance (the error left when the model is otherwise fully known)."""
+def error_model(est, *, new_model: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The prior covariance of a model's errors over the training tasks, and each
+    task's noise variance (the error left when the model is otherwise fully known).
+
+    The correlation is that of the training scores, or for a ``new_model`` under
+    ``suggest_correlation = "errors"`` that of the calibration fit's errors on its
+    held-out models (when it kept them)."""
     cal = est.calibration_
     if cal is None:
         raise CppGraphError("this model was fitted without intervals (intervals = false); "
@@ -89,7 +100,10 @@ def error_model(est) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(cell):
         cell = new / 2
     sd = cal.scale * new
-    cov = task_correlation(est.training_scores_.y) * np.outer(sd, sd)
+    corr = cal.error_corr
+    if corr is None or not new_model or est.config.suggest_correlation == "scores":
+        corr = task_correlation(est.training_scores_.y)
+    cov = corr * np.outer(sd, sd)
     return cov, (cal.scale * cell) ** 2
 
 
@@ -255,7 +269,7 @@ def suggest(est, budget: int, *, model: str | None = None,
                                             files.get("known_scores"))
         tasks_of = known_frame.groupby("model")["task"].agg(list)
         known = {n: tasks_of.get(n, []) for n in names}
-    cov, noise = error_model(est)
+    cov, noise = error_model(est, new_model=model is None)
     # A training model's next scores join the graph at its next fit: the conditional mean;
     # a new model's known scores move its predictions through the known-score stages.
     if model is not None:

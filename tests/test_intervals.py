@@ -111,6 +111,18 @@ def test_bad_levels_and_missing_calibration():
         Calibration.from_dict({"scale": [1.0], "scores": {"cell": [1.0, float("nan")]}})
 
 
+def test_error_correlation_round_trip():
+    corr = np.array([[1.0, 0.3], [0.3, 1.0]])
+    cal = Calibration(scale=np.ones(2), scores={"cell": np.arange(30.0)}, error_corr=corr)
+    assert Calibration.from_dict(cal.to_dict()).error_corr.tolist() == corr.tolist()
+    # a folder saved before the correlation was kept has none: suggestions use the scores'
+    old = {k: v for k, v in cal.to_dict().items() if k != "error_corr"}
+    assert Calibration.from_dict(old).error_corr is None
+    for bad in ([[1.0, 0.3]], [[1.0, float("nan")], [0.3, 1.0]]):
+        with pytest.raises(ValueError, match="error_corr must be a 2 x 2 matrix"):
+            Calibration.from_dict({**cal.to_dict(), "error_corr": bad})
+
+
 def test_interval_metrics_by_hand():
     truth = np.array([0.5, 0.5, 0.5, 0.5])
     pred = np.array([0.5, 0.6, 0.8, 0.1])
@@ -207,6 +219,20 @@ def test_calibration_refit_keeps_to_the_cap(demo, monkeypatch):
     assert sizes[0] == len(demo.scores) and 0 < sizes[1] <= cap
     assert len(est.calibration_.scores["cell"]) > 0
     assert all(len(v) > 0 for v in est.calibration_.scores["model"].values())
+
+
+def test_refit_keeps_the_signed_errors_of_held_out_models(fast_est):
+    """``"residuals"``: the held-out models' errors without known scores, signed, by task;
+    their sizes are the ``"model"`` and ``"top"`` scores at 0 known (none drawn away here)."""
+    errors = calibrate.refit_errors(fast_est.data_, fast_est.fit_config_, fast_est.normalizer_,
+                                    fast_est.training_scores_.y)
+    res = errors["residuals"]
+    assert res.shape[1] == len(fast_est.data_.tasks)
+    seen = res[np.isfinite(res)]
+    assert (seen > 0).any() and (seen < 0).any()
+    sizes = np.concatenate([errors["model"][0][0], errors["top"][0][0]])
+    assert len(sizes) < calibrate.MAX_SCORES
+    np.testing.assert_allclose(np.sort(np.abs(seen)), np.sort(sizes))
 
 
 def test_skipping_the_known_cells_keeps_the_others(held_est, demo):

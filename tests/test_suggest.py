@@ -116,6 +116,53 @@ def test_task_correlation_is_a_correlation_matrix():
     assert (off > 0.5).all()  # one shared level: strongly correlated, shrunk below 1
 
 
+def test_task_correlation_shrinks_toward_its_prior():
+    # Columns 0 and 1 share 3 rows, perfectly correlated; column 2 shares fewer than
+    # MIN_OVERLAP rows with either, so its pairs take the prior alone.
+    y = np.array([[0.0, 0.0, np.nan], [1.0, 1.0, np.nan], [2.0, 2.0, 5.0], [np.nan, np.nan, 1.0]])
+    prior = np.full((3, 3), 0.5)
+    np.fill_diagonal(prior, 1.0)
+    raw = np.array([[1.0, 3 / 13 + 10 / 13 * 0.5, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])
+    raw = np.triu(raw) + np.triu(raw, 1).T  # 3 shared rows: weight 3 / (3 + CORR_PRIOR)
+    assert np.allclose(task_correlation(y, prior=prior), raw, atol=1e-6)
+    off = task_correlation(y)  # without a prior, toward 0
+    assert off[0, 1] == pytest.approx(3 / 13, abs=1e-6) and off[0, 2] == pytest.approx(0.0)
+
+
+def test_new_models_plan_on_the_correlation_of_calibration_errors(fast_est, monkeypatch):
+    """A new model's plan takes the task correlation of the calibration fit's errors
+    (``suggest_correlation = "errors"``), a training model's that of the scores."""
+    from cppgraph.suggest import error_model
+    cal = fast_est.calibration_
+    tasks = fast_est.data_.tasks
+    corr = cal.error_corr
+    assert corr.shape == (len(tasks), len(tasks)) and np.allclose(np.diag(corr), 1.0)
+    scores = task_correlation(fast_est.training_scores_.y)
+    assert not np.allclose(corr, scores)
+    cov, _ = error_model(fast_est)
+    sd = np.sqrt(np.diag(cov))
+    assert np.allclose(cov, corr * np.outer(sd, sd))
+    cov, _ = error_model(fast_est, new_model=False)
+    assert np.allclose(cov, scores * np.outer(sd, sd))
+    # Errors of task 0 that move with those of one other task alone (not the one the
+    # scores' correlation picks) make that task the one to run for it.
+    new = fast_est.data_.model_factors.iloc[:1].rename(index=lambda m: m + "-new").rename_axis(
+        "model").reset_index()
+    by_scores = fast_est.config.replace(suggest_correlation="scores")
+    monkeypatch.setattr(fast_est, "config", by_scores)
+    cov, _ = error_model(fast_est)
+    assert np.allclose(cov, scores * np.outer(sd, sd))
+    first = suggest(fast_est, 1, model_factors=new, targets=[tasks[0]])["task"].iloc[0]
+    partner = next(j for j in range(1, len(tasks)) if tasks[j] != first)
+    forced = np.eye(len(tasks))
+    forced[0, partner] = forced[partner, 0] = 0.95
+    monkeypatch.setattr(cal, "error_corr", forced)
+    assert suggest(fast_est, 1, model_factors=new, targets=[tasks[0]])["task"].iloc[0] == first
+    monkeypatch.setattr(fast_est, "config", by_scores.replace(suggest_correlation="errors"))
+    pick = suggest(fast_est, 1, model_factors=new, targets=[tasks[0]])
+    assert pick["task"].tolist() == [tasks[partner]]
+
+
 def test_suggest_never_proposes_a_known_task(fast_est, demo_dir):
     demo = read_data(demo_dir)
     name = demo.models[0]
@@ -273,8 +320,9 @@ def test_targets_steer_the_choice(fast_est, fast_model_dir):
     with pytest.raises(DataError, match="already has a score on every target task"):
         suggest(fast_est, 1, model=trained, targets=have[:2])
     left = [t for t in data.tasks if t not in have]
-    # a training model's next scores join the graph at its next fit: the conditional mean;
-    # a named target is not itself a candidate
+    # a training model's next scores join the graph at its next fit: the conditional mean
+    # (on the training scores' correlation); a named target is not itself a candidate
+    cov, noise = error_model(fast_est, new_model=False)
     alone = plan(cov, noise, [ti[t] for t in have], [ti[t] for t in left[1:]], [ti[left[0]]], 1)
     one = suggest(fast_est, 1, model=trained, targets=[left[0]])
     assert one["task"].iloc[0] == data.tasks[alone[0][0]] != left[0]

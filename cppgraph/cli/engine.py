@@ -183,8 +183,9 @@ def suggest(model_dir, budget, model_name, new_models, known_scores, targets, fm
     that stay unknown after the whole plan, and how much that step lowered it
     (negative when a step, chosen for its own error, moves the others' a little
     the wrong way). The choice uses the fitted model's calibrated error scales,
-    the correlations of the tasks' scores and how known scores move its
-    predictions; nothing is refitted.
+    the correlations of the tasks' errors (a new model: the calibration fit's on
+    its held-out models; a training model: the tasks' scores') and how known
+    scores move its predictions; nothing is refitted.
     """
     from cppgraph.suggest import suggest as suggest_tasks
 

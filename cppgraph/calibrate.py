@@ -46,6 +46,10 @@ entities.
 An observed training cell is predicted with its fold out of the graph; its
 interval is that of an unobserved cell.
 
+The refit's signed errors on its held-out models without known scores also
+give the correlation of two tasks' errors on a new model
+(``Calibration.error_corr``), on which :mod:`cppgraph.suggest` plans.
+
 The refit needs nothing the fit learns (only its data, configuration and
 normalizer), so :func:`calibrating` starts it in a second process while the
 fit trains, where a second core is free (``calibration_process``);

@@ -108,7 +108,8 @@ class Calibration:
     ``scores["task"]`` map a known-score count to an array. ``error_corr``: the
     ``[tasks, tasks]`` correlation of the refit's errors on its held-out models
     without known scores (:func:`cppgraph.suggest.task_correlation`; None when it
-    held out no model).
+    held out no model). :meth:`to_dict` leaves it out: a model folder keeps it
+    with the weights (:mod:`cppgraph.persist`).
     """
 
     scale: np.ndarray
@@ -132,10 +133,7 @@ class Calibration:
         def plain(v):
             return {str(k): plain(x) for k, x in v.items()} if isinstance(v, dict) else \
                 [float(x) for x in v]
-        out = {"scale": plain(self.scale), "scores": {k: plain(v) for k, v in self.scores.items()}}
-        if self.error_corr is not None:
-            out["error_corr"] = [plain(row) for row in self.error_corr]
-        return out
+        return {"scale": plain(self.scale), "scores": {k: plain(v) for k, v in self.scores.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Calibration":
@@ -150,13 +148,7 @@ class Calibration:
                 raise ValueError(f"calibration scores {k!r} are not finite numbers")
         if not (np.isfinite(scale).all() and (scale > 0).all()):
             raise ValueError("calibration scale must be positive numbers")
-        corr = d.get("error_corr")  # absent from folders saved before it was kept
-        if corr is not None:
-            corr = np.asarray(corr, dtype=np.float64)
-            if corr.shape != (len(scale), len(scale)) or not np.isfinite(corr).all():
-                raise ValueError(f"calibration error_corr must be a {len(scale)} x {len(scale)} "
-                                 "matrix of finite numbers")
-        return cls(scale, scores, corr)
+        return cls(scale, scores)
 
 
 def task_scale(est) -> pd.Series:

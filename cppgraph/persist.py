@@ -1,7 +1,9 @@
 """Saving and loading fitted models: a folder of weights, JSON metadata, log and data.
 
 Weights load with ``torch.load(..., weights_only=True)`` (no pickle); the
-metadata is plain JSON. A folder written by another format version is
+weights file also holds the training folds and the calibration's task error
+correlation (a matrix of tasks by tasks: binary, not JSON); the metadata is
+plain JSON. A folder written by another format version is
 refused with a message that names both versions.
 """
 
@@ -76,6 +78,8 @@ def save(est, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         "calibration": None if est.calibration_ is None else est.calibration_.to_dict(),
     }
     state = {"network": est.network_.state_dict(), "folds": est.folds_.fold}
+    if est.calibration_ is not None and est.calibration_.error_corr is not None:
+        state["error_corr"] = torch.from_numpy(est.calibration_.error_corr)
     with atomic_folder(path, overwrite=overwrite, kind="model") as tmp:
         torch.save(state, tmp / WEIGHTS_FILE)
         pd.DataFrame(est.log_).to_csv(tmp / LOG_FILE, index=False)
@@ -168,6 +172,14 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
             raise CppGraphError(f"{folder / META_FILE}: the calibration has "
                                 f"{len(est.calibration_.scale)} task scales for "
                                 f"{len(data.tasks)} tasks; the model folder is corrupted")
+        if cal is not None and "error_corr" in state:  # absent from older folders
+            corr = state["error_corr"].double().numpy()
+            n = len(data.tasks)
+            if corr.shape != (n, n) or not np.isfinite(corr).all():
+                raise CppGraphError(f"{folder / WEIGHTS_FILE}: the task error correlation is "
+                                    f"not a {n} x {n} matrix of finite numbers; the model "
+                                    "folder is corrupted")
+            est.calibration_.error_corr = corr
     except CppGraphError:
         raise
     except (KeyError, TypeError, RuntimeError, OSError, ValueError, AttributeError, EOFError,

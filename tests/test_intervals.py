@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 
 from cppgraph import calibrate, coldstart
@@ -17,6 +19,7 @@ from cppgraph.data import read_data
 from cppgraph.errors import CppGraphError, DataWarning
 from cppgraph.estimator import CPPGraph
 from cppgraph.evaluate.metrics import interval_metrics
+from cppgraph.persist import WEIGHTS_FILE
 
 from conftest import FAST
 
@@ -111,16 +114,25 @@ def test_bad_levels_and_missing_calibration():
         Calibration.from_dict({"scale": [1.0], "scores": {"cell": [1.0, float("nan")]}})
 
 
-def test_error_correlation_round_trip():
-    corr = np.array([[1.0, 0.3], [0.3, 1.0]])
-    cal = Calibration(scale=np.ones(2), scores={"cell": np.arange(30.0)}, error_corr=corr)
-    assert Calibration.from_dict(cal.to_dict()).error_corr.tolist() == corr.tolist()
-    # a folder saved before the correlation was kept has none: suggestions use the scores'
-    old = {k: v for k, v in cal.to_dict().items() if k != "error_corr"}
-    assert Calibration.from_dict(old).error_corr is None
-    for bad in ([[1.0, 0.3]], [[1.0, float("nan")], [0.3, 1.0]]):
-        with pytest.raises(ValueError, match="error_corr must be a 2 x 2 matrix"):
-            Calibration.from_dict({**cal.to_dict(), "error_corr": bad})
+def test_error_correlation_is_kept_with_the_weights(fast_est, fast_model_dir, tmp_path):
+    """A model folder keeps the calibration's task error correlation in its weights file;
+    a folder without it (saved before it was kept) loads without one, and one of the
+    wrong shape is refused."""
+    back = CPPGraph.load(fast_model_dir)
+    np.testing.assert_array_equal(back.calibration_.error_corr, fast_est.calibration_.error_corr)
+    assert "error_corr" not in fast_est.calibration_.to_dict()
+    for name, change in (("old", lambda s: s.pop("error_corr")),
+                         ("bad", lambda s: s.update(error_corr=s["error_corr"][:1]))):
+        folder = tmp_path / name
+        shutil.copytree(fast_model_dir, folder)
+        state = torch.load(folder / WEIGHTS_FILE, weights_only=True)
+        change(state)
+        torch.save(state, folder / WEIGHTS_FILE)
+        if name == "old":
+            assert CPPGraph.load(folder).calibration_.error_corr is None
+        else:
+            with pytest.raises(CppGraphError, match="task error correlation is not a"):
+                CPPGraph.load(folder)
 
 
 def test_interval_metrics_by_hand():

@@ -11,11 +11,12 @@ scores rise together with size may still err apart, and what a known score
 tells of the others is how its error goes with theirs. For a training model,
 and without those errors, it is the correlation of the normalized training
 scores (shrunk toward 0). Evaluating a task reveals its error (up to the
-error left on a fully known model), and the predictions of the other tasks move linearly in the
-revealed errors, plus a shift that does not depend on them: an *update*
-gives, for a set of revealed tasks, how much each prediction moves per unit
-of each revealed error (``b``) and that shift (``m``). Each error left is
-then Gaussian with mean ``m`` and a variance that follows from ``b``.
+error left on a fully known model), and the predictions of the other tasks
+move linearly in the revealed errors, plus a shift that does not depend on
+them: an *update* gives, for a set of revealed tasks, how much each
+prediction moves per unit of each revealed error (``b``) and that shift
+(``m``). Each error left is then Gaussian with mean ``m`` and a variance
+that follows from ``b``.
 
 - A training model's next scores join the graph at its next fit: the
   Gaussian conditional mean (:func:`gaussian_update`).

@@ -225,7 +225,7 @@ class Config:
     intervals: bool = True
     calibration_process: bool = True
     frontier_level: float = 0.9
-    suggest_plan: str = "gaussian"
+    suggest_plan: str = "engine"
     suggest_correlation: str = "errors"
     random_state: int = 0
     n_jobs: int = 1

@@ -127,6 +127,11 @@ class Config:
         New models and tasks: their predictions move by the mean residual of
         their known scores, shrunk by this many pseudo-residuals of 0
         (:class:`cppgraph.stages.KnownScoreCorrection`); 0 turns it off.
+    known_residual_limit : float
+        ... each residual counting at most this much either way, on the
+        normalized scale where 1 is a task's training range (``inf``: no
+        limit), so that a known score far outside a narrow training range
+        does not move every other prediction by as many ranges.
     known_regression : float
         New models and tasks: weight in [0, 1] of a ridge regression on their
         known scores (:class:`cppgraph.stages.KnownScoreMix`); 0 turns it off.
@@ -216,6 +221,7 @@ class Config:
     normalization: str = "minmax"
     observed_regression: float | str = "task"
     known_shrinkage: float = 2.0
+    known_residual_limit: float = 1.0
     known_regression: float = 0.25
     fold_in_steps: int = 0
     fold_in_penalty: float = 0.01
@@ -268,6 +274,7 @@ class Config:
         need(lambda v: _number(v) and 0 < v <= 1, "train_delta", "in (0, 1]")
         for name, what in (("lr", ""), ("weight_decay", ""), ("score_floor", ""),
                            ("known_shrinkage", " (0: off)"), ("fold_in_penalty", ""),
+                           ("known_residual_limit", " (inf: no limit)"),
                            ("task_scale_noise", "")):
             need(lambda v: _number(v) and v >= 0, name, "a non-negative number" + what)
         need(lambda v: _number(v) and 0 < v <= 1000, "id_lr_scale", "a number in (0, 1000]")

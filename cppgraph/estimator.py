@@ -163,7 +163,8 @@ class CPPGraph:
                                                predicted=predicted, bounded=self._bounded)
         mix = BenchmarkMix(self.config.observed_regression)
         self.observed_stage_ = mix.restore(observed) if observed else mix.fit(self.training_scores_)
-        self.known_correction_ = KnownScoreCorrection(self.config.known_shrinkage)
+        self.known_correction_ = KnownScoreCorrection(self.config.known_shrinkage,
+                                                      self.config.known_residual_limit)
         self.known_stage_ = KnownScoreMix(self.config.known_regression).fit(self.training_scores_)
 
     def _validation_mae(self) -> dict:

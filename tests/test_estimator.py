@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import copy
 import inspect
 import json
 
@@ -386,6 +387,11 @@ def test_config_file(tmp_path):
             Config(fold_in_steps=bad)
     with pytest.raises(CppGraphError, match="fold_in_penalty must be a non-negative number"):
         Config(fold_in_penalty=-0.1)
+    for bad in (-0.5, float("nan"), "none"):
+        with pytest.raises(CppGraphError, match="known_residual_limit must be a non-negative"):
+            Config(known_residual_limit=bad)
+    path.write_text("known_residual_limit = inf\n")  # TOML's infinity: no limit
+    assert Config.from_file(path).known_residual_limit == float("inf")
     for bad in (0, -3, 2.5):
         with pytest.raises(CppGraphError, match="lr_patience must be a positive integer"):
             Config(lr_patience=bad)
@@ -547,17 +553,19 @@ def test_large_data_fit_runs_the_large_schedule(demo, tmp_path, monkeypatch):
 def test_folder_from_before_stop_delta_loads_with_the_rule_it_ran(fast_est, tmp_path):
     """A model folder whose settings and schedule lack ``stop_delta`` and ``train_delta``
     (written before the keys) loads with 0 and 1, the rules its fit ran with, and predicts
-    as before."""
+    as before; without ``known_residual_limit`` its known residuals count in full."""
     folder = fast_est.save(tmp_path / "m")
     meta_path = folder / "model.json"
     meta = json.loads(meta_path.read_text())
     for key in ("stop_delta", "train_delta"):
         del meta["config"][key]
         meta["schedule"].pop(key)
+    del meta["config"]["known_residual_limit"]  # nor the limit on known residuals
     meta_path.write_text(json.dumps(meta))
     back = CPPGraph.load(folder)
     assert back.config.stop_delta == 0.0 and back.fit_config_.stop_delta == 0.0
     assert back.config.train_delta == 1.0 and back.fit_config_.train_delta == 1.0
+    assert back.config.known_residual_limit == back.known_correction_.limit == np.inf
     pairs = fast_est.data_.scores[["model", "task"]].head(5)
     assert np.allclose(back.predict(pairs)["predicted"], fast_est.predict(pairs)["predicted"])
 
@@ -752,3 +760,35 @@ def test_estimator_class_stays_short():
     tree = ast.parse(inspect.getsource(estimator))
     (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "CPPGraph"]
     assert cls.end_lineno - cls.lineno + 1 < 300
+
+
+def test_a_known_score_far_outside_its_range_moves_the_rest_by_one_range_at_most(fast_est):
+    """A new model's known score five training ranges above its prediction (as on a task
+    whose few training scores lie close together) counts as one range
+    (``known_residual_limit``): the other predictions move by ``1 / (1 + known_shrinkage)``
+    past what the network reads from the edge, not by ``5 / (1 + known_shrinkage)``."""
+    from cppgraph.stages import KnownScoreCorrection, KnownScoreMix
+
+    est = copy.copy(fast_est)
+    est.known_stage_ = KnownScoreMix(0.0).fit(est.training_scores_)  # the correction alone
+    assert est.known_correction_.limit == est.config.known_residual_limit == 1.0
+    factors = fast_est.data_.model_factors.head(1).reset_index().assign(model="probe")
+    task = fast_est.data_.tasks[0]
+    alone = est.predict_new_models(factors).set_index("task")
+    far = est.normalizer_.inverse_transform([task], [alone.loc[task, "predicted_normalized"] + 5])
+    known = pd.DataFrame({"model": ["probe"], "task": [task], "score": far})
+
+    def others(correction):
+        est.known_correction_ = correction
+        table = est.predict_new_models(factors, known, out_of_range="allow").set_index("task")
+        return table.drop(index=task)["predicted_normalized"]
+
+    network = others(KnownScoreCorrection(0.0))
+    limited = others(KnownScoreCorrection(2.0, limit=1.0))
+    unlimited = others(KnownScoreCorrection(2.0))
+    info = fast_est.data_.task_info.loc[network.index]
+    ends = np.sort([est.normalizer_.transform(network.index, info[end]) for end in
+                    ("min_score", "max_score")], axis=0)  # the declared range, normalized
+    np.testing.assert_allclose(limited, np.clip(network + 1 / 3, *ends), atol=1e-6)
+    np.testing.assert_allclose(unlimited, np.clip(network + 5 / 3, *ends), atol=1e-6)
+    assert (unlimited == ends[1]).mean() > 0.5  # unlimited: most at the top of their range

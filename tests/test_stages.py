@@ -92,6 +92,18 @@ def test_known_score_correction_by_hand():
     assert KnownScoreCorrection(0.0).apply(pred, known, prior) is pred
 
 
+def test_known_score_correction_limits_each_residual():
+    prior = np.full((2, 3), 0.5)
+    # Row 0: a known score 6 training ranges above the prediction, and one 0.1 above;
+    # row 1: one 0.3 below, inside the limit.
+    known = np.array([[6.5, 0.6, np.nan], [0.2, np.nan, np.nan]])
+    out = KnownScoreCorrection(2.0, limit=1.0).apply(prior, known, prior)
+    # Row 0: (min(6, 1) + 0.1) / (2 + 2) = 0.275; row 1: -0.3 / (1 + 2) = -0.1.
+    np.testing.assert_allclose(out[:, 2], 0.5 + np.array([0.275, -0.1]))
+    unlimited = KnownScoreCorrection(2.0).apply(prior, known, prior)
+    np.testing.assert_allclose(unlimited[:, 2], 0.5 + np.array([6.1 / 4, -0.1]))
+
+
 def test_benchmark_mix_per_task_weights():
     # Task 1 is a linear copy of task 0 and the network is off by 0.1 on both: there the
     # regression, nearly exact (its ridge penalty shrinks it a little), gets a large

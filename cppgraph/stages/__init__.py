@@ -9,8 +9,9 @@ stage each:
   a training model's prediction mixed with a ridge regression of the task on
   the model's most correlated known tasks;
 * :class:`~cppgraph.stages.correction.KnownScoreCorrection`
-  (``known_shrinkage``): a new model's (or task's) predictions moved by the
-  shrunk mean residual of its known scores;
+  (``known_shrinkage``, ``known_residual_limit``): a new model's (or task's)
+  predictions moved by the shrunk mean residual of its known scores, each
+  residual limited to a training range;
 * :class:`~cppgraph.stages.known.KnownScoreMix` (``known_regression``): then
   mixed with a ridge regression on its known scores.
 """

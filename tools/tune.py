@@ -143,6 +143,7 @@ def tune(data, grid: dict, *, seeds, settings=SETTINGS, unit: str = "minmax",
                                      "(intervals = false)")
                 rows.append({**cand, "candidate": label(cand), "setting": name, "seed": seed,
                              "seconds": seconds, metric: metrics[metric],
+                             **({"width_90": metrics["width_90"]} if metric == "coverage_90" else {}),
                              **{pair: _extra_metric(cells, n, pair.split(":")[1])
                                 for pair, n in extra.items()}})
                 progress(f"{name:<22} seed {seed} {cand}: {metrics[metric]:.4f}")
@@ -214,7 +215,9 @@ def run(parser, args, threads: int) -> None:
         table.to_csv(args.out, index=False)
     keys = list(grid) if configs is None else ["candidate"]
     order = None
-    for column in [args.metric, *args.also, *(["seconds"] if "seconds" in table else [])]:
+    for column in [args.metric, *(["width_90"] if "width_90" in table and args.metric != "width_90"
+                                  else []),
+                   *args.also, *(["seconds"] if "seconds" in table else [])]:
         summary = table.pivot_table(index=keys, columns="setting", values=column, aggfunc="mean")
         summary["mean"] = summary.mean(axis=1)
         if order is None:

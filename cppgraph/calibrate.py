@@ -43,14 +43,6 @@ times its task's scale, clipped to the task's declared range. The width thus
 grows with the task's spread of errors, with fewer known scores, and for new
 entities.
 
-The scores of new models and tasks keep their sign (score minus prediction).
-With ``signed_intervals`` (configuration) their intervals take each end from
-its own tail: from the prediction, the conformal ``(1 - a) / 2``-quantile of
-the signed scores below and the ``(1 + a) / 2``-quantile above (each end at
-least at the prediction), so that where the refit's predictions of such
-entities err mostly one way, as below the models above all training models,
-the interval leans that way; without it, every interval is symmetric.
-
 An observed training cell is predicted with its fold out of the graph; its
 interval is that of an unobserved cell.
 
@@ -112,53 +104,36 @@ KINDS = ("cell", "model", "top", "task")
 class Calibration:
     """Sorted conformity scores by kind, and the fitted model's per-task error scale.
 
-    ``scores["cell"]`` is one array of absolute scores; ``scores["model"]``,
-    ``scores["top"]`` and ``scores["task"]`` map a known-score count to an array
-    of signed ones (absolute in folders saved before they kept the sign).
-    ``signed``: their intervals take each end from its own tail (see the module
-    docstring). ``error_corr``: the ``[tasks, tasks]`` correlation of the refit's
-    errors on its held-out models without known scores
-    (:func:`cppgraph.suggest.task_correlation`; None when it held out no model).
-    :meth:`to_dict` leaves it out: a model folder keeps it with the weights
-    (:mod:`cppgraph.persist`).
+    ``scores["cell"]`` is one array; ``scores["model"]``, ``scores["top"]`` and
+    ``scores["task"]`` map a known-score count to an array. ``error_corr``: the
+    ``[tasks, tasks]`` correlation of the refit's errors on its held-out models
+    without known scores (:func:`cppgraph.suggest.task_correlation`; None when it
+    held out no model). :meth:`to_dict` leaves it out: a model folder keeps it
+    with the weights (:mod:`cppgraph.persist`).
     """
 
     scale: np.ndarray
     scores: dict = field(default_factory=dict)
     error_corr: np.ndarray | None = None
-    signed: bool = False
-
-    def _values(self, kind: str, known: int) -> np.ndarray | None:
-        values = self.scores.get(kind)
-        if isinstance(values, dict):
-            at = [c for c in sorted(values) if c <= known]
-            values = values[at[-1]] if at else None
-        return None if values is None or len(values) < MIN_SCORES else values
 
     def quantile(self, kind: str, level: float, known: int = 0) -> float:
-        """Conformal ``level``-quantile of the absolute scores of ``kind`` (``inf`` if
-        too few)."""
-        values = self._values(kind, known)
-        return float("inf") if values is None else _upper(np.sort(np.abs(values)), level)
-
-    def ends(self, kind: str, level: float, known: int = 0) -> tuple[float, float]:
-        """How far below and above the prediction a ``level`` interval of ``kind``
-        reaches, in scale units: the symmetric :meth:`quantile` twice, or with
-        :attr:`signed` (new models and tasks) the signed scores' own tails."""
-        values = self._values(kind, known)
-        if kind == "cell" or not self.signed or values is None:
-            q = self.quantile(kind, level, known)
-            return q, q
-        tail = (1.0 + level) / 2.0  # each side misses at most (1 - level) / 2
-        down, up = _upper(np.sort(-values), tail), _upper(np.sort(values), tail)
-        return max(down, 0.0), max(up, 0.0)
+        """Conformal ``level``-quantile of the scores of ``kind`` (``inf`` if too few)."""
+        values = self.scores.get(kind)
+        if isinstance(values, dict):
+            counts = sorted(values)
+            at = [c for c in counts if c <= known]
+            values = values[at[-1]] if at else None
+        if values is None or len(values) < MIN_SCORES:
+            return float("inf")
+        n = len(values)
+        rank = int(np.ceil((n + 1) * level))
+        return float(values[rank - 1]) if rank <= n else float("inf")
 
     def to_dict(self) -> dict:
         def plain(v):
             return {str(k): plain(x) for k, x in v.items()} if isinstance(v, dict) else \
                 [float(x) for x in v]
-        return {"scale": plain(self.scale), "signed": self.signed,
-                "scores": {k: plain(v) for k, v in self.scores.items()}}
+        return {"scale": plain(self.scale), "scores": {k: plain(v) for k, v in self.scores.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Calibration":
@@ -173,17 +148,7 @@ class Calibration:
                 raise ValueError(f"calibration scores {k!r} are not finite numbers")
         if not (np.isfinite(scale).all() and (scale > 0).all()):
             raise ValueError("calibration scale must be positive numbers")
-        signed = d.get("signed", False)  # folders saved before kept absolute scores only
-        if not isinstance(signed, bool):
-            raise ValueError(f"calibration 'signed' must be true or false, not {signed!r}")
-        return cls(scale, scores, signed=signed)
-
-
-def _upper(values: np.ndarray, level: float) -> float:
-    """The conformal ``level``-quantile of sorted ``values``: the ``ceil((n + 1) *
-    level)``-th smallest (``inf`` past the largest)."""
-    rank = int(np.ceil((len(values) + 1) * level))
-    return float(values[rank - 1]) if rank <= len(values) else float("inf")
+        return cls(scale, scores)
 
 
 def task_scale(est) -> pd.Series:
@@ -375,21 +340,19 @@ def fit_calibration(est, callback=None, errors: dict | None = None) -> Calibrati
     if residuals is not None:
         from cppgraph.suggest import task_correlation  # it imports this module
         corr = task_correlation(residuals, prior=task_correlation(est.training_scores_.y))
-    return Calibration(scale.to_numpy(dtype=np.float64), out, corr,
-                       signed=bool(est.fit_config_.signed_intervals))
+    return Calibration(scale.to_numpy(dtype=np.float64), out, corr)
 
 
 def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
     """Refit configuration ``cfg`` on ``data`` without held-out models, tasks and cells,
-    and return the errors of their predictions on ``normalizer``'s scale (see the
-    module docstring). Needs only what a fit has before it trains: ``normalizer``
+    and return the absolute errors of their predictions on ``normalizer``'s scale (see
+    the module docstring). Needs only what a fit has before it trains: ``normalizer``
     fitted on ``data``, and ``y`` its training scores (:func:`cppgraph.train.score_matrix`),
     so that it can run beside the fit.
 
-    Returns, by kind: ``"cell"``: ``((absolute errors, tasks), the same over the
-    refit's own task scale)``; ``"model"``, ``"top"``: ``{known count: (signed errors,
-    tasks)}`` (score minus prediction); ``"task"``: ``{known count: (signed errors,
-    None)}`` (the mean scale). At most :data:`MAX_SCORES`
+    Returns, by kind: ``"cell"``: ``((errors, tasks), errors over the refit's own task
+    scale)``; ``"model"``, ``"top"``: ``{known count: (errors, tasks)}``; ``"task"``:
+    ``{known count: (errors, None)}`` (the mean scale). At most :data:`MAX_SCORES`
     errors each, drawn at random. With held-out models, also ``"residuals"``: their
     signed errors without known scores (prediction minus score), ``[held-out models,
     data.tasks]``, NaN where a model has no score.
@@ -428,7 +391,7 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
                 - normalizer.transform(tasks_, truth["score"].to_numpy(), models=models_))
 
     def all_errors(table: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        err = -signed_errors(table, truth)  # score minus prediction
+        err = np.abs(signed_errors(table, truth))
         ok = np.isfinite(err)
         return err[ok], truth["task"].to_numpy()[ok]
 
@@ -445,8 +408,7 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
     out = {}
     if cells:
         held = s.loc[cells]
-        err, err_tasks = all_errors(cal.predict(held[["model", "task"]]), held)
-        every = np.abs(err), err_tasks
+        every = all_errors(cal.predict(held[["model", "task"]]), held)
         fitted = drawn(every)  # two draws, one per scale
         own, own_tasks = drawn(every)
         own = own / task_scale(cal).reindex(own_tasks).to_numpy()
@@ -489,12 +451,11 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
     return out
 
 
-def margins(calibration: Calibration | None, level: float, kind: str,
-            task_pos: np.ndarray | None, known: np.ndarray | int = 0,
-            top: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """How far below and above their predictions (normalized units) the ``level``
-    intervals of cells of ``kind`` (``"cell"``, ``"model"`` or ``"task"``) reach
-    (:meth:`Calibration.ends`): cells of the training tasks at positions ``task_pos``
+def half_widths(calibration: Calibration | None, level: float, kind: str,
+                task_pos: np.ndarray | None, known: np.ndarray | int = 0,
+                top: np.ndarray | None = None) -> np.ndarray:
+    """Half-widths (normalized units) of cells of ``kind`` (``"cell"``, ``"model"`` or
+    ``"task"``) at ``level``: cells of the training tasks at positions ``task_pos``
     (a new task's cells: ``None``, the mean scale), of entities with ``known`` known
     scores each (one count, or one per cell). ``top`` (new models, one per cell) marks
     the cells of models above the training models (:func:`top_models`): they use the
@@ -511,16 +472,15 @@ def margins(calibration: Calibration | None, level: float, kind: str,
     known = np.broadcast_to(np.asarray(known, dtype=np.int64), scale.shape)
     top = np.zeros(scale.shape, dtype=bool) if top is None else \
         np.broadcast_to(np.asarray(top, dtype=bool), scale.shape)
-    q = {(k, False): calibration.ends(kind, level, int(k)) for k in np.unique(known)}
+    q = {(k, False): calibration.quantile(kind, level, int(k)) for k in np.unique(known)}
     for k in np.unique(known[top]):
-        at_top = calibration.ends("top", level, int(k))
-        q[k, True] = at_top if np.isfinite(at_top).all() else q[k, False]
-    if not all(np.isfinite(v).all() for v in q.values()):
+        at_top = calibration.quantile("top", level, int(k))
+        q[k, True] = at_top if np.isfinite(at_top) else q[k, False]
+    if not all(np.isfinite(v) for v in q.values()):
         what = {"cell": "unobserved cells", "model": "new models", "task": "new tasks"}[kind]
         warnings.warn(f"too few calibration errors of {what} for a {level:g} interval (the "
                       "training data has too few models, tasks or cells to hold out, or the "
                       "level is too high): those intervals span the tasks' whole declared "
                       "range (unbounded without one)", DataWarning, stacklevel=3)
-    ends = np.array([q[k, t] for k, t in zip(known.tolist(), top.tolist())],
-                    dtype=np.float64).reshape(-1, 2)
-    return ends[:, 0] * scale, ends[:, 1] * scale
+    return np.array([q[k, t] for k, t in zip(known.tolist(), top.tolist())],
+                    dtype=np.float64) * scale

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cppgraph.calibrate import margins, top_models
+from cppgraph.calibrate import half_widths, top_models
 from cppgraph.data.dataset import (check_names, check_ranges, parse_numbers, parse_task_info,
                                    suggest)
 from cppgraph.errors import CppGraphError, DataError, DataWarning
@@ -378,7 +378,7 @@ def predict_new(est, kind: str, factors: pd.DataFrame, known, *, task_info=None,
     obs = pd.Series(known["score"].astype(float).to_numpy(),
                     index=pd.MultiIndex.from_frame(known[["model", "task"]]))
     obs = obs.reindex(pd.MultiIndex.from_arrays([row_models, row_tasks])).to_numpy(dtype=np.float64)
-    ends = None
+    half = None
     if interval is not None:  # each new entity by its number of known scores
         counts = known[kind].value_counts().reindex(names, fill_value=0).to_numpy()
         own = (new.pairs[0] - len(data.models) if kind == "model" else new.pairs[1] - len(data.tasks))
@@ -386,11 +386,11 @@ def predict_new(est, kind: str, factors: pd.DataFrame, known, *, task_info=None,
         if kind == "model":  # models above the training ones, by their known scores
             top = top_models(est, names, known, pd.DataFrame(
                 {"model": row_models, "task": row_tasks, "value": pred}))[own.numpy()]
-        ends = margins(est.calibration_, interval, kind,
-                       new.pairs[1].numpy() if kind == "model" else None,
-                       counts[own.numpy()], top)
+        half = half_widths(est.calibration_, interval, kind,
+                           new.pairs[1].numpy() if kind == "model" else None,
+                           counts[own.numpy()], top)
     return est.table(row_models, row_tasks, pred, obs, norm=norm, info=info, no_raw=no_raw,
-                     margins=ends)
+                     half_width=half)
 
 
 def new_model_graph(est, model_factors: pd.DataFrame, known_scores,

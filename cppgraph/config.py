@@ -175,12 +175,6 @@ class Config:
         above the training models: its intervals use the calibration errors
         of such models (:func:`cppgraph.calibrate.top_models`). In (0, 1];
         1 puts (almost) no model there.
-    signed_intervals : bool
-        The intervals of new models and tasks take each end from its own tail of
-        the calibration's signed errors (score minus prediction), so that they
-        lean toward the side such predictions miss on (below, for models above
-        the training models); false: symmetric about the prediction, as the
-        intervals of unobserved cells always are (:mod:`cppgraph.calibrate`).
     suggest_plan : str
         How :func:`cppgraph.suggest.suggest` expects a new model's predictions
         to move once the tasks it proposes are known. ``"gaussian"``: a
@@ -237,7 +231,6 @@ class Config:
     intervals: bool = True
     calibration_process: bool = True
     frontier_level: float = 0.9
-    signed_intervals: bool = False
     suggest_plan: str = "engine"
     suggest_correlation: str = "errors"
     random_state: int = 0
@@ -291,7 +284,7 @@ class Config:
         need(lambda v: _integer(v) and 0 <= v <= MAX_SEED, "random_state",
              f"an integer in [0, {MAX_SEED}]")
         need(_integer, "n_jobs", "an integer (0 or less: one thread per core)")
-        for name in ("verbose", "intervals", "calibration_process", "signed_intervals"):
+        for name in ("verbose", "intervals", "calibration_process"):
             need(lambda v: isinstance(v, bool), name, "true or false")
 
     def to_dict(self) -> dict:

@@ -220,9 +220,9 @@ class CPPGraph:
         fold = np.where(edge >= 0, self.folds_.fold.numpy()[np.maximum(edge, 0)], -1)
         pred = self.observed_stage_.apply(pred, rows, cols, fold, self.training_scores_)
         obs = np.where(edge >= 0, data.scores["score"].to_numpy()[np.maximum(edge, 0)], np.nan)
-        ends = None if interval is None else calibrate.margins(
+        half = None if interval is None else calibrate.half_widths(
             self.calibration_, interval, "cell", cols)
-        table = self.table(pairs["model"], pairs["task"], pred, obs, margins=ends)
+        table = self.table(pairs["model"], pairs["task"], pred, obs, half_width=half)
         if wide:
             grid = table.pivot(index="model", columns="task", values="predicted")
             return grid.reindex(index=pd.unique(pairs["model"]), columns=pd.unique(pairs["task"]))
@@ -241,12 +241,12 @@ class CPPGraph:
                              self.folds_, rows, cols, edge)
 
     def table(self, models, tasks, pred_norm, observed_raw, *, norm=None, info=None,
-              no_raw=None, margins=None) -> pd.DataFrame:
+              no_raw=None, half_width=None) -> pd.DataFrame:
         """:func:`~cppgraph.table.prediction_table` with this model's normalization and tasks."""
         return prediction_table(models, tasks, pred_norm, observed_raw,
                                 norm=self.normalizer_ if norm is None else norm,
                                 info=self.data_.task_info if info is None else info, no_raw=no_raw,
-                                margins=margins)
+                                half_width=half_width)
 
     @_threaded
     def predict_new_models(self, model_factors: pd.DataFrame,

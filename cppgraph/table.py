@@ -11,11 +11,11 @@ from cppgraph.normalize import Normalizer
 def prediction_table(models, tasks, pred_norm: np.ndarray, observed_raw: np.ndarray, *,
                      norm: Normalizer, info: pd.DataFrame,
                      no_raw: np.ndarray | None = None,
-                     margins: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+                     half_width: np.ndarray | None = None) -> pd.DataFrame:
     """``model, task, predicted`` (raw units), ``predicted_normalized``, ``observed``,
-    ``observed_normalized`` and ``is_observed``, one row per cell; with ``margins``
-    (how far below and above the prediction, normalized units) also ``lower`` and
-    ``upper`` (raw units).
+    ``observed_normalized`` and ``is_observed``, one row per cell; with
+    ``half_width`` (normalized units) also ``lower`` and ``upper`` (raw units),
+    the prediction plus or minus it.
 
     Normalized predictions and interval ends are clipped to the tasks' declared
     range (``info``'s ``min_score`` / ``max_score``); ``no_raw`` marks rows
@@ -34,9 +34,9 @@ def prediction_table(models, tasks, pred_norm: np.ndarray, observed_raw: np.ndar
     if no_raw is not None:
         pred_raw[no_raw] = np.nan
     ends = {}
-    if margins is not None:
-        a, b = (norm.inverse_transform(tasks, np.clip(pred_norm + d, lo, hi), models=models)
-                for d in (-margins[0], margins[1]))
+    if half_width is not None:
+        a, b = (norm.inverse_transform(tasks, np.clip(pred_norm + d * half_width, lo, hi),
+                                       models=models) for d in (-1.0, 1.0))
         ends = {"lower": np.fmin(a, b), "upper": np.fmax(a, b)}  # lower-is-better tasks swap
         if no_raw is not None:
             for v in ends.values():

@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 from cppgraph import calibrate, coldstart
-from cppgraph.calibrate import MIN_SCORES, Calibration, margins, percentiles, top_models
+from cppgraph.calibrate import MIN_SCORES, Calibration, half_widths, percentiles, top_models
 from cppgraph.cli import cli as main
 from cppgraph.config import Config
 from cppgraph.data import read_data
@@ -67,48 +67,18 @@ def test_conformal_quantile_by_hand():
     few = Calibration(scale=np.ones(1), scores={"cell": values[: MIN_SCORES - 1]})
     assert few.quantile("cell", 0.5) == np.inf
     with pytest.warns(DataWarning, match="too few calibration errors of unobserved cells"):
-        assert margins(few, 0.5, "cell", np.array([0]))[1][0] == np.inf
-    # margin = quantile x the task's scale, the same below and above; a new task takes the
-    # mean scale
-    assert [m.tolist() for m in margins(cal, 0.9, "cell", np.array([0, 1]))] == [[14.0, 56.0]] * 2
-    assert margins(cal, 0.9, "model", np.array([1, 1]), np.array([0, 3]))[1].tolist() == [112.0, 168.0]
+        assert half_widths(few, 0.5, "cell", np.array([0]))[0] == np.inf
+    # half-width = quantile x the task's scale; a new task takes the mean scale
+    assert half_widths(cal, 0.9, "cell", np.array([0, 1])).tolist() == [14.0, 56.0]
+    assert half_widths(cal, 0.9, "model", np.array([1, 1]), np.array([0, 3])).tolist() == [112.0, 168.0]
     back = Calibration.from_dict(cal.to_dict())
     assert back.quantile("model", 0.9, known=2) == 84.0 and back.scale.tolist() == [0.5, 2.0]
     # models above the training ones use the "top" scores, or the "model" ones without them
     top = np.array([True, False])
-    assert margins(cal, 0.9, "model", np.array([1, 1]), 0, top)[0].tolist() == [112.0, 112.0]
+    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 0, top).tolist() == [112.0, 112.0]
     cal.scores["top"] = {0: values * 4}
-    assert margins(cal, 0.9, "model", np.array([1, 1]), 0, top)[0].tolist() == [224.0, 112.0]
-    assert margins(cal, 0.9, "model", np.array([1, 1]), 3, top)[1].tolist() == [224.0, 168.0]
-
-
-def test_signed_ends_by_hand():
-    # 40 signed scores (score minus prediction): -10..-1 and 1..30, most above the prediction
-    values = np.concatenate([-np.arange(10.0, 0, -1), np.arange(1.0, 31)])
-    cells = np.arange(1.0, 41)
-    cal = Calibration(scale=np.array([2.0]), scores={"cell": cells, "model": {0: values}},
-                      signed=True)
-    # each tail misses at most 5%: rank ceil(41 * 0.95) = 39 from either end. From above
-    # the 39th smallest is 29; from below the 39th smallest of the negated scores is 9
-    assert cal.ends("model", 0.9) == (9.0, 29.0)
-    below, above = margins(cal, 0.9, "model", np.array([0, 0]), 0)
-    assert below.tolist() == [18.0, 18.0] and above.tolist() == [58.0, 58.0]
-    # unobserved cells stay symmetric (absolute scores), and so does everything unsigned
-    assert cal.ends("cell", 0.9) == (37.0, 37.0)
-    cal.signed = False  # the absolute scores (1, 1, 2, 2, ..., 10, 10, 11, ..., 30): 37th is 27
-    assert cal.ends("model", 0.9) == (27.0, 27.0) == (cal.quantile("model", 0.9),) * 2
-    # an end never passes the prediction: all scores above it give a lower end of 0
-    up = Calibration(scale=np.ones(1), scores={"model": {0: np.arange(1.0, 41)}}, signed=True)
-    assert up.ends("model", 0.9) == (0.0, 39.0)
-    # the rule travels with the calibration; a folder saved before the sign loads unsigned
-    assert Calibration.from_dict(cal.to_dict()).signed is False
-    assert Calibration.from_dict(up.to_dict()).signed is True
-    d = up.to_dict()
-    del d["signed"]
-    assert Calibration.from_dict(d).signed is False
-    d["signed"] = "yes"
-    with pytest.raises(ValueError, match="'signed' must be true or false"):
-        Calibration.from_dict(d)
+    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 0, top).tolist() == [224.0, 112.0]
+    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 3, top).tolist() == [224.0, 168.0]
 
 
 def test_top_models_by_hand():
@@ -137,9 +107,9 @@ def test_bad_levels_and_missing_calibration():
     cal = Calibration(scale=np.ones(1), scores={"cell": np.arange(30.0)})
     for level in (0, 1, 1.5, -0.1):
         with pytest.raises(CppGraphError, match="level must be in"):
-            margins(cal, level, "cell", np.array([0]))
+            half_widths(cal, level, "cell", np.array([0]))
     with pytest.raises(CppGraphError, match="fitted without intervals"):
-        margins(None, 0.9, "cell", np.array([0]))
+        half_widths(None, 0.9, "cell", np.array([0]))
     with pytest.raises(ValueError, match="not finite"):
         Calibration.from_dict({"scale": [1.0], "scores": {"cell": [1.0, float("nan")]}})
 
@@ -265,17 +235,16 @@ def test_calibration_refit_keeps_to_the_cap(demo, monkeypatch):
 
 def test_refit_keeps_the_signed_errors_of_held_out_models(fast_est):
     """``"residuals"``: the held-out models' errors without known scores, signed, by task;
-    negated (score minus prediction), they are the ``"model"`` and ``"top"`` scores at 0
-    known (none drawn away here)."""
+    their sizes are the ``"model"`` and ``"top"`` scores at 0 known (none drawn away here)."""
     errors = calibrate.refit_errors(fast_est.data_, fast_est.fit_config_, fast_est.normalizer_,
                                     fast_est.training_scores_.y)
     res = errors["residuals"]
     assert res.shape[1] == len(fast_est.data_.tasks)
     seen = res[np.isfinite(res)]
     assert (seen > 0).any() and (seen < 0).any()
-    scores = np.concatenate([errors["model"][0][0], errors["top"][0][0]])
-    assert len(scores) < calibrate.MAX_SCORES
-    np.testing.assert_allclose(np.sort(-seen), np.sort(scores))
+    sizes = np.concatenate([errors["model"][0][0], errors["top"][0][0]])
+    assert len(sizes) < calibrate.MAX_SCORES
+    np.testing.assert_allclose(np.sort(np.abs(seen)), np.sort(sizes))
 
 
 def test_skipping_the_known_cells_keeps_the_others(held_est, demo):

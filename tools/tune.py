@@ -6,8 +6,9 @@ and each candidate configuration is fitted on the inner training part and
 scored on the inner validation cells. The outer test cells are never read.
 Prints the mean normalized MAE (or ``--metric``, on ``--unit``) per candidate
 and protocol (lower is better; for ``coverage_90``, the coverage of the
-nominal 90% intervals, closer to 0.9 is better); each ``--also UNIT:METRIC``
-adds a table of that metric, taken from the same predictions.
+nominal 90% intervals, closer to 0.9 is better, with a table of their mean
+width ``width_90``); each ``--also UNIT:METRIC`` adds a table of that metric,
+taken from the same predictions.
 
 Example::
 

@@ -9,8 +9,10 @@ refused with a message that names both versions.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 import os
 import pickle
 from pathlib import Path
@@ -56,13 +58,27 @@ def _finite(name: str, values, folder: Path, *, low=-np.inf, high=np.inf) -> Non
                             f"[{low}, {high}]; the model folder is corrupted")
 
 
+def _config_to_json(config: dict) -> dict:
+    """Settings as strict JSON holds them: an infinite number (``known_residual_limit =
+    inf``) as the text ``"inf"``, which JSON has no number for."""
+    return {k: str(v) if isinstance(v, float) and math.isinf(v) else v for k, v in config.items()}
+
+
+def _config_from_json(config: dict) -> dict:
+    """:func:`_config_to_json` undone (a folder saved before wrote ``Infinity``, which
+    Python's reader takes as the number)."""
+    numbers = {f.name for f in dataclasses.fields(Config) if f.type == "float"}
+    return {k: float(v) if k in numbers and v in ("inf", "-inf") else v
+            for k, v in dict(config).items()}
+
+
 def save(est, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``est`` (fitted) to the folder ``path`` atomically."""
     meta = {
         "format_version": FORMAT_VERSION,
         "cppgraph_version": __version__,
         "torch_version": torch.__version__,
-        "config": est.config.to_dict(),
+        "config": _config_to_json(est.config.to_dict()),
         "schedule": {name: getattr(est.fit_config_, name) for name in AUTO_SCHEDULE},
         "models": est.data_.models,
         "tasks": est.data_.tasks,
@@ -106,7 +122,7 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
                             f"is not supported by cppgraph {__version__} (format "
                             f"{FORMAT_VERSION}); refit the model with this version")
     try:
-        config = dict(meta["config"])
+        config = _config_from_json(meta["config"])
         config.setdefault("stop_delta", 0.0)  # a folder from before the key stopped as 0 does
         config.setdefault("train_delta", 1.0)  # and by the validation loss alone
         config.setdefault("known_residual_limit", float("inf"))  # and counted residuals in full
@@ -217,6 +233,6 @@ def card(cls, folder: Path, *, n_jobs: int | None = None) -> dict:
                 "validation_mae_raw": (est.val_mae_ or {}).get("raw"),
                 "validation_cells": (est.val_mae_ or {}).get("cells"),
                 "benchmark_regression_weight": est.observed_stage_.weight_},
-        "config": est.config.to_dict(),
+        "config": _config_to_json(est.config.to_dict()),
         "schedule": {name: getattr(est.fit_config_, name) for name in AUTO_SCHEDULE},
     }

@@ -570,6 +570,26 @@ def test_folder_from_before_stop_delta_loads_with_the_rule_it_ran(fast_est, tmp_
     assert np.allclose(back.predict(pairs)["predicted"], fast_est.predict(pairs)["predicted"])
 
 
+def test_folder_without_residual_limit_is_strict_json(fast_est, tmp_path):
+    """``known_residual_limit = inf`` is saved as the text "inf" (JSON has no infinite
+    number) and loads as the number; a folder that wrote ``Infinity`` loads the same."""
+    est = copy.copy(fast_est)
+    est.config = fast_est.config.replace(known_residual_limit=float("inf"))
+    folder = est.save(tmp_path / "m")
+
+    def refuse(name):
+        raise AssertionError(f"model.json holds {name}, which strict JSON readers refuse")
+
+    meta = json.loads((folder / "model.json").read_text(), parse_constant=refuse)
+    assert meta["config"]["known_residual_limit"] == "inf"
+    back = CPPGraph.load(folder)
+    assert back.config.known_residual_limit == back.known_correction_.limit == np.inf
+    meta["config"]["known_residual_limit"] = float("inf")  # as folders saved before wrote it
+    (folder / "model.json").write_text(json.dumps(meta))
+    assert "Infinity" in (folder / "model.json").read_text()
+    assert CPPGraph.load(folder).config.known_residual_limit == np.inf
+
+
 def test_new_task_prior_by_factors(demo):
     # syn-trivia-open shares ability, family and few-shot with syn-trivia-mc: under
     # task_prior="factors" it starts from that task's raw range, else from the median.

@@ -44,16 +44,18 @@ def test_also_is_checked(tune, capsys):
 
 
 def test_coverage_ranks_by_distance_to_nominal(tune, monkeypatch, capsys):
-    # 0.93 is closer to 0.9 than 0.85, though lower is not better for coverage.
+    # 0.93 is closer to 0.9 than 0.85, though lower is not better for coverage; the widths
+    # of the same intervals follow in the same order.
     table = pd.DataFrame({"frontier_level": [0.8, 0.9], "setting": ["frontier 0.1 k=2"] * 2,
-                          "seed": [0, 0], "coverage_90": [0.93, 0.85]})
+                          "seed": [0, 0], "coverage_90": [0.93, 0.85], "width_90": [0.5, 0.3]})
     monkeypatch.setattr(tune, "read_data", lambda *args, **kwargs: None)
     monkeypatch.setattr(tune, "tune", lambda *args, **kwargs: table)
     tune.main(["data/demo", "--metric", "coverage_90", "--setting", "frontier:0.1:2",
                "--grid", "frontier_level=0.8,0.9"])
-    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()
-            if line.startswith(("0.8", "0.9"))]
-    assert rows == ["0.8", "0.9"]
+    out = capsys.readouterr().out
+    rows = [line.split()[:2] for line in out.splitlines() if line.startswith(("0.8", "0.9"))]
+    assert rows == [["0.8", "0.93"], ["0.9", "0.85"], ["0.8", "0.5"], ["0.9", "0.3"]]
+    assert out.index("coverage_90 (mean") < out.index("width_90 (mean")
 
 
 def test_candidates_round_trip_and_bad_ones(tune, capsys):

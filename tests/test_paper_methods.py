@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -89,6 +91,21 @@ def test_factors_drive_predictions(seed):
     # it is checked on the models with observed cells only, where its ratio
     # varies most with the seed (up to ~0.85 over 150 data seeds).
     assert mse_ratio(NCFFactors().complete(problem), truth, problem, ~cold) < 1.0
+
+
+@pytest.mark.parametrize("method", [NCFFactors, FactorsOnly], ids=lambda m: m.name)
+def test_a_side_without_factor_columns_fits_without_warnings(method):
+    """A data set whose models have no factors (HELM's) gives zero factor columns: their
+    linear maps are biases alone, fitted without torch's warning about empty weights."""
+    problem, _ = synthetic(0, "factors")
+    problem.model_x = problem.model_x[:, :0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pred = method().complete(problem)
+    assert np.isfinite(pred).all()
+    if method is FactorsOnly:  # the models are alike: a task's cells share one prediction
+        for col in np.unique(problem.cols):
+            assert np.ptp(pred[problem.cols == col]) < 1e-6
 
 
 def test_needs_an_observed_cell():

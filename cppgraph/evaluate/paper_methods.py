@@ -37,6 +37,8 @@ from ``problem.seed``.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -86,8 +88,10 @@ class _Side(nn.Module):
         self.mlp_id = _embedding(n, 2 * latent) if ids else None
         if x is not None:
             self.register_buffer("x", torch.as_tensor(x, dtype=torch.float32))
-            self.gmf_x = None if ids else nn.Linear(x.shape[1], latent)
-            self.mlp_x = nn.Linear(x.shape[1], 2 * latent)
+            with warnings.catch_warnings():  # no factor columns: each map is its bias alone,
+                warnings.filterwarnings("ignore", "Initializing zero-element tensors")  # no weight
+                self.gmf_x = None if ids else nn.Linear(x.shape[1], latent)
+                self.mlp_x = nn.Linear(x.shape[1], 2 * latent)
         else:
             self.x = self.gmf_x = self.mlp_x = None
 

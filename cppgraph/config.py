@@ -128,8 +128,8 @@ class Config:
         their known scores, shrunk by this many pseudo-residuals of 0
         (:class:`cppgraph.stages.KnownScoreCorrection`); 0 turns it off.
     known_residual_limit : float
-        ... each residual counting at most this much either way, on the
-        normalized scale where 1 is a task's training range (``inf``: no
+        In that mean, each residual counts at most this much either way, on
+        the normalized scale where 1 is a task's training range (``inf``: no
         limit), so that a known score far outside a narrow training range
         does not move every other prediction by as many ranges.
     known_regression : float

@@ -58,6 +58,19 @@ def test_coverage_ranks_by_distance_to_nominal(tune, monkeypatch, capsys):
     assert out.index("coverage_90 (mean") < out.index("width_90 (mean")
 
 
+def test_tune_keeps_the_widths_of_the_intervals_it_scores(tune, demo_dir, monkeypatch):
+    """With ``coverage_90``, each row also holds the scored intervals' ``width_90``; with
+    an error metric there is no width column."""
+    demo = tune.read_data(demo_dir)
+    scored = {"coverage_90": 0.88, "width_90": 0.41, "mae_norm": 0.07}
+    monkeypatch.setattr(tune, "score_split", lambda split, method, **kw: (scored, CELLS))
+    run = dict(seeds=[0], settings=[("cold-model", 0.2, 0)], progress=lambda line: None)
+    rows = tune.tune(demo, {"frontier_level": [0.8, 0.9]}, metric="coverage_90", **run)
+    assert rows["coverage_90"].tolist() == [0.88, 0.88]
+    assert rows["width_90"].tolist() == [0.41, 0.41]
+    assert "width_90" not in tune.tune(demo, {"frontier_level": [0.9]}, **run)
+
+
 def test_candidates_round_trip_and_bad_ones(tune, capsys):
     spec = tune.parse_candidate('lr=0.03,lr_patience=4,encoder="sage",intervals=false')
     assert spec == {"lr": 0.03, "lr_patience": 4, "encoder": "sage", "intervals": False}

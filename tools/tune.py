@@ -216,9 +216,8 @@ def run(parser, args, threads: int) -> None:
         table.to_csv(args.out, index=False)
     keys = list(grid) if configs is None else ["candidate"]
     order = None
-    for column in [args.metric, *(["width_90"] if "width_90" in table and args.metric != "width_90"
-                                  else []),
-                   *args.also, *(["seconds"] if "seconds" in table else [])]:
+    widths = ["width_90"] if args.metric == "coverage_90" else []  # tune() keeps them then
+    for column in [args.metric, *widths, *args.also, *(["seconds"] if "seconds" in table else [])]:
         summary = table.pivot_table(index=keys, columns="setting", values=column, aggfunc="mean")
         summary["mean"] = summary.mean(axis=1)
         if order is None:

@@ -67,6 +67,7 @@ import numpy as np
 import pandas as pd
 
 from cppgraph import aside
+from cppgraph.config import KNOWN_PATHS
 from cppgraph.data.dataset import removable_cells
 from cppgraph.errors import CppGraphError, DataWarning
 from cppgraph.threads import resolve_threads
@@ -95,6 +96,9 @@ KNOWN_COUNTS = (0, 1, 2, 3, 5)
 MAX_SCALE_CELLS = 50_000
 #: Pseudo-count of the mean error that each task's error scale shrinks toward.
 SCALE_PRIOR = 5.0
+#: Under ``known_path = "auto"``, fold-in replaces the stages only when held-out entities
+#: err less with it by more than this many standard errors of the paired difference.
+PATH_T = 2.0
 #: The fewest conformity scores a kind needs; with fewer, its intervals are the whole range.
 MIN_SCORES = 20
 KINDS = ("cell", "model", "top", "task")
@@ -109,12 +113,15 @@ class Calibration:
     ``[tasks, tasks]`` correlation of the refit's errors on its held-out models
     without known scores (:func:`cppgraph.suggest.task_correlation`; None when it
     held out no model). :meth:`to_dict` leaves it out: a model folder keeps it
-    with the weights (:mod:`cppgraph.persist`).
+    with the weights (:mod:`cppgraph.persist`). ``known_path``: by kind (``"model"``,
+    ``"task"``), the path of known scores whose errors the scores are (configuration
+    ``known_path``; under ``"auto"``, the one chosen).
     """
 
     scale: np.ndarray
     scores: dict = field(default_factory=dict)
     error_corr: np.ndarray | None = None
+    known_path: dict | None = None
 
     def quantile(self, kind: str, level: float, known: int = 0) -> float:
         """Conformal ``level``-quantile of the scores of ``kind`` (``inf`` if too few)."""
@@ -133,7 +140,8 @@ class Calibration:
         def plain(v):
             return {str(k): plain(x) for k, x in v.items()} if isinstance(v, dict) else \
                 [float(x) for x in v]
-        return {"scale": plain(self.scale), "scores": {k: plain(v) for k, v in self.scores.items()}}
+        return {"scale": plain(self.scale), "scores": {k: plain(v) for k, v in self.scores.items()},
+                "known_path": self.known_path}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Calibration":
@@ -148,7 +156,12 @@ class Calibration:
                 raise ValueError(f"calibration scores {k!r} are not finite numbers")
         if not (np.isfinite(scale).all() and (scale > 0).all()):
             raise ValueError("calibration scale must be positive numbers")
-        return cls(scale, scores)
+        paths = d.get("known_path")  # a folder from before the key: the stages
+        if paths is not None and not (isinstance(paths, dict) and all(
+                k in ("model", "task") and v in KNOWN_PATHS[1:] for k, v in paths.items())):
+            raise ValueError(f"calibration known_path must map model/task to one of "
+                             f"{list(KNOWN_PATHS[1:])}; got {paths!r}")
+        return cls(scale, scores, known_path=paths)
 
 
 def task_scale(est) -> pd.Series:
@@ -327,6 +340,7 @@ def fit_calibration(est, callback=None, errors: dict | None = None) -> Calibrati
 
     errors = dict(errors)
     residuals = errors.pop("residuals", None)
+    paths = errors.pop("paths", None)
     out = {}
     for kind, held in errors.items():
         if kind == "cell":
@@ -340,7 +354,7 @@ def fit_calibration(est, callback=None, errors: dict | None = None) -> Calibrati
     if residuals is not None:
         from cppgraph.suggest import task_correlation  # it imports this module
         corr = task_correlation(residuals, prior=task_correlation(est.training_scores_.y))
-    return Calibration(scale.to_numpy(dtype=np.float64), out, corr)
+    return Calibration(scale.to_numpy(dtype=np.float64), out, corr, paths or None)
 
 
 def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
@@ -395,15 +409,12 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
         ok = np.isfinite(err)
         return err[ok], truth["task"].to_numpy()[ok]
 
-    def drawn(held: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def drawn(held: tuple[np.ndarray, np.ndarray], gen=rng) -> tuple[np.ndarray, np.ndarray]:
         err, tasks_ = held
         if len(err) > MAX_SCORES:
-            pick = rng.choice(len(err), MAX_SCORES, replace=False)
+            pick = gen.choice(len(err), MAX_SCORES, replace=False)
             err, tasks_ = err[pick], tasks_[pick]
         return err, tasks_
-
-    def errors(table: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        return drawn(all_errors(table, truth))
 
     out = {}
     if cells:
@@ -413,6 +424,11 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
         own, own_tasks = drawn(every)
         own = own / task_scale(cal).reindex(own_tasks).to_numpy()
         out["cell"] = (fitted, own)
+    # "auto": each path's errors with known scores, the path chosen by _choose_path kept.
+    # The first path draws its subsets from rng as a single path does; the other from its own.
+    paths = ("stages", "fold-in") if cfg.known_path == "auto" else (cfg.known_path,)
+    other_rng = np.random.default_rng(cfg.random_state + 12)
+    chosen = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         for kind, names in (("model", models), ("task", tasks)):
@@ -422,33 +438,70 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
             other = "task" if kind == "model" else "model"
             held = held[held[other].isin(sub.tasks if kind == "model" else sub.models)]
             factors = (data.model_factors if kind == "model" else data.task_factors).loc[names]
-            out[kind] = {}
-            if kind == "model":
-                out["top"] = {}
+            found = {path: {} for path in paths}  # path -> k -> {kind: errors}
+            entity = {path: [] for path in paths}  # with known scores: errors by name
             for k in KNOWN_COUNTS:
                 mask = _known_cells(held, kind, k, rng)
                 known = held[mask][["model", "task", "score"]]
                 rest = held[~mask]
-                table = coldstart.predict_new(
-                    cal, kind, factors.rename_axis(kind).reset_index(), known, files={},
-                    task_info=data.task_info.loc[names].reset_index() if kind == "task" else None,
-                    predict_known=False)
-                if kind == "task":
-                    out[kind][k] = (errors(table, rest)[0], None)
-                    continue
-                guess = pd.DataFrame({"model": table["model"], "task": table["task"],
-                                      "value": cal.normalizer_.transform(
-                                          table["task"], table["predicted"].to_numpy(dtype=float),
-                                          models=table["model"].to_numpy())})
-                if k == 0:  # the held-out models' errors by task, for their correlation
-                    out["residuals"] = (rest.assign(error=signed_errors(table, rest))
-                                        .pivot(index="model", columns="task", values="error")
-                                        .reindex(columns=data.tasks).to_numpy(dtype=np.float64))
-                top = pd.Series(top_models(cal, names, known, guess), index=names)
-                on_top = top.reindex(rest["model"]).to_numpy()
-                out["model"][k] = errors(table, rest[~on_top])
-                out["top"][k] = errors(table, rest[on_top])
+                for path in paths if k else paths[:1]:  # without known scores, one path
+                    cal.config = cal.config.replace(known_path=path)
+                    table = coldstart.predict_new(
+                        cal, kind, factors.rename_axis(kind).reset_index(), known, files={},
+                        task_info=data.task_info.loc[names].reset_index() if kind == "task"
+                        else None, predict_known=False)
+                    if kind == "task":
+                        parts = {"task": all_errors(table, rest)}
+                    else:
+                        if k == 0:  # the held-out models' errors by task, for their correlation
+                            out["residuals"] = (
+                                rest.assign(error=signed_errors(table, rest))
+                                .pivot(index="model", columns="task", values="error")
+                                .reindex(columns=data.tasks).to_numpy(dtype=np.float64))
+                        guess = pd.DataFrame({"model": table["model"], "task": table["task"],
+                                              "value": cal.normalizer_.transform(
+                                                  table["task"],
+                                                  table["predicted"].to_numpy(dtype=float),
+                                                  models=table["model"].to_numpy())})
+                        top = pd.Series(top_models(cal, names, known, guess), index=names)
+                        on_top = top.reindex(rest["model"]).to_numpy()
+                        parts = {"model": all_errors(table, rest[~on_top]),
+                                 "top": all_errors(table, rest[on_top])}
+                    if k:
+                        err = np.abs(signed_errors(table, rest))
+                        entity[path].append(pd.DataFrame({"name": rest[kind].to_numpy(),
+                                                          "err": err}).dropna())
+                    found[path][k] = {name: drawn(held_errors, rng if path == paths[0]
+                                                  else other_rng)
+                                      for name, held_errors in parts.items()}
+            chosen[kind] = _choose_path({p: pd.concat(v) for p, v in entity.items() if v},
+                                        paths[0])
+            for k in KNOWN_COUNTS:
+                for name, err in found[chosen[kind] if k else paths[0]][k].items():
+                    out.setdefault(name, {})[k] = (err[0], None) if name == "task" else err
+    out["paths"] = chosen
     return out
+
+
+def _choose_path(errors: dict, default: str) -> str:
+    """The path of ``errors`` (path -> frame of held-out entities' ``name`` and absolute
+    ``err``) to keep: ``default`` unless another's mean error per entity is lower by
+    more than :data:`PATH_T` standard errors of the paired per-entity difference (a
+    handful of held-out entities do not overturn the default on noise)."""
+    means = {p: e.groupby("name")["err"].mean() for p, e in errors.items()}
+    if default not in means:
+        return default
+    best, best_t = default, PATH_T
+    for path, mean in means.items():
+        diff = (means[default] - mean).dropna()
+        if path == default or len(diff) < 3:
+            continue
+        sd = float(diff.std(ddof=1))
+        t = float(diff.mean()) / (sd / np.sqrt(len(diff))) if sd > 0 else \
+            (np.inf if diff.mean() > 0 else 0.0)
+        if t > best_t:
+            best, best_t = path, t
+    return best
 
 
 def half_widths(calibration: Calibration | None, level: float, kind: str,

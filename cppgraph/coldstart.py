@@ -3,7 +3,10 @@
 A new model (or task) joins the fitted graph as a node without an ID
 vector: its factor edges attach it to the factor-value nodes, and its known
 scores, if any, become score edges, so the trained network embeds it from
-both, as it learned to in its cold-node episodes. Nothing is retrained. A
+both, as it learned to in its cold-node episodes. Nothing is retrained. The
+known scores then move its predictions further by the known-score stages, by
+its ID vector fitted to them (fold-in), or both (configuration
+``known_path``; :func:`known_path` resolves ``"auto"``). A
 known cell is itself predicted with its fold of the known scores out of the
 graph and of the known-score stage, so its own score never reaches its
 prediction.
@@ -220,12 +223,25 @@ def attach(est, kind: str, names: list, table: pd.DataFrame, known: pd.DataFrame
                        new_ids * n_other + other_ids, torch.arange(n_train, n_train + len(known)))
 
 
+def known_path(est, kind: str) -> str:
+    """``"stages"``, ``"fold-in"`` or ``"both"``: how known scores move the predictions
+    of new entities of ``kind`` (``"model"`` or ``"task"``) under ``est``'s
+    ``known_path``; ``"auto"`` takes the calibration's choice (``"stages"`` without
+    one)."""
+    path = est.config.known_path
+    if path == "auto":
+        cal = est.calibration_
+        path = (cal.known_path or {}).get(kind, "stages") if cal is not None else "stages"
+    return path
+
+
 def known_view(est, new: NewEntities, use: np.ndarray,
                norm: Normalizer) -> tuple[GraphTensors, GraphView, np.ndarray, np.ndarray]:
     """The graph with the ``use``-d known scores of ``new`` on their score edges (the
-    others out), and the view that predicts from them: with ``fold_in_steps``, the new
-    entities' ID vectors fitted to those scores (with their edges out of the graph
-    while fitting). Also the normalized ``use``-d scores and which of them are usable."""
+    others out), and the view that predicts from them: where fold-in runs
+    (:func:`known_path`), the new entities' ID vectors fitted to those scores (with
+    their edges out of the graph while fitting). Also the normalized ``use``-d scores
+    and which of them are usable."""
     known, cells = new.known[use], new.cells[use]
     y = norm.transform(known["task"], known["score"].to_numpy(), models=known["model"].to_numpy())
     usable = np.isfinite(y)  # a new task of unknown raw scale cannot use its scores
@@ -239,7 +255,7 @@ def known_view(est, new: NewEntities, use: np.ndarray,
     g = g.with_scores(score)
     view = GraphView(edges=mask)
     cfg = est.config
-    if cfg.fold_in_steps and usable.any():
+    if known_path(est, new.kind) != "stages" and cfg.fold_in_steps and usable.any():
         fitting = mask.clone()
         fitting[on] = 0.0
         ids = fold_in(est.network_, g, GraphView(edges=fitting), new.kind, len(new.names),
@@ -263,7 +279,7 @@ def predict_pass(est, new: NewEntities, use: np.ndarray, *,
     g, view, y, usable = known_view(est, new, use, norm)
     pred = predict_pairs(est.network_, g, new.pairs, view).numpy()
     pred = pred.astype(np.float64)
-    if prior is not None and usable.any():
+    if prior is not None and usable.any() and known_path(est, new.kind) != "fold-in":
         n_other = len(pred) // len(new.names)
         values = np.full(len(pred), np.nan)
         values[cells[usable]] = y[usable]

@@ -38,6 +38,8 @@ AUTO_SCHEDULE = {"lr": (0.01, 0.03), "lr_patience": (8, 4), "patience": (40, 15)
 #: 8,000, none on one of 4,000 and on the leaderboard at 4% density; ``docs/ENGINE.md``).
 SPARSE_DENSITY = 0.1
 SPARSE_KEYS = ("train_delta",)
+#: Values of ``known_path``.
+KNOWN_PATHS = ("auto", "stages", "fold-in", "both")
 
 
 #: Keys that act only after the fit (on suggestions) or not on numbers (progress, where the
@@ -135,11 +137,20 @@ class Config:
     known_regression : float
         New models and tasks: weight in [0, 1] of a ridge regression on their
         known scores (:class:`cppgraph.stages.KnownScoreMix`); 0 turns it off.
+    known_path : str
+        How a new model's (or task's) known scores move its predictions,
+        beyond entering the graph as its score edges. ``"stages"``: the two
+        stages above; ``"fold-in"``: its ID vector fitted to them through the
+        frozen network (``fold_in_steps``), no stage; ``"both"``: fold-in,
+        then the stages; ``"auto"``: ``"stages"`` or ``"fold-in"``, for new
+        models and new tasks apart, whichever errs less on the calibration
+        fit's held-out models (tasks) with known scores
+        (:func:`cppgraph.calibrate.refit_errors`); ``"stages"`` when fitted
+        without intervals.
     fold_in_steps : int
-        New models and tasks with known scores: Adam steps that fit their ID
-        vectors to those scores through the frozen network
-        (:func:`cppgraph.train.fold_in`), before the stages above; 0 turns it
-        off (their ID vectors stay zero).
+        Where fold-in runs (``known_path``): Adam steps that fit the new
+        entities' ID vectors to their known scores through the frozen network
+        (:func:`cppgraph.train.fold_in`); 0: their ID vectors stay zero.
     fold_in_penalty : float
         Weight of each fitted ID vector's squared norm against the squared
         errors of its known scores.
@@ -182,7 +193,8 @@ class Config:
         mean, the rest the shrunk mean residual); ``"engine"``: the fitted
         stages themselves, run on the prediction without known scores with
         each candidate task's score moved by its error scale. A training
-        model always uses the conditional mean.
+        model, and a new model whose known scores only fold in
+        (``known_path``), always use the conditional mean.
     suggest_correlation : str
         Which correlation of two tasks' errors on a new model
         :func:`cppgraph.suggest.suggest` assumes. ``"errors"``: that of the
@@ -223,7 +235,8 @@ class Config:
     known_shrinkage: float = 2.0
     known_residual_limit: float = 1.0
     known_regression: float = 0.25
-    fold_in_steps: int = 0
+    known_path: str = "auto"
+    fold_in_steps: int = 100
     fold_in_penalty: float = 0.01
     task_prior: str = "factors"
     task_scale_noise: float = 0.4
@@ -258,6 +271,7 @@ class Config:
         need(lambda v: v in ("auto", "task") or (_number(v) and 0 <= v <= 1),
              "observed_regression", "'auto', 'task' or in [0, 1]")
         need(lambda v: v in ("factors", "unit"), "task_prior", "'factors' or 'unit'")
+        need(lambda v: v in KNOWN_PATHS, "known_path", f"one of {list(KNOWN_PATHS)}")
         need(lambda v: v in ("gaussian", "engine"), "suggest_plan", "'gaussian' or 'engine'")
         need(lambda v: v in ("errors", "scores"), "suggest_correlation", "'errors' or 'scores'")
         need(lambda v: v in NORMALIZATIONS, "normalization", f"one of {list(NORMALIZATIONS)}")

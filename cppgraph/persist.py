@@ -126,6 +126,8 @@ def load(cls, folder: Path, *, n_jobs: int | None = None):
         config.setdefault("stop_delta", 0.0)  # a folder from before the key stopped as 0 does
         config.setdefault("train_delta", 1.0)  # and by the validation loss alone
         config.setdefault("known_residual_limit", float("inf"))  # and counted residuals in full
+        # and ran fold-in (before the stages) only where it had steps
+        config.setdefault("known_path", "both" if config.get("fold_in_steps") else "stages")
         if n_jobs is not None:
             config["n_jobs"] = n_jobs
         est = cls(Config.from_dict(config, source=str(folder / META_FILE)))

@@ -206,7 +206,8 @@ def test_known_cell_does_not_see_its_own_score(demo, held_out, fold_in_steps):
     """Also when the known scores fit the new entity's ID vector (fold-in)."""
     kind, held, est = held_out
     plain = est.config
-    est.config = plain.replace(fold_in_steps=fold_in_steps, fold_in_penalty=0.01)
+    est.config = plain.replace(known_path="both", fold_in_steps=fold_in_steps,
+                               fold_in_penalty=0.01)
     try:
         _check_known_cell(demo, kind, held, est)
     finally:
@@ -252,20 +253,82 @@ def test_fold_in_reads_known_scores_through_the_frozen_network(demo):
 
     plain = est.config
     weights = {k: v.clone() for k, v in est.network_.state_dict().items()}
-    without, folded = mae(plain), mae(plain.replace(fold_in_steps=100, fold_in_penalty=0.01))
+    folding = plain.replace(known_path="fold-in", fold_in_steps=100, fold_in_penalty=0.01)
+    without, folded = mae(plain), mae(folding)
     assert folded < 0.9 * without, (folded, without)
     assert all(torch.equal(v, weights[k]) for k, v in est.network_.state_dict().items())
     assert all(p.requires_grad for p in est.network_.parameters())
-    stiff = mae(plain.replace(fold_in_steps=100, fold_in_penalty=1e9))
+    stiff = mae(folding.replace(fold_in_penalty=1e9))
     assert abs(stiff - without) < 0.05 * (without - folded)  # Adam leaves it near zero
     # A new model's embedding is the one its predictions use: fold-in moves it.
     row, scores = factors.iloc[[0]], known[known["model"] == factors.at[0, "model"]]
     est.config = plain
     bare, no_scores = est.new_model_embeddings(row, scores), est.new_model_embeddings(row)
-    est.config = plain.replace(fold_in_steps=100, fold_in_penalty=0.01)
+    est.config = folding
     assert not np.allclose(est.new_model_embeddings(row, scores), bare, atol=1e-3)
     np.testing.assert_allclose(est.new_model_embeddings(row), no_scores)
     est.config = plain
+
+
+def test_known_path_chooses_what_known_scores_move(demo):
+    """``known_path``: "fold-in" is fold-in without the stages (as "both" with the fitted
+    stages off), "stages" the stages without fold-in (as "both" with no steps); without
+    known scores every path predicts the same; "auto" follows the calibration's choice
+    by kind, and the stages without a calibration."""
+    from cppgraph.calibrate import Calibration
+    held = list(np.random.default_rng(2).choice(demo.models, size=4, replace=False))
+    est = CPPGraph(random_state=0, **BRIEF).fit(
+        demo.subset(models=[m for m in demo.models if m not in held]))
+    factors = demo.model_factors.loc[held].reset_index()
+    known = demo.scores[demo.scores["model"].isin(held)].groupby("model").head(3)
+    plain = est.config
+
+    def pred(scores=known, **keys):
+        est.config = plain.replace(**keys)
+        try:
+            return est.predict_new_models(factors, scores)["predicted"].to_numpy()
+        finally:
+            est.config = plain
+
+    fold, stages = pred(known_path="fold-in"), pred(known_path="stages")
+    np.testing.assert_allclose(stages, pred(known_path="both", fold_in_steps=0))
+    shrinkage, weight = est.known_correction_.shrinkage, est.known_stage_.weight_
+    est.known_correction_.shrinkage, est.known_stage_.weight_ = 0.0, 0.0  # the stages off
+    try:
+        np.testing.assert_allclose(fold, pred(known_path="both"))
+    finally:
+        est.known_correction_.shrinkage, est.known_stage_.weight_ = shrinkage, weight
+    assert np.abs(fold - stages).max() > 1e-3
+    none = known.iloc[:0]
+    np.testing.assert_allclose(pred(none, known_path="fold-in"), pred(none, known_path="stages"))
+    assert est.calibration_ is None
+    np.testing.assert_allclose(pred(known_path="auto"), stages)
+    est.calibration_ = Calibration(np.ones(len(est.data_.tasks)), known_path={"model": "fold-in"})
+    try:
+        np.testing.assert_allclose(pred(known_path="auto"), fold)
+        assert coldstart.known_path(est, "task") == "stages"
+    finally:
+        est.calibration_ = None
+
+
+def test_folder_from_before_known_path_folds_in_where_it_had_steps(fast_est, tmp_path):
+    """A folder written before ``known_path`` ran fold-in, before the stages, only with
+    ``fold_in_steps`` above 0: it loads as "both" or "stages"; a new folder keeps the
+    calibration's choice."""
+    folder = fast_est.save(tmp_path / "m")
+    assert set(fast_est.calibration_.known_path) == {"model", "task"}
+    assert set(fast_est.calibration_.known_path.values()) <= {"stages", "fold-in"}
+    assert CPPGraph.load(folder).calibration_.known_path == fast_est.calibration_.known_path
+    meta_path = folder / "model.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["known_path"]
+    del meta["calibration"]["known_path"]
+    for steps, path in ((0, "stages"), (100, "both")):
+        meta["config"]["fold_in_steps"] = steps
+        meta_path.write_text(json.dumps(meta))
+        back = CPPGraph.load(folder)
+        assert back.config.known_path == path and back.calibration_.known_path is None
+        assert coldstart.known_path(back, "model") == path
 
 
 def test_predictions_stay_in_the_declared_range(demo):
@@ -385,6 +448,8 @@ def test_config_file(tmp_path):
     for bad in (-1, 1.5, True, 20_000):
         with pytest.raises(CppGraphError, match=r"fold_in_steps must be an integer in \[0, 10000\]"):
             Config(fold_in_steps=bad)
+    with pytest.raises(CppGraphError, match="known_path must be one of"):
+        Config(known_path="network")
     with pytest.raises(CppGraphError, match="fold_in_penalty must be a non-negative number"):
         Config(fold_in_penalty=-0.1)
     for bad in (-0.5, float("nan"), "none"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from types import SimpleNamespace
 
@@ -79,6 +80,37 @@ def test_conformal_quantile_by_hand():
     cal.scores["top"] = {0: values * 4}
     assert half_widths(cal, 0.9, "model", np.array([1, 1]), 0, top).tolist() == [224.0, 112.0]
     assert half_widths(cal, 0.9, "model", np.array([1, 1]), 3, top).tolist() == [224.0, 168.0]
+
+
+def test_choose_path_by_hand():
+    """The default path stays unless another's mean error per held-out entity is lower by
+    more than PATH_T standard errors of the paired difference."""
+    names = np.repeat(["a", "b", "c", "d"], 2)  # two cells per entity
+
+    def errors(per_entity):
+        return pd.DataFrame({"name": names, "err": np.repeat(per_entity, 2)})
+
+    base = errors([0.2, 0.3, 0.4, 0.5])
+    # differences 0.10, 0.11, 0.09, 0.10: mean 0.1, sd 0.0082, t = 24.5
+    better = errors([0.1, 0.19, 0.31, 0.4])
+    # differences 0.1, -0.05, 0.1, -0.05: mean 0.025, sd 0.0866, t = 0.58
+    mixed = errors([0.1, 0.35, 0.3, 0.55])
+    choose = calibrate._choose_path
+    assert choose({"stages": base, "fold-in": better}, "stages") == "fold-in"
+    assert choose({"stages": base, "fold-in": mixed}, "stages") == "stages"
+    assert choose({"stages": better, "fold-in": base}, "stages") == "stages"
+    # fewer than 3 entities in common: no evidence
+    assert choose({"stages": base.iloc[:4], "fold-in": better.iloc[:4]}, "stages") == "stages"
+    assert choose({"stages": base}, "stages") == "stages"
+
+
+def test_calibration_keeps_its_known_path():
+    cal = calibrate.Calibration(np.ones(3), known_path={"model": "fold-in", "task": "stages"})
+    back = calibrate.Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert back.known_path == {"model": "fold-in", "task": "stages"}
+    for bad in ({"model": "auto"}, {"entity": "stages"}, ["stages"]):
+        with pytest.raises(ValueError, match="known_path"):
+            calibrate.Calibration.from_dict({**cal.to_dict(), "known_path": bad})
 
 
 def test_top_models_by_hand():

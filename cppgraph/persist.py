@@ -23,6 +23,7 @@ import torch
 
 from cppgraph import __version__
 from cppgraph.calibrate import Calibration
+from cppgraph.coldstart import known_path
 from cppgraph.config import AUTO_SCHEDULE, Config
 from cppgraph.data.canonical import (OUTPUT_FILES, SCORES_FILE, atomic_folder, read_canonical,
                                      write_canonical)
@@ -234,7 +235,8 @@ def card(cls, folder: Path, *, n_jobs: int | None = None) -> dict:
                 "validation_mae_normalized": (est.val_mae_ or {}).get("normalized"),
                 "validation_mae_raw": (est.val_mae_ or {}).get("raw"),
                 "validation_cells": (est.val_mae_ or {}).get("cells"),
-                "benchmark_regression_weight": est.observed_stage_.weight_},
+                "benchmark_regression_weight": est.observed_stage_.weight_,
+                "known_path": {kind: known_path(est, kind) for kind in ("model", "task")}},
         "config": _config_to_json(est.config.to_dict()),
         "schedule": {name: getattr(est.fit_config_, name) for name in AUTO_SCHEDULE},
     }

@@ -228,6 +228,8 @@ def _card_text(card: dict) -> str:
                                   if mae is not None else "none"),
              "schedule       " + ", ".join(f"{k} {v}" for k, v in card["schedule"].items()),
              f"benchmark-regression weight {fit['benchmark_regression_weight']:g}",
+             "known scores   of new models: {model}; of new tasks: {task}".format(
+                 **fit["known_path"]),
              "settings:"]
     lines += [f"  {key} = {value!r}" for key, value in card["config"].items()]
     return "\n".join(lines) + "\n"

@@ -46,6 +46,14 @@ entities.
 An observed training cell is predicted with its fold out of the graph; its
 interval is that of an unobserved cell.
 
+Under ``known_path = "auto"`` the refit predicts its held-out models and tasks
+with known scores both through the known-score stages and by fold-in, and keeps
+fold-in (for models and for tasks apart) only where the models (tasks) it held
+out at random err less with it by more than :data:`PATH_T` standard errors of
+the per-entity difference (:func:`_choose_path`; the best models are left out
+of that comparison, as models above the training ones are no guide to the
+usual new model); its conformity scores are then those of the path kept.
+
 The refit's signed errors on its held-out models without known scores also
 give the correlation of two tasks' errors on a new model
 (``Calibration.error_corr``), on which :mod:`cppgraph.suggest` plans.
@@ -96,9 +104,10 @@ KNOWN_COUNTS = (0, 1, 2, 3, 5)
 MAX_SCALE_CELLS = 50_000
 #: Pseudo-count of the mean error that each task's error scale shrinks toward.
 SCALE_PRIOR = 5.0
-#: Under ``known_path = "auto"``, fold-in replaces the stages only when held-out entities
-#: err less with it by more than this many standard errors of the paired difference.
-PATH_T = 2.0
+#: Under ``known_path = "auto"``, fold-in replaces the stages only when the entities held
+#: out at random err less with it by more than this many standard errors of the paired
+#: difference.
+PATH_T = 1.0
 #: The fewest conformity scores a kind needs; with fewer, its intervals are the whole range.
 MIN_SCORES = 20
 KINDS = ("cell", "model", "top", "task")
@@ -375,7 +384,7 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
     s = data.scores
     counts_m, counts_t = s.groupby("model").size(), s.groupby("task").size()
     cold_ok = normalizer.by != "model"
-    models = []
+    models, best = [], []
     if cold_ok and len(data.models) >= 10:
         eligible = set(counts_m[counts_m >= 2].index)
         best = _best(y, data.models, TOP_MODELS, eligible, MAX_MODELS // 2)
@@ -467,9 +476,10 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
                         on_top = top.reindex(rest["model"]).to_numpy()
                         parts = {"model": all_errors(table, rest[~on_top]),
                                  "top": all_errors(table, rest[on_top])}
-                    if k:
-                        err = np.abs(signed_errors(table, rest))
-                        entity[path].append(pd.DataFrame({"name": rest[kind].to_numpy(),
+                    if k:  # the choice is made on the models held out at random
+                        drawn_at = rest if kind == "task" else rest[~rest["model"].isin(best)]
+                        err = np.abs(signed_errors(table, drawn_at))
+                        entity[path].append(pd.DataFrame({"name": drawn_at[kind].to_numpy(),
                                                           "err": err}).dropna())
                     found[path][k] = {name: drawn(held_errors, rng if path == paths[0]
                                                   else other_rng)

@@ -50,7 +50,8 @@ Under ``known_path = "auto"`` the refit predicts its held-out models and tasks
 with known scores both through the known-score stages and by fold-in, and keeps
 fold-in (for models and for tasks apart) only where the models (tasks) it held
 out at random err less with it by more than :data:`PATH_T` standard errors of
-the per-entity difference (:func:`_choose_path`; the best models are left out
+the per-entity difference, over at least :data:`MIN_PATH_ENTITIES` of them
+(:func:`_choose_path`; the best models are left out
 of that comparison, as models above the training ones are no guide to the
 usual new model); its conformity scores are then those of the path kept.
 
@@ -108,6 +109,8 @@ SCALE_PRIOR = 5.0
 #: out at random err less with it by more than this many standard errors of the paired
 #: difference.
 PATH_T = 1.0
+#: ... and only when there are at least this many of them (fewer do not overturn the default).
+MIN_PATH_ENTITIES = 10
 #: The fewest conformity scores a kind needs; with fewer, its intervals are the whole range.
 MIN_SCORES = 20
 KINDS = ("cell", "model", "top", "task")
@@ -496,15 +499,16 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
 def _choose_path(errors: dict, default: str) -> str:
     """The path of ``errors`` (path -> frame of held-out entities' ``name`` and absolute
     ``err``) to keep: ``default`` unless another's mean error per entity is lower by
-    more than :data:`PATH_T` standard errors of the paired per-entity difference (a
-    handful of held-out entities do not overturn the default on noise)."""
+    more than :data:`PATH_T` standard errors of the paired per-entity difference, over
+    at least :data:`MIN_PATH_ENTITIES` entities (a handful of held-out entities do not
+    overturn the default on noise)."""
     means = {p: e.groupby("name")["err"].mean() for p, e in errors.items()}
     if default not in means:
         return default
     best, best_t = default, PATH_T
     for path, mean in means.items():
         diff = (means[default] - mean).dropna()
-        if path == default or len(diff) < 3:
+        if path == default or len(diff) < MIN_PATH_ENTITIES:
             continue
         sd = float(diff.std(ddof=1))
         t = float(diff.mean()) / (sd / np.sqrt(len(diff))) if sd > 0 else \

@@ -110,7 +110,7 @@ SCALE_PRIOR = 5.0
 #: difference.
 PATH_T = 1.0
 #: ... and only when there are at least this many of them (fewer do not overturn the default).
-MIN_PATH_ENTITIES = 10
+MIN_PATH_ENTITIES = 20
 #: The fewest conformity scores a kind needs; with fewer, its intervals are the whole range.
 MIN_SCORES = 20
 KINDS = ("cell", "model", "top", "task")

@@ -85,27 +85,30 @@ def test_conformal_quantile_by_hand():
 def test_choose_path_by_hand():
     """The default path stays unless another's mean error per held-out entity is lower by
     more than PATH_T (1) standard errors of the paired difference, over at least
-    MIN_PATH_ENTITIES (10) entities."""
-    assert (calibrate.PATH_T, calibrate.MIN_PATH_ENTITIES) == (1.0, 10)
-    names = np.repeat([f"m{i}" for i in range(12)], 2)  # two cells per entity
-    base = np.linspace(0.2, 0.75, 12)
+    MIN_PATH_ENTITIES (20) entities."""
+    assert (calibrate.PATH_T, calibrate.MIN_PATH_ENTITIES) == (1.0, 20)
+    names = np.repeat([f"m{i}" for i in range(24)], 2)  # two cells per entity
+    base = np.linspace(0.2, 0.75, 24)
 
     def errors(per_entity):
         return pd.DataFrame({"name": names, "err": np.repeat(per_entity, 2)})
 
-    # differences 0.10, 0.11, 0.09, 0.10 (x3): mean 0.1, sd 0.0074, t = 46.9
-    better = errors(base - np.tile([0.10, 0.11, 0.09, 0.10], 3))
-    # differences 0.1, -0.1, 0.05, -0.05 (x3): mean 0, t = 0
-    mixed = errors(base - np.tile([0.1, -0.1, 0.05, -0.05], 3))
-    # differences 0.1, -0.05 (x6): mean 0.025, sd 0.0783, t = 1.11
-    slightly = errors(base - np.tile([0.1, -0.05], 6))
+    # differences 0.10, 0.11, 0.09, 0.10 (x6): mean 0.1, sd 0.0072, t = 68
+    better = errors(base - np.tile([0.10, 0.11, 0.09, 0.10], 6))
+    # differences 0.1, -0.1, 0.05, -0.05 (x6): mean 0, t = 0
+    mixed = errors(base - np.tile([0.1, -0.1, 0.05, -0.05], 6))
+    # differences 0.1, -0.07 (x12): mean 0.015, sd 0.0868, t = 0.85
+    below = errors(base - np.tile([0.1, -0.07], 12))
+    # differences 0.1, -0.06 (x12): mean 0.02, sd 0.0817, t = 1.20
+    above = errors(base - np.tile([0.1, -0.06], 12))
     choose, base = calibrate._choose_path, errors(base)
     assert choose({"stages": base, "fold-in": better}, "stages") == "fold-in"
     assert choose({"stages": base, "fold-in": mixed}, "stages") == "stages"
-    assert choose({"stages": base, "fold-in": slightly}, "stages") == "fold-in"
+    assert choose({"stages": base, "fold-in": below}, "stages") == "stages"
+    assert choose({"stages": base, "fold-in": above}, "stages") == "fold-in"
     assert choose({"stages": better, "fold-in": base}, "stages") == "stages"
-    # fewer than 10 entities in common: no evidence
-    assert choose({"stages": base.iloc[:18], "fold-in": better.iloc[:18]}, "stages") == "stages"
+    # fewer than 20 entities in common: no evidence
+    assert choose({"stages": base.iloc[:38], "fold-in": better.iloc[:38]}, "stages") == "stages"
     assert choose({"stages": base}, "stages") == "stages"
 
 

@@ -51,9 +51,9 @@ with known scores both through the known-score stages and by fold-in, and keeps
 fold-in (for models and for tasks apart) only where the models (tasks) it held
 out at random err less with it by more than :data:`PATH_T` standard errors of
 the per-entity difference, over at least :data:`MIN_PATH_ENTITIES` of them
-(:func:`_choose_path`; the best models are left out
-of that comparison, as models above the training ones are no guide to the
-usual new model); its conformity scores are then those of the path kept.
+(:func:`_choose_path`; the best models are left out of that comparison, as
+models above the training ones are no guide to the usual new model). Its
+conformity scores are then those of the path kept.
 
 The refit's signed errors on its held-out models without known scores also
 give the correlation of two tasks' errors on a new model
@@ -480,9 +480,9 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
                         parts = {"model": all_errors(table, rest[~on_top]),
                                  "top": all_errors(table, rest[on_top])}
                     if k:  # the choice is made on the models held out at random
-                        drawn_at = rest if kind == "task" else rest[~rest["model"].isin(best)]
-                        err = np.abs(signed_errors(table, drawn_at))
-                        entity[path].append(pd.DataFrame({"name": drawn_at[kind].to_numpy(),
+                        randoms = rest if kind == "task" else rest[~rest["model"].isin(best)]
+                        err = np.abs(signed_errors(table, randoms))
+                        entity[path].append(pd.DataFrame({"name": randoms[kind].to_numpy(),
                                                           "err": err}).dropna())
                     found[path][k] = {name: drawn(held_errors, rng if path == paths[0]
                                                   else other_rng)

@@ -142,11 +142,11 @@ class Config:
         beyond entering the graph as its score edges. ``"stages"``: the two
         stages above; ``"fold-in"``: its ID vector fitted to them through the
         frozen network (``fold_in_steps``), no stage; ``"both"``: fold-in,
-        then the stages; ``"auto"``: ``"stages"`` or ``"fold-in"``, for new
-        models and new tasks apart, whichever errs less on the calibration
-        fit's held-out models (tasks) with known scores
-        (:func:`cppgraph.calibrate.refit_errors`); ``"stages"`` when fitted
-        without intervals.
+        then the stages; ``"auto"``: for new models and new tasks apart,
+        fold-in where it errs clearly less than the stages on the models
+        (tasks) that the calibration fit held out, the stages otherwise
+        (:func:`cppgraph.calibrate._choose_path`) and when fitted without
+        intervals.
     fold_in_steps : int
         Where fold-in runs (``known_path``): Adam steps that fit the new
         entities' ID vectors to their known scores through the frozen network

@@ -450,13 +450,15 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
             other = "task" if kind == "model" else "model"
             held = held[held[other].isin(sub.tasks if kind == "model" else sub.models)]
             factors = (data.model_factors if kind == "model" else data.task_factors).loc[names]
-            found = {path: {} for path in paths}  # path -> k -> {kind: errors}
-            entity = {path: [] for path in paths}  # with known scores: errors by name
+            # too few held out at random to overturn the first path: only it is tried
+            tried = paths if len(set(names) - set(best)) >= MIN_PATH_ENTITIES else paths[:1]
+            found = {path: {} for path in tried}  # path -> k -> {kind: errors}
+            entity = {path: [] for path in tried}  # with known scores: errors by name
             for k in KNOWN_COUNTS:
                 mask = _known_cells(held, kind, k, rng)
                 known = held[mask][["model", "task", "score"]]
                 rest = held[~mask]
-                for path in paths if k else paths[:1]:  # without known scores, one path
+                for path in tried if k else tried[:1]:  # without known scores, one path
                     cal.config = cal.config.replace(known_path=path)
                     table = coldstart.predict_new(
                         cal, kind, factors.rename_axis(kind).reset_index(), known, files={},
@@ -484,13 +486,13 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
                         err = np.abs(signed_errors(table, randoms))
                         entity[path].append(pd.DataFrame({"name": randoms[kind].to_numpy(),
                                                           "err": err}).dropna())
-                    found[path][k] = {name: drawn(held_errors, rng if path == paths[0]
+                    found[path][k] = {name: drawn(held_errors, rng if path == tried[0]
                                                   else other_rng)
                                       for name, held_errors in parts.items()}
             chosen[kind] = _choose_path({p: pd.concat(v) for p, v in entity.items() if v},
-                                        paths[0])
+                                        tried[0])
             for k in KNOWN_COUNTS:
-                for name, err in found[chosen[kind] if k else paths[0]][k].items():
+                for name, err in found[chosen[kind] if k else tried[0]][k].items():
                     out.setdefault(name, {})[k] = (err[0], None) if name == "task" else err
     out["paths"] = chosen
     return out

@@ -192,9 +192,9 @@ class Config:
         Gaussian model of the known-score stages (a share of the conditional
         mean, the rest the shrunk mean residual); ``"engine"``: the fitted
         stages themselves, run on the prediction without known scores with
-        each candidate task's score moved by its error scale. A training
-        model, and a new model whose known scores only fold in
-        (``known_path``), always use the conditional mean.
+        each candidate task's score moved by its error scale (also where the
+        new models' known scores fold in instead, ``known_path``). A
+        training model always uses the conditional mean.
     suggest_correlation : str
         Which correlation of two tasks' errors on a new model
         :func:`cppgraph.suggest.suggest` assumes. ``"errors"``: that of the

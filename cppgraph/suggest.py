@@ -19,11 +19,9 @@ prediction moves per unit of each revealed error (``b``) and that shift
 that follows from ``b``.
 
 - A training model's next scores join the graph at its next fit: the
-  Gaussian conditional mean (:func:`gaussian_update`). So does a new model's
-  where they are folded into its ID vector alone (``known_path``, see
-  :func:`cppgraph.coldstart.known_path`): a fit of its embedding to them.
-- Otherwise a new model's known scores move its predictions through the
-  known-score stages (:mod:`cppgraph.stages`), which configuration ``suggest_plan``
+  Gaussian conditional mean (:func:`gaussian_update`).
+- A new model's known scores move its predictions through the known-score
+  stages (:mod:`cppgraph.stages`), which configuration ``suggest_plan``
   models as ``"gaussian"`` (the shrunk mean residual, which moves every
   task, and a share of the regression on the known scores taken as the
   conditional mean) or runs as they are (``"engine"``,
@@ -39,7 +37,9 @@ The tasks are chosen greedily, each the one after which the expected
 absolute error summed over the target tasks (by default every task) still
 unknown is lowest. Nothing is refitted: one step costs a few small linear
 solves per candidate, and with ``"engine"`` one run of the stages'
-regression per candidate.
+regression per candidate. Where a fit's new models take fold-in instead of the
+stages (``known_path``, :func:`cppgraph.coldstart.known_path`), the plan still
+models the stages: no cheaper model of fold-in is measured.
 """
 
 from __future__ import annotations
@@ -273,11 +273,10 @@ def suggest(est, budget: int, *, model: str | None = None,
         tasks_of = known_frame.groupby("model")["task"].agg(list)
         known = {n: tasks_of.get(n, []) for n in names}
     cov, noise = error_model(est, new_model=model is None)
-    # A training model's next scores join the graph at its next fit, and a new model's
-    # fold-in fits its ID vector to them: the conditional mean; otherwise a new model's
-    # known scores move its predictions through the known-score stages.
-    if model is not None or coldstart.known_path(est, "model") == "fold-in":
-        updates = dict.fromkeys(names, gaussian_update(cov, noise))
+    # A training model's next scores join the graph at its next fit: the conditional mean;
+    # a new model's known scores move its predictions through the known-score stages.
+    if model is not None:
+        updates = {model: gaussian_update(cov, noise)}
     elif est.config.suggest_plan == "gaussian":
         modelled = gaussian_update(cov, noise, shrinkage=est.config.known_shrinkage,
                                    regression=est.config.known_regression)

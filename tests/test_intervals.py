@@ -287,6 +287,33 @@ def test_refit_keeps_the_signed_errors_of_held_out_models(fast_est):
     np.testing.assert_allclose(np.sort(np.abs(seen)), np.sort(sizes))
 
 
+def test_refit_keeps_the_errors_of_the_path_it_chooses(fast_est, monkeypatch):
+    """Under ``known_path = "auto"`` the refit tries fold-in beside the stages only with
+    at least MIN_PATH_ENTITIES entities held out at random (the demo's 60 models give
+    12), and keeps the errors of the path chosen; without known scores both are one."""
+    args = (fast_est.data_, fast_est.fit_config_, fast_est.normalizer_,
+            fast_est.training_scores_.y)
+    assert fast_est.fit_config_.known_path == "auto"
+    tried, pick = [], {}
+
+    def choose(errors, default):
+        tried.append(sorted(errors))
+        return pick.get("path", default)
+
+    monkeypatch.setattr(calibrate, "_choose_path", choose)
+    stages = calibrate.refit_errors(*args)
+    assert tried == [["stages"], ["stages"]] and stages["paths"] == {"model": "stages",
+                                                                      "task": "stages"}
+    monkeypatch.setattr(calibrate, "MIN_PATH_ENTITIES", 1)
+    tried.clear()
+    pick["path"] = "fold-in"
+    folded = calibrate.refit_errors(*args)
+    assert tried[0] == ["fold-in", "stages"] and folded["paths"]["model"] == "fold-in"
+    for kind in ("model", "top"):
+        np.testing.assert_array_equal(folded[kind][0][0], stages[kind][0][0])
+    assert not np.allclose(np.sort(folded["model"][2][0]), np.sort(stages["model"][2][0]))
+
+
 def test_skipping_the_known_cells_keeps_the_others(held_est, demo):
     """The calibration predicts new entities' unknown cells only (``predict_known=False``):
     the known cells are NaN, every other cell as in the full prediction."""

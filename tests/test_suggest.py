@@ -347,8 +347,7 @@ def test_engine_plan_moves_the_prior_by_the_stages(fast_est, monkeypatch):
     """``suggest_plan = "engine"``: a new model's choice follows :func:`engine_update` on
     its prediction without known scores (what ``predict_new_models`` gives it)."""
     from cppgraph.suggest import error_model
-    monkeypatch.setattr(fast_est, "config", fast_est.config.replace(suggest_plan="engine",
-                                                                    known_path="stages"))
+    monkeypatch.setattr(fast_est, "config", fast_est.config.replace(suggest_plan="engine"))
     data, ti = fast_est.data_, fast_est.task_index_
     new = data.model_factors.iloc[:1].rename(index=lambda m: m + "-new").rename_axis(
         "model").reset_index()
@@ -370,26 +369,6 @@ def test_engine_plan_moves_the_prior_by_the_stages(fast_est, monkeypatch):
     monkeypatch.setattr(fast_est, "config", fast_est.config.replace(suggest_plan="gaussian"))
     other = suggest(fast_est, 1, model_factors=new, candidates={name: pool}, targets=[target])
     assert other["expected_mae"].iloc[0] != pytest.approx(table["expected_mae"].iloc[0])
-
-
-def test_fold_in_plans_on_the_conditional_mean(fast_est, monkeypatch):
-    """A new model whose known scores only fold in (``known_path = "fold-in"``) is planned
-    on the Gaussian conditional mean, as a training model is, whatever ``suggest_plan``
-    says: the plan of the Gaussian model with the whole conditional mean."""
-    new = fast_est.data_.model_factors.iloc[:2].rename(index=lambda m: m + "-new").rename_axis(
-        "model").reset_index()
-
-    def plan_with(**keys):
-        monkeypatch.setattr(fast_est, "config", fast_est.config.replace(**keys))
-        return suggest(fast_est, 3, model_factors=new)
-
-    folded = plan_with(known_path="fold-in", suggest_plan="engine")
-    mean = plan_with(known_path="stages", suggest_plan="gaussian", known_shrinkage=0.0,
-                     known_regression=1.0)
-    pd.testing.assert_frame_equal(folded, mean)
-    engine = plan_with(known_path="stages", suggest_plan="engine", known_shrinkage=2.0,
-                       known_regression=0.25)
-    assert not np.allclose(engine["expected_mae"], folded["expected_mae"])
 
 
 def test_the_plan_does_not_depend_on_the_string_hash_seed(fast_model_dir, demo_dir, tmp_path):

@@ -103,8 +103,8 @@ def test_info_shows_the_schedule_the_fit_ran_with(fast_model_dir):
     assert ("schedule       lr 0.01, lr_patience 8, patience 40, stop_delta 0.0, predict_folds 5"
             in res.stdout)
     assert "  lr = 'auto'" in res.stdout and "  patience = 40" in res.stdout
-    # known_path = "auto" is set; the line above it names the path the calibration chose
+    # the setting, and above it the path it resolves to (under "auto", the calibration's)
     path = CPPGraph.load(fast_model_dir).calibration_.known_path
-    assert "  known_path = 'auto'" in res.stdout
+    assert "  known_path = 'stages'" in res.stdout
     assert (f"known scores   of new models: {path['model']}; of new tasks: {path['task']}"
             in res.stdout)

@@ -291,9 +291,8 @@ def test_refit_keeps_the_errors_of_the_path_it_chooses(fast_est, monkeypatch):
     """Under ``known_path = "auto"`` the refit tries fold-in beside the stages only with
     at least MIN_PATH_ENTITIES entities held out at random (the demo's 60 models give
     12), and keeps the errors of the path chosen; without known scores both are one."""
-    args = (fast_est.data_, fast_est.fit_config_, fast_est.normalizer_,
-            fast_est.training_scores_.y)
-    assert fast_est.fit_config_.known_path == "auto"
+    args = (fast_est.data_, fast_est.fit_config_.replace(known_path="auto"),
+            fast_est.normalizer_, fast_est.training_scores_.y)
     tried, pick = [], {}
 
     def choose(errors, default):

@@ -596,10 +596,11 @@ def notes() -> list[str]:
             "the engine takes a new task's raw range from the training tasks sharing the most "
             "factor values (`task_prior`).",
             "- The engine's defaults were chosen with `tools/tune.py` on validation splits of the "
-            "training data only (see `docs/ENGINE.md`), on CPP crowdsource and HELM; nothing was "
-            "tuned on the observational-scaling data or the leaderboard. The engine (learned ID "
-            "vectors propagated with the factor nodes, then the post-hoc stages) is described in "
-            "`docs/ENGINE.md`.", ""]
+            "training data only (see `docs/ENGINE.md`): most on CPP crowdsource and HELM, those of "
+            "new models' known scores and intervals also on the observational-scaling data, the "
+            "leaderboard and synthetic data; never on the test cells of these sections. The engine "
+            "(learned ID vectors propagated with the factor nodes, then the post-hoc stages) is "
+            "described in `docs/ENGINE.md`.", ""]
 
 
 def main(argv=None) -> None:

@@ -147,7 +147,8 @@ class Config:
         (tasks) that the calibration fit held out, the stages otherwise
         (:func:`cppgraph.calibrate._choose_path`) and when fitted without
         intervals. ``"auto"`` costs the calibration fit one fold-in per
-        known-score count on data with 100 models (tasks) or more.
+        known-score count where it holds out 20 or more models (tasks) at
+        random: from 100 models (200 tasks) on.
     fold_in_steps : int
         Where fold-in runs (``known_path``): Adam steps that fit the new
         entities' ID vectors to their known scores through the frozen network

@@ -451,7 +451,8 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
             held = held[held[other].isin(sub.tasks if kind == "model" else sub.models)]
             factors = (data.model_factors if kind == "model" else data.task_factors).loc[names]
             # too few held out at random to overturn the first path: only it is tried
-            tried = paths if len(set(names) - set(best)) >= MIN_PATH_ENTITIES else paths[:1]
+            at_random = set(names) - set(best if kind == "model" else [])
+            tried = paths if len(at_random) >= MIN_PATH_ENTITIES else paths[:1]
             found = {path: {} for path in tried}  # path -> k -> {kind: errors}
             entity = {path: [] for path in tried}  # with known scores: errors by name
             for k in KNOWN_COUNTS:
@@ -464,12 +465,18 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
                         cal, kind, factors.rename_axis(kind).reset_index(), known, files={},
                         task_info=data.task_info.loc[names].reset_index() if kind == "task"
                         else None, predict_known=False)
+                    signed = signed_errors(table, rest)
+                    ok = np.isfinite(signed)
+
+                    def part(mask):  # absolute errors and tasks of the finite cells of mask
+                        return np.abs(signed[ok & mask]), rest["task"].to_numpy()[ok & mask]
+
                     if kind == "task":
-                        parts = {"task": all_errors(table, rest)}
+                        parts = {"task": part(True)}
                     else:
                         if k == 0:  # the held-out models' errors by task, for their correlation
                             out["residuals"] = (
-                                rest.assign(error=signed_errors(table, rest))
+                                rest.assign(error=signed)
                                 .pivot(index="model", columns="task", values="error")
                                 .reindex(columns=data.tasks).to_numpy(dtype=np.float64))
                         guess = pd.DataFrame({"model": table["model"], "task": table["task"],
@@ -478,14 +485,12 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
                                                   table["predicted"].to_numpy(dtype=float),
                                                   models=table["model"].to_numpy())})
                         top = pd.Series(top_models(cal, names, known, guess), index=names)
-                        on_top = top.reindex(rest["model"]).to_numpy()
-                        parts = {"model": all_errors(table, rest[~on_top]),
-                                 "top": all_errors(table, rest[on_top])}
-                    if k:  # the choice is made on the models held out at random
-                        randoms = rest if kind == "task" else rest[~rest["model"].isin(best)]
-                        err = np.abs(signed_errors(table, randoms))
-                        entity[path].append(pd.DataFrame({"name": randoms[kind].to_numpy(),
-                                                          "err": err}).dropna())
+                        on_top = top.reindex(rest["model"]).to_numpy(dtype=bool)
+                        parts = {"model": part(~on_top), "top": part(on_top)}
+                    if k:  # the choice is made on the entities held out at random
+                        randoms = ok & rest[kind].isin(at_random).to_numpy()
+                        entity[path].append(pd.DataFrame({"name": rest[kind].to_numpy()[randoms],
+                                                          "err": np.abs(signed[randoms])}))
                     found[path][k] = {name: drawn(held_errors, rng if path == tried[0]
                                                   else other_rng)
                                       for name, held_errors in parts.items()}
@@ -507,7 +512,7 @@ def _choose_path(errors: dict, default: str) -> str:
     means = {p: e.groupby("name")["err"].mean() for p, e in errors.items()}
     if default not in means:
         return default
-    best, best_t = default, PATH_T
+    kept, kept_t = default, PATH_T
     for path, mean in means.items():
         diff = (means[default] - mean).dropna()
         if path == default or len(diff) < MIN_PATH_ENTITIES:
@@ -515,9 +520,9 @@ def _choose_path(errors: dict, default: str) -> str:
         sd = float(diff.std(ddof=1))
         t = float(diff.mean()) / (sd / np.sqrt(len(diff))) if sd > 0 else \
             (np.inf if diff.mean() > 0 else 0.0)
-        if t > best_t:
-            best, best_t = path, t
-    return best
+        if t > kept_t:
+            kept, kept_t = path, t
+    return kept
 
 
 def half_widths(calibration: Calibration | None, level: float, kind: str,

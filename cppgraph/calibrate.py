@@ -23,7 +23,12 @@ training model, where predictions extrapolate. A new model whose known scores
 ``frontier_level`` percentile (configuration, 0.9) of their tasks' training
 scores is calibrated on the held-out models that met the same rule in the
 refit (kind ``"top"``), the others on the rest (kind ``"model"``), so that
-intervals widen at the frontier.
+intervals widen at the frontier. The "top" kind has its own task error scale
+(below): that of the training cells at or above the ``frontier_level``
+percentile of their task, so that the frontier's intervals widen most on the
+tasks whose best scores the engine misses most (on a task where most models
+score near the floor, e.g. competition mathematics, its mean error says little
+about the errors of the best).
 
 The refit keeps each held-out cell's conformity score: its absolute error on
 the fitted model's normalized scale divided by its task's error scale (the
@@ -127,13 +132,16 @@ class Calibration:
     held out no model). :meth:`to_dict` leaves it out: a model folder keeps it
     with the weights (:mod:`cppgraph.persist`). ``known_path``: by kind (``"model"``,
     ``"task"``), the path of known scores whose errors the scores are (configuration
-    ``known_path``; under ``"auto"``, the one chosen).
+    ``known_path``; under ``"auto"``, the one chosen). ``top_scale``: the task error
+    scale of the ``"top"`` scores (:func:`task_scales`; None in a folder
+    saved before it was kept: ``scale`` then serves them too).
     """
 
     scale: np.ndarray
     scores: dict = field(default_factory=dict)
     error_corr: np.ndarray | None = None
     known_path: dict | None = None
+    top_scale: np.ndarray | None = None
 
     def quantile(self, kind: str, level: float, known: int = 0) -> float:
         """Conformal ``level``-quantile of the scores of ``kind`` (``inf`` if too few)."""
@@ -152,8 +160,11 @@ class Calibration:
         def plain(v):
             return {str(k): plain(x) for k, x in v.items()} if isinstance(v, dict) else \
                 [float(x) for x in v]
-        return {"scale": plain(self.scale), "scores": {k: plain(v) for k, v in self.scores.items()},
-                "known_path": self.known_path}
+        out = {"scale": plain(self.scale), "scores": {k: plain(v) for k, v in self.scores.items()},
+               "known_path": self.known_path}
+        if self.top_scale is not None:
+            out["top_scale"] = plain(self.top_scale)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "Calibration":
@@ -166,20 +177,29 @@ class Calibration:
             flat = np.concatenate(list(v.values())) if isinstance(v, dict) and v else v
             if k not in KINDS or not np.isfinite(np.asarray(flat, dtype=float)).all():
                 raise ValueError(f"calibration scores {k!r} are not finite numbers")
-        if not (np.isfinite(scale).all() and (scale > 0).all()):
-            raise ValueError("calibration scale must be positive numbers")
+        top = d.get("top_scale")  # a folder from before the key: the task scale
+        top = None if top is None else np.asarray(top, dtype=np.float64)
+        for v in (scale, top):
+            if v is not None and not (v.shape == scale.shape and np.isfinite(v).all()
+                                      and (v > 0).all()):
+                raise ValueError("calibration scale must be positive numbers, one per task")
         paths = d.get("known_path")  # a folder from before the key: the stages
         if paths is not None and not (isinstance(paths, dict) and all(
                 k in ("model", "task") and v in KNOWN_PATHS[1:] for k, v in paths.items())):
             raise ValueError(f"calibration known_path must map model/task to one of "
                              f"{list(KNOWN_PATHS[1:])}; got {paths!r}")
-        return cls(scale, scores, known_path=paths)
+        return cls(scale, scores, known_path=paths, top_scale=top)
 
 
-def task_scale(est) -> pd.Series:
-    """Per task of ``est``: the mean absolute leak-free residual of its training cells on
-    its normalized scale, shrunk toward the mean over all cells by :data:`SCALE_PRIOR`
-    pseudo-cells (over a random :data:`MAX_SCALE_CELLS` of the cells when there are more)."""
+def task_scales(est) -> tuple[pd.Series, pd.Series]:
+    """Two error scales per task of ``est``. The task scale: the mean absolute leak-free
+    residual of its training cells on its normalized scale, shrunk toward the mean over
+    all cells by :data:`SCALE_PRIOR` pseudo-cells (over a random :data:`MAX_SCALE_CELLS`
+    of the cells when there are more). The top scale: the same over the cells whose score
+    is at or above the ``frontier_level`` percentile of their task's training scores,
+    shrunk toward the task scale (the scale of models above the training ones: on a task
+    where most models score near its floor, the errors of the best are far larger than
+    the task's mean)."""
     ts = est.training_scores_
     rows, cols = np.nonzero(ts.known)
     if len(rows) > MAX_SCALE_CELLS:  # a random subset estimates the means as well
@@ -194,7 +214,12 @@ def task_scale(est) -> pd.Series:
     mean = mean if mean > 0 else 1.0
     total = np.bincount(cols[ok], err[ok], minlength=n_tasks)
     count = np.bincount(cols[ok], minlength=n_tasks)
-    return pd.Series((total + SCALE_PRIOR * mean) / (count + SCALE_PRIOR), index=est.data_.tasks)
+    scale = (total + SCALE_PRIOR * mean) / (count + SCALE_PRIOR)
+    high = ok & (percentiles(ts.y, cols, ts.y[rows, cols]) >= est.config.frontier_level)
+    total = np.bincount(cols[high], err[high], minlength=n_tasks)
+    count = np.bincount(cols[high], minlength=n_tasks)
+    top = (total + SCALE_PRIOR * scale) / (count + SCALE_PRIOR)
+    return pd.Series(scale, index=est.data_.tasks), pd.Series(top, index=est.data_.tasks)
 
 
 def percentiles(y: np.ndarray, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -335,19 +360,19 @@ class _Calibrating:
 def fit_calibration(est, callback=None, errors: dict | None = None) -> Calibration:
     """The calibration of ``est`` (fitted, its stages too): the errors of
     :func:`refit_errors` (run here unless given, e.g. by a refit run beside the fit)
-    over ``est``'s task error scale (:func:`task_scale`).
+    over ``est``'s task error scale (:func:`task_scales`).
 
     ``callback`` receives the refit's epoch entries, marked ``"phase": "calibration"``.
     """
-    scale = task_scale(est)
+    scale, top_scale = task_scales(est)
     if errors is None:
         errors = refit_errors(est.data_, est.fit_config_, est.normalizer_,
                               est.training_scores_.y, callback)
     mean = float(scale.mean())
 
-    def scored(held) -> np.ndarray:
+    def scored(held, by=scale) -> np.ndarray:
         err, tasks = held
-        unit = np.full(len(err), mean) if tasks is None else scale.reindex(tasks).to_numpy()
+        unit = np.full(len(err), mean) if tasks is None else by.reindex(tasks).to_numpy()
         return np.sort(err / unit)
 
     errors = dict(errors)
@@ -361,12 +386,14 @@ def fit_calibration(est, callback=None, errors: dict | None = None) -> Calibrati
             fitted, own = held
             out[kind] = np.sort(np.concatenate([scored(fitted), own]))
         else:
-            out[kind] = {k: scored(v) for k, v in held.items()}
+            out[kind] = {k: scored(v, top_scale if kind == "top" else scale)
+                         for k, v in held.items()}
     corr = None
     if residuals is not None:
         from cppgraph.suggest import task_correlation  # it imports this module
         corr = task_correlation(residuals, prior=task_correlation(est.training_scores_.y))
-    return Calibration(scale.to_numpy(dtype=np.float64), out, corr, paths or None)
+    return Calibration(scale.to_numpy(dtype=np.float64), out, corr, paths or None,
+                       top_scale.to_numpy(dtype=np.float64))
 
 
 def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
@@ -434,7 +461,7 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
         every = all_errors(cal.predict(held[["model", "task"]]), held)
         fitted = drawn(every)  # two draws, one per scale
         own, own_tasks = drawn(every)
-        own = own / task_scale(cal).reindex(own_tasks).to_numpy()
+        own = own / task_scales(cal)[0].reindex(own_tasks).to_numpy()
         out["cell"] = (fitted, own)
     # "auto": each path's errors with known scores, the path chosen by _choose_path kept.
     # The first path draws its subsets from rng as a single path does; the other from its own.
@@ -547,9 +574,14 @@ def half_widths(calibration: Calibration | None, level: float, kind: str,
     top = np.zeros(scale.shape, dtype=bool) if top is None else \
         np.broadcast_to(np.asarray(top, dtype=bool), scale.shape)
     q = {(k, False): calibration.quantile(kind, level, int(k)) for k in np.unique(known)}
+    by_top = np.zeros(scale.shape, dtype=bool)  # cells that take the "top" scores
     for k in np.unique(known[top]):
         at_top = calibration.quantile("top", level, int(k))
         q[k, True] = at_top if np.isfinite(at_top) else q[k, False]
+        by_top |= top & (known == k) & np.isfinite(at_top)
+    if task_pos is not None and calibration.top_scale is not None:  # and their own scale
+        scale = np.where(by_top, calibration.top_scale[np.asarray(task_pos, dtype=np.int64)],
+                         scale)
     if not all(np.isfinite(v) for v in q.values()):
         what = {"cell": "unobserved cells", "model": "new models", "task": "new tasks"}[kind]
         warnings.warn(f"too few calibration errors of {what} for a {level:g} interval (the "

@@ -80,6 +80,38 @@ def test_conformal_quantile_by_hand():
     cal.scores["top"] = {0: values * 4}
     assert half_widths(cal, 0.9, "model", np.array([1, 1]), 0, top).tolist() == [224.0, 112.0]
     assert half_widths(cal, 0.9, "model", np.array([1, 1]), 3, top).tolist() == [224.0, 168.0]
+    # with a top scale per task, the "top" quantile multiplies it; the others keep the scale
+    cal.top_scale = np.array([1.0, 3.0])
+    assert half_widths(cal, 0.9, "model", np.array([1, 0]), 0, np.array([True, True])).tolist() \
+        == [336.0, 112.0]
+    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 0, top).tolist() == [336.0, 112.0]
+    back = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert back.top_scale.tolist() == [1.0, 3.0]
+    legacy = {k: v for k, v in cal.to_dict().items() if k != "top_scale"}
+    assert Calibration.from_dict(legacy).top_scale is None  # a folder from before: the scale
+    for bad in ([1.0], [1.0, 0.0], [1.0, float("nan")]):
+        with pytest.raises(ValueError, match="one per task"):
+            Calibration.from_dict({**cal.to_dict(), "top_scale": bad})
+
+
+def test_task_scales_by_hand():
+    """The task error scale: mean absolute leak-free residual shrunk toward the mean of
+    all cells by SCALE_PRIOR (5) pseudo-cells; the top scale: over the cells at or above
+    the frontier_level percentile of their task, shrunk toward the task's scale."""
+    assert calibrate.SCALE_PRIOR == 5.0
+    y = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6], [0.9, 0.8]])
+    pred = np.array([[0.2, 0.2], [0.3, 0.5], [0.4, 0.6], [0.5, 0.7]])
+    ts = SimpleNamespace(y=y, known=np.ones_like(y, dtype=bool), predicted=pred,
+                         fold=np.zeros_like(y, dtype=np.int64))
+    est = SimpleNamespace(training_scores_=ts, data_=SimpleNamespace(tasks=["a", "b"]),
+                          observed_stage_=SimpleNamespace(apply=lambda p, *_: p),
+                          config=Config(frontier_level=0.75))
+    # errors: a 0.1 0 0.1 0.4, b 0 0.1 0 0.1; mean of all cells 0.1
+    a, b = (0.6 + 5 * 0.1) / 9, (0.2 + 5 * 0.1) / 9
+    scale, top = calibrate.task_scales(est)
+    np.testing.assert_allclose(scale.to_numpy(), [a, b])
+    # mid-rank percentiles of the last row: 7/8 in both tasks, the only cells >= 0.75
+    np.testing.assert_allclose(top.to_numpy(), [(0.4 + 5 * a) / 6, (0.1 + 5 * b) / 6])
 
 
 def test_choose_path_by_hand():
@@ -339,31 +371,50 @@ def test_task_scale_on_a_subset_of_large_data(fast_est, monkeypatch):
         return apply(pred, rows, cols, fold, train)
 
     monkeypatch.setattr(fast_est.observed_stage_, "apply", spy)
-    scale = calibrate.task_scale(fast_est)
+    for scale in calibrate.task_scales(fast_est):
+        assert list(scale.index) == fast_est.data_.tasks
+        assert np.isfinite(scale).all() and (scale > 0).all()
     assert seen == [cap]
-    assert list(scale.index) == fast_est.data_.tasks and np.isfinite(scale).all() and (scale > 0).all()
+
+
+def test_conformity_scores_by_hand(monkeypatch):
+    """Each kind's errors over its scale: unobserved cells and new models over the task
+    scale (cells also their refit-scaled scores as they are), models above the training
+    ones over the top scale, new tasks over the mean task scale."""
+    tasks = ["a", "b"]
+    monkeypatch.setattr(calibrate, "task_scales", lambda est: (
+        pd.Series([1.0, 2.0], index=tasks), pd.Series([4.0, 8.0], index=tasks)))
+    err, on = np.array([2.0, 4.0]), np.array(["a", "b"])
+    errors = {"cell": ((err, on), np.array([7.0])), "model": {0: (err, on)},
+              "top": {0: (err, on), 2: (err * 4, on)}, "task": {1: (np.array([3.0]), None)}}
+    cal = calibrate.fit_calibration(SimpleNamespace(), errors=errors)
+    assert cal.scores["cell"].tolist() == [2.0, 2.0, 7.0]
+    assert cal.scores["model"][0].tolist() == [2.0, 2.0]
+    assert cal.scores["top"][0].tolist() == [0.5, 0.5] and cal.scores["top"][2].tolist() == [2.0, 2.0]
+    assert cal.scores["task"][1].tolist() == [2.0]  # 3 over the mean scale 1.5
+    assert cal.scale.tolist() == [1.0, 2.0] and cal.top_scale.tolist() == [4.0, 8.0]
 
 
 def test_cell_scores_use_both_scales(demo, monkeypatch):
     """Each held-out unobserved cell gives two scores: its error over the fitted model's
     task scale and over the refit's own. With the refit's scale replaced by the fitted
     model's the two are equal; with four times that, the second is a quarter of the first.
-    The new-model, top and new-task scores use the fitted model's scale only."""
-    real = calibrate.task_scale
+    The new-model, top and new-task scores use the fitted model's scales only."""
+    real = calibrate.task_scales
 
     def fitted(factor):
         first = {}
 
-        def scale(est):
+        def scales(est):
             if est.fit_config_.intervals:  # the fitted model, called first
-                first["scale"] = real(est)
-                return first["scale"]
-            return first["scale"].reindex(est.data_.tasks) * factor
-        return scale
+                first["scales"] = real(est)
+                return first["scales"]
+            return tuple(s.reindex(est.data_.tasks) * factor for s in first["scales"])
+        return scales
 
     cals = []
     for factor in (1.0, 4.0):
-        monkeypatch.setattr(calibrate, "task_scale", fitted(factor))
+        monkeypatch.setattr(calibrate, "task_scales", fitted(factor))
         cals.append(CPPGraph(random_state=0, epochs=5, calibration_process=False)
                     .fit(demo).calibration_)
     same, quarter = (c.scores["cell"] for c in cals)

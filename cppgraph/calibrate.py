@@ -23,7 +23,7 @@ training model, where predictions extrapolate. A new model whose known scores
 ``frontier_level`` percentile (configuration, 0.9) of their tasks' training
 scores is calibrated on the held-out models that met the same rule in the
 refit (kind ``"top"``), the others on the rest (kind ``"model"``), so that
-intervals widen at the frontier. The "top" kind has its own task error scale
+intervals widen at the frontier. The ``"top"`` kind has its own task error scale
 (below): that of the training cells at or above the ``frontier_level``
 percentile of their task, so that the frontier's intervals widen most on the
 tasks whose best scores the engine misses most (on a task where most models
@@ -133,8 +133,8 @@ class Calibration:
     with the weights (:mod:`cppgraph.persist`). ``known_path``: by kind (``"model"``,
     ``"task"``), the path of known scores whose errors the scores are (configuration
     ``known_path``; under ``"auto"``, the one chosen). ``top_scale``: the task error
-    scale of the ``"top"`` scores (:func:`task_scales`; None in a folder
-    saved before it was kept: ``scale`` then serves them too).
+    scale of the ``"top"`` scores (:func:`task_scales`; None in a folder saved before it
+    was kept: ``scale`` then serves them too).
     """
 
     scale: np.ndarray
@@ -360,7 +360,8 @@ class _Calibrating:
 def fit_calibration(est, callback=None, errors: dict | None = None) -> Calibration:
     """The calibration of ``est`` (fitted, its stages too): the errors of
     :func:`refit_errors` (run here unless given, e.g. by a refit run beside the fit)
-    over ``est``'s task error scale (:func:`task_scales`).
+    over ``est``'s task error scales (:func:`task_scales`: the top scale for the
+    ``"top"`` kind, the task scale for the others).
 
     ``callback`` receives the refit's epoch entries, marked ``"phase": "calibration"``.
     """

@@ -390,7 +390,8 @@ def test_conformity_scores_by_hand(monkeypatch):
     cal = calibrate.fit_calibration(SimpleNamespace(), errors=errors)
     assert cal.scores["cell"].tolist() == [2.0, 2.0, 7.0]
     assert cal.scores["model"][0].tolist() == [2.0, 2.0]
-    assert cal.scores["top"][0].tolist() == [0.5, 0.5] and cal.scores["top"][2].tolist() == [2.0, 2.0]
+    assert cal.scores["top"][0].tolist() == [0.5, 0.5]  # 2 over 4, 4 over 8
+    assert cal.scores["top"][2].tolist() == [2.0, 2.0]
     assert cal.scores["task"][1].tolist() == [2.0]  # 3 over the mean scale 1.5
     assert cal.scale.tolist() == [1.0, 2.0] and cal.top_scale.tolist() == [4.0, 8.0]
 

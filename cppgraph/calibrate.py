@@ -444,10 +444,10 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
         return (normalizer.transform(tasks_, got, models=models_)
                 - normalizer.transform(tasks_, truth["score"].to_numpy(), models=models_))
 
-    def all_errors(table: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        err = np.abs(signed_errors(table, truth))
-        ok = np.isfinite(err)
-        return err[ok], truth["task"].to_numpy()[ok]
+    def finite(signed: np.ndarray, truth: pd.DataFrame, mask=True) -> tuple[np.ndarray, np.ndarray]:
+        """The absolute errors and tasks of the finite cells of ``mask``."""
+        ok = np.isfinite(signed) & mask
+        return np.abs(signed[ok]), truth["task"].to_numpy()[ok]
 
     def drawn(held: tuple[np.ndarray, np.ndarray], gen=rng) -> tuple[np.ndarray, np.ndarray]:
         err, tasks_ = held
@@ -459,7 +459,7 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
     out = {}
     if cells:
         held = s.loc[cells]
-        every = all_errors(cal.predict(held[["model", "task"]]), held)
+        every = finite(signed_errors(cal.predict(held[["model", "task"]]), held), held)
         fitted = drawn(every)  # two draws, one per scale
         own, own_tasks = drawn(every)
         own = own / task_scales(cal)[0].reindex(own_tasks).to_numpy()
@@ -494,13 +494,8 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
                         task_info=data.task_info.loc[names].reset_index() if kind == "task"
                         else None, predict_known=False)
                     signed = signed_errors(table, rest)
-                    ok = np.isfinite(signed)
-
-                    def part(mask):  # absolute errors and tasks of the finite cells of mask
-                        return np.abs(signed[ok & mask]), rest["task"].to_numpy()[ok & mask]
-
                     if kind == "task":
-                        parts = {"task": part(True)}
+                        parts = {"task": finite(signed, rest)}
                     else:
                         if k == 0:  # the held-out models' errors by task, for their correlation
                             out["residuals"] = (
@@ -514,9 +509,10 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
                                                   models=table["model"].to_numpy())})
                         top = pd.Series(top_models(cal, names, known, guess), index=names)
                         on_top = top.reindex(rest["model"]).to_numpy(dtype=bool)
-                        parts = {"model": part(~on_top), "top": part(on_top)}
+                        parts = {"model": finite(signed, rest, ~on_top),
+                                 "top": finite(signed, rest, on_top)}
                     if k:  # the choice is made on the entities held out at random
-                        randoms = ok & rest[kind].isin(at_random).to_numpy()
+                        randoms = np.isfinite(signed) & rest[kind].isin(at_random).to_numpy()
                         entity[path].append(pd.DataFrame({"name": rest[kind].to_numpy()[randoms],
                                                           "err": np.abs(signed[randoms])}))
                     found[path][k] = {name: drawn(held_errors, rng if path == tried[0]

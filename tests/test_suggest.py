@@ -371,6 +371,28 @@ def test_engine_plan_moves_the_prior_by_the_stages(fast_est, monkeypatch):
     assert other["expected_mae"].iloc[0] != pytest.approx(table["expected_mae"].iloc[0])
 
 
+def test_fold_in_plans_on_the_stages(fast_est, monkeypatch):
+    """Where new models' known scores fold in (``known_path``), the plan still models the
+    known-score stages: the same plan as with ``"stages"``, for either ``suggest_plan``."""
+    new = fast_est.data_.model_factors.iloc[:2].rename(index=lambda m: m + "-new").rename_axis(
+        "model").reset_index()
+
+    base = fast_est.config
+
+    def plan_with(**keys):
+        monkeypatch.setattr(fast_est, "config", base.replace(**keys))
+        return suggest(fast_est, 3, model_factors=new)
+
+    for plan in ("gaussian", "engine"):
+        staged = plan_with(known_path="stages", suggest_plan=plan)
+        pd.testing.assert_frame_equal(plan_with(known_path="fold-in", suggest_plan=plan), staged)
+    # the plan does follow the stages' settings (so the equality above is not vacuous)
+    other = plan_with(known_path="fold-in", suggest_plan="gaussian", known_shrinkage=0.0,
+                      known_regression=1.0)
+    assert not np.allclose(other["expected_mae"], plan_with(
+        known_path="fold-in", suggest_plan="gaussian")["expected_mae"])
+
+
 def test_the_plan_does_not_depend_on_the_string_hash_seed(fast_model_dir, demo_dir, tmp_path):
     """Known task names are a set; the plan walks them in task order, so that processes
     with different string-hash seeds give byte-identical suggestions."""

@@ -22,10 +22,8 @@ training model, where predictions extrapolate. A new model whose known scores
 (without any, its predictions) sit on average at or above the
 ``frontier_level`` percentile (configuration, 0.9) of their tasks' training
 scores is calibrated on the held-out models that met the same rule in the
-refit (kind ``"top"``); with ``near_frontier_level`` below ``frontier_level``,
-one whose scores average between the two on those that did (kind ``"near"``:
-models of the frontier whose known scores look ordinary); the others on the
-rest (kind ``"model"``), so that intervals widen at the frontier. The ``"top"`` kind has its own task error scale
+refit (kind ``"top"``), the others on the rest (kind ``"model"``), so that
+intervals widen at the frontier. The ``"top"`` kind has its own task error scale
 (below): that of the training cells at or above the ``frontier_level``
 percentile of their task, so that the frontier's intervals widen most on the
 tasks whose best scores the engine misses most (on a task where most models
@@ -120,9 +118,7 @@ PATH_T = 1.0
 MIN_PATH_ENTITIES = 20
 #: The fewest conformity scores a kind needs; with fewer, its intervals are the whole range.
 MIN_SCORES = 20
-KINDS = ("cell", "model", "near", "top", "task")
-#: The kinds of new models' calibration errors, by :func:`frontier_bands`.
-BANDS = ("model", "near", "top")
+KINDS = ("cell", "model", "top", "task")
 
 
 @dataclass
@@ -240,14 +236,11 @@ def percentiles(y: np.ndarray, cols: np.ndarray, values: np.ndarray) -> np.ndarr
     return out
 
 
-def frontier_bands(est, names: list, known: pd.DataFrame, predicted: pd.DataFrame) -> np.ndarray:
-    """Per new model of ``names``: the kind of calibration errors its intervals use, as a
-    position in :data:`BANDS` (see the module docstring): 2 (``"top"``) when its scores
-    average at least the ``frontier_level`` percentile of their tasks' training scores,
-    1 (``"near"``) when at least ``near_frontier_level`` (no model when that is at or
-    above ``frontier_level``), else 0 (``"model"``). ``known``:
-    its known scores (``model``, ``task``, raw ``score``); ``predicted``: its normalized
-    predictions (``model``, ``task``, ``value``), used for a model without known scores."""
+def top_models(est, names: list, known: pd.DataFrame, predicted: pd.DataFrame) -> np.ndarray:
+    """Per new model of ``names``: whether it is calibrated as a model above the training
+    models (see the module docstring). ``known``: its known scores (``model``, ``task``,
+    raw ``score``); ``predicted``: its normalized predictions (``model``, ``task``,
+    ``value``), used for a model without known scores."""
     y = est.normalizer_.transform(known["task"], known["score"].to_numpy(dtype=np.float64),
                                   models=known["model"].to_numpy())
     guess = predicted[~predicted["model"].isin(set(known["model"]))]
@@ -261,10 +254,7 @@ def frontier_bands(est, names: list, known: pd.DataFrame, predicted: pd.DataFram
     rows, ok = rows[ok], np.isfinite(p)
     total = np.bincount(rows[ok], p[ok], minlength=len(names))
     count = np.bincount(rows[ok], minlength=len(names))
-    top, near = est.config.frontier_level, min(est.config.near_frontier_level,
-                                               est.config.frontier_level)
-    above = lambda level: (count > 0) & (total >= level * np.maximum(count, 1))  # noqa: E731
-    return above(near).astype(np.int64) + above(top)
+    return (count > 0) & (total >= est.config.frontier_level * np.maximum(count, 1))
 
 
 def _best(y: np.ndarray, models: list, share: float, eligible: set, most: int) -> list:
@@ -517,10 +507,10 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
                                                   table["task"],
                                                   table["predicted"].to_numpy(dtype=float),
                                                   models=table["model"].to_numpy())})
-                        band = pd.Series(frontier_bands(cal, names, known, guess), index=names)
-                        band = band.reindex(rest["model"]).to_numpy()
-                        parts = {name: finite(signed, rest, band == b)
-                                 for b, name in enumerate(BANDS)}
+                        top = pd.Series(top_models(cal, names, known, guess), index=names)
+                        on_top = top.reindex(rest["model"]).to_numpy(dtype=bool)
+                        parts = {"model": finite(signed, rest, ~on_top),
+                                 "top": finite(signed, rest, on_top)}
                     if k:  # the choice is made on the entities held out at random
                         randoms = np.isfinite(signed) & rest[kind].isin(at_random).to_numpy()
                         entity[path].append(pd.DataFrame({"name": rest[kind].to_numpy()[randoms],
@@ -561,14 +551,13 @@ def _choose_path(errors: dict, default: str) -> str:
 
 def half_widths(calibration: Calibration | None, level: float, kind: str,
                 task_pos: np.ndarray | None, known: np.ndarray | int = 0,
-                band: np.ndarray | None = None) -> np.ndarray:
+                top: np.ndarray | None = None) -> np.ndarray:
     """Half-widths (normalized units) of cells of ``kind`` (``"cell"``, ``"model"`` or
     ``"task"``) at ``level``: cells of the training tasks at positions ``task_pos``
     (a new task's cells: ``None``, the mean scale), of entities with ``known`` known
-    scores each (one count, or one per cell). ``band`` (new models, one per cell) is the
-    cell's model's position in :data:`BANDS` (:func:`frontier_bands`): models near or
-    above the training models use the ``"near"`` or ``"top"`` scores (the latter with
-    the top scale), or the ``"model"`` ones when there are too few of those."""
+    scores each (one count, or one per cell). ``top`` (new models, one per cell) marks
+    the cells of models above the training models (:func:`top_models`): they use the
+    ``"top"`` scores, or the ``"model"`` ones when there are too few of those."""
     if calibration is None:
         raise CppGraphError("this model was fitted without intervals (intervals = false); "
                             "refit it with intervals = true to get them")
@@ -579,15 +568,14 @@ def half_widths(calibration: Calibration | None, level: float, kind: str,
     else:
         scale = calibration.scale[np.asarray(task_pos, dtype=np.int64)]
     known = np.broadcast_to(np.asarray(known, dtype=np.int64), scale.shape)
-    band = np.zeros(scale.shape, dtype=np.int64) if band is None else \
-        np.broadcast_to(np.asarray(band, dtype=np.int64), scale.shape)
-    q = {(k, 0): calibration.quantile(kind, level, int(k)) for k in np.unique(known)}
+    top = np.zeros(scale.shape, dtype=bool) if top is None else \
+        np.broadcast_to(np.asarray(top, dtype=bool), scale.shape)
+    q = {(k, False): calibration.quantile(kind, level, int(k)) for k in np.unique(known)}
     by_top = np.zeros(scale.shape, dtype=bool)  # cells that take the "top" scores
-    for k, b in {(int(k), int(b)) for k, b in zip(known[band > 0], band[band > 0])}:
-        own = calibration.quantile(BANDS[b], level, k)
-        q[k, b] = own if np.isfinite(own) else q[k, 0]
-        if b == 2:
-            by_top |= (band == 2) & (known == k) & np.isfinite(own)
+    for k in np.unique(known[top]):
+        at_top = calibration.quantile("top", level, int(k))
+        q[k, True] = at_top if np.isfinite(at_top) else q[k, False]
+        by_top |= top & (known == k) & np.isfinite(at_top)
     if task_pos is not None and calibration.top_scale is not None:  # and their own scale
         scale = np.where(by_top, calibration.top_scale[np.asarray(task_pos, dtype=np.int64)],
                          scale)
@@ -597,5 +585,5 @@ def half_widths(calibration: Calibration | None, level: float, kind: str,
                       "training data has too few models, tasks or cells to hold out, or the "
                       "level is too high): those intervals span the tasks' whole declared "
                       "range (unbounded without one)", DataWarning, stacklevel=3)
-    return np.array([q[k, b] for k, b in zip(known.tolist(), band.tolist())],
+    return np.array([q[k, t] for k, t in zip(known.tolist(), top.tolist())],
                     dtype=np.float64) * scale

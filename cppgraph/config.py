@@ -186,14 +186,8 @@ class Config:
         A new model whose known scores (without any, its predictions) average
         at least this percentile of their tasks' training scores is a model
         above the training models: its intervals use the calibration errors
-        of such models (:func:`cppgraph.calibrate.frontier_bands`). In (0, 1];
+        of such models (:func:`cppgraph.calibrate.top_models`). In (0, 1];
         1 puts (almost) no model there.
-    near_frontier_level : float
-        A new model whose known scores (without any, its predictions) average
-        at least this percentile but less than ``frontier_level`` is a model
-        near the frontier: its intervals use the calibration errors of such
-        models (kind ``"near"``). In (0, 1]; at or above ``frontier_level``,
-        there is no such band.
     suggest_plan : str
         How :func:`cppgraph.suggest.suggest` expects a new model's predictions
         to move once the tasks it proposes are known. ``"gaussian"``: a
@@ -252,7 +246,6 @@ class Config:
     intervals: bool = True
     calibration_process: bool = True
     frontier_level: float = 0.9
-    near_frontier_level: float = 0.9
     suggest_plan: str = "engine"
     suggest_correlation: str = "errors"
     random_state: int = 0
@@ -304,7 +297,6 @@ class Config:
         need(lambda v: _integer(v) and 0 <= v <= 10_000, "fold_in_steps",
              "an integer in [0, 10000]")
         need(lambda v: _number(v) and 0 < v <= 1, "frontier_level", "in (0, 1]")
-        need(lambda v: _number(v) and 0 < v <= 1, "near_frontier_level", "in (0, 1]")
         need(lambda v: _integer(v) and 0 <= v <= MAX_SEED, "random_state",
              f"an integer in [0, {MAX_SEED}]")
         need(_integer, "n_jobs", "an integer (0 or less: one thread per core)")

@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from cppgraph import calibrate, coldstart
-from cppgraph.calibrate import MIN_SCORES, Calibration, frontier_bands, half_widths, percentiles
+from cppgraph.calibrate import MIN_SCORES, Calibration, half_widths, percentiles, top_models
 from cppgraph.cli import cli as main
 from cppgraph.config import Config
 from cppgraph.data import read_data
@@ -74,24 +74,17 @@ def test_conformal_quantile_by_hand():
     assert half_widths(cal, 0.9, "model", np.array([1, 1]), np.array([0, 3])).tolist() == [112.0, 168.0]
     back = Calibration.from_dict(cal.to_dict())
     assert back.quantile("model", 0.9, known=2) == 84.0 and back.scale.tolist() == [0.5, 2.0]
-    # models above the training ones (band 2) use the "top" scores, models near them
-    # (band 1) the "near" ones, or the "model" ones without them
-    band = np.array([2, 0])
-    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 0, band).tolist() == [112.0, 112.0]
+    # models above the training ones use the "top" scores, or the "model" ones without them
+    top = np.array([True, False])
+    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 0, top).tolist() == [112.0, 112.0]
     cal.scores["top"] = {0: values * 4}
-    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 0, band).tolist() == [224.0, 112.0]
-    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 3, band).tolist() == [224.0, 168.0]
-    near = np.array([1, 2])
-    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 0, near).tolist() == [112.0, 224.0]
-    cal.scores["near"] = {0: values * 5, 3: values * 6}
-    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 0, near).tolist() == [280.0, 224.0]
-    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 3, near).tolist() == [336.0, 224.0]
+    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 0, top).tolist() == [224.0, 112.0]
+    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 3, top).tolist() == [224.0, 168.0]
     # with a top scale per task, the "top" quantile multiplies it; the others keep the scale
     cal.top_scale = np.array([1.0, 3.0])
-    assert half_widths(cal, 0.9, "model", np.array([1, 0]), 0, np.array([2, 2])).tolist() \
+    assert half_widths(cal, 0.9, "model", np.array([1, 0]), 0, np.array([True, True])).tolist() \
         == [336.0, 112.0]
-    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 0, band).tolist() == [336.0, 112.0]
-    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 0, near).tolist() == [280.0, 336.0]
+    assert half_widths(cal, 0.9, "model", np.array([1, 1]), 0, top).tolist() == [336.0, 112.0]
     back = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
     assert back.top_scale.tolist() == [1.0, 3.0]
     legacy = {k: v for k, v in cal.to_dict().items() if k != "top_scale"}
@@ -160,7 +153,7 @@ def test_calibration_keeps_its_known_path():
             calibrate.Calibration.from_dict({**cal.to_dict(), "known_path": bad})
 
 
-def test_frontier_bands_by_hand():
+def test_top_models_by_hand():
     y = np.array([[0.1, 0.2], [0.5, 0.4], [0.9, np.nan], [0.3, 0.8]])
     ts = SimpleNamespace(y=y, known=np.isfinite(y))
     # task 0 holds 0.1 0.3 0.5 0.9: mid-rank percentile of 0.9 is (3 + 4) / 8, of 1.0 is 1,
@@ -176,16 +169,10 @@ def test_frontier_bands_by_hand():
                               "task": ["a", "b", "a", "b", "b"], "value": [0.0, 0.0, 1.0, 0.9, 1.0]})
     # n1 by its known scores: (1 + 5/6) / 2 >= 0.9 (its low predictions are not used);
     # n2: 7/8 < 0.9; n3 has no known score, so its predictions count: (1 + 1) / 2
-    names = ["n1", "n2", "n3"]
-    assert frontier_bands(est, names, known, predicted).tolist() == [2, 0, 2]
+    assert top_models(est, ["n1", "n2", "n3"], known, predicted).tolist() == [True, False, True]
     # The level is the configuration's frontier_level: at 0.85, n2 (7/8) is above it too.
     est.config = Config(frontier_level=0.85)
-    assert frontier_bands(est, names, known, predicted).tolist() == [2, 2, 2]
-    # near_frontier_level opens a band below it: n2 (7/8) is in it at 0.85 but not at 0.88
-    est.config = Config(near_frontier_level=0.85)
-    assert frontier_bands(est, names, known, predicted).tolist() == [2, 1, 2]
-    est.config = Config(near_frontier_level=0.88)
-    assert frontier_bands(est, names, known, predicted).tolist() == [2, 0, 2]
+    assert top_models(est, ["n1", "n2", "n3"], known, predicted).tolist() == [True, True, True]
 
 
 def test_bad_levels_and_missing_calibration():
@@ -235,7 +222,7 @@ def test_interval_metrics_by_hand():
 def test_every_predict_path_gets_intervals_inside_the_range(held_est, demo):
     est, models, tasks = held_est
     assert est.calibration_ is not None
-    assert set(est.calibration_.scores) == {"cell", "model", "near", "top", "task"}
+    assert set(est.calibration_.scores) == {"cell", "model", "top", "task"}
     table = est.predict(interval=0.9)
     _inside(table, demo.task_info)
     observed = table[table["is_observed"]]

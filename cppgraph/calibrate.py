@@ -191,8 +191,8 @@ class Calibration:
         return cls(scale, scores, known_path=paths, top_scale=top)
 
 
-def task_scales(est) -> tuple[pd.Series, pd.Series]:
-    """Two error scales per task of ``est``. The task scale: the mean absolute leak-free
+def task_scales(est, top: bool = True) -> tuple[pd.Series, pd.Series | None]:
+    """Two error scales per task of ``est`` (without ``top``, the task scale and None). The task scale: the mean absolute leak-free
     residual of its training cells on its normalized scale, shrunk toward the mean over
     all cells by :data:`SCALE_PRIOR` pseudo-cells (over a random :data:`MAX_SCALE_CELLS`
     of the cells when there are more). The top scale: the same over the cells whose score
@@ -215,11 +215,13 @@ def task_scales(est) -> tuple[pd.Series, pd.Series]:
     total = np.bincount(cols[ok], err[ok], minlength=n_tasks)
     count = np.bincount(cols[ok], minlength=n_tasks)
     scale = (total + SCALE_PRIOR * mean) / (count + SCALE_PRIOR)
+    if not top:
+        return pd.Series(scale, index=est.data_.tasks), None
     high = ok & (percentiles(ts.y, cols, ts.y[rows, cols]) >= est.config.frontier_level)
     total = np.bincount(cols[high], err[high], minlength=n_tasks)
     count = np.bincount(cols[high], minlength=n_tasks)
-    top = (total + SCALE_PRIOR * scale) / (count + SCALE_PRIOR)
-    return pd.Series(scale, index=est.data_.tasks), pd.Series(top, index=est.data_.tasks)
+    best = (total + SCALE_PRIOR * scale) / (count + SCALE_PRIOR)
+    return pd.Series(scale, index=est.data_.tasks), pd.Series(best, index=est.data_.tasks)
 
 
 def percentiles(y: np.ndarray, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -462,7 +464,7 @@ def refit_errors(data, cfg, normalizer, y: np.ndarray, callback=None) -> dict:
         every = finite(signed_errors(cal.predict(held[["model", "task"]]), held), held)
         fitted = drawn(every)  # two draws, one per scale
         own, own_tasks = drawn(every)
-        own = own / task_scales(cal)[0].reindex(own_tasks).to_numpy()
+        own = own / task_scales(cal, top=False)[0].reindex(own_tasks).to_numpy()
         out["cell"] = (fitted, own)
     # "auto": each path's errors with known scores, the path chosen by _choose_path kept.
     # The first path draws its subsets from rng as a single path does; the other from its own.

@@ -112,6 +112,10 @@ def test_task_scales_by_hand():
     np.testing.assert_allclose(scale.to_numpy(), [a, b])
     # mid-rank percentiles of the last row: 7/8 in both tasks, the only cells >= 0.75
     np.testing.assert_allclose(top.to_numpy(), [(0.4 + 5 * a) / 6, (0.1 + 5 * b) / 6])
+    # without the top scale (the refit's own unobserved cells need only the task scale)
+    alone, none = calibrate.task_scales(est, top=False)
+    np.testing.assert_allclose(alone.to_numpy(), [a, b])
+    assert none is None
 
 
 def test_choose_path_by_hand():
@@ -382,7 +386,7 @@ def test_conformity_scores_by_hand(monkeypatch):
     scale (cells also their refit-scaled scores as they are), models above the training
     ones over the top scale, new tasks over the mean task scale."""
     tasks = ["a", "b"]
-    monkeypatch.setattr(calibrate, "task_scales", lambda est: (
+    monkeypatch.setattr(calibrate, "task_scales", lambda est, top=True: (
         pd.Series([1.0, 2.0], index=tasks), pd.Series([4.0, 8.0], index=tasks)))
     err, on = np.array([2.0, 4.0]), np.array(["a", "b"])
     errors = {"cell": ((err, on), np.array([7.0])), "model": {0: (err, on)},
@@ -406,7 +410,7 @@ def test_cell_scores_use_both_scales(demo, monkeypatch):
     def fitted(factor):
         first = {}
 
-        def scales(est):
+        def scales(est, top=True):
             if est.fit_config_.intervals:  # the fitted model, called first
                 first["scales"] = real(est)
                 return first["scales"]

@@ -73,10 +73,9 @@ def coverage(data_root: Path, keys, seeds: int, out_dir: Path) -> tuple[pd.DataF
     for key in keys:
         d = DATASETS[key]
         data = read_data(data_root / d.path, d.format, **d.options)
-        n = seeds
         for protocol, size, known in COVERAGE:
             start = time.perf_counter()
-            ev = evaluate(data, protocol, make_methods(["cppgraph"]), seeds=range(n),
+            ev = evaluate(data, protocol, make_methods(["cppgraph"]), seeds=range(seeds),
                           test_size=size, known=known, progress=lambda line: _log("  " + line))
             label = f"{protocol} {size:g}" + (f" k={known}" if known else "")
             ev.scores.to_csv(out_dir / f"intervals-{key}-{label.replace(' ', '-')}.csv",
@@ -85,12 +84,12 @@ def coverage(data_root: Path, keys, seeds: int, out_dir: Path) -> tuple[pd.DataF
             bar = 0.85 if protocol == "frontier" else 0.87
             cov = sc["coverage_90"].mean()
             ok = cov >= bar if protocol == "frontier" else 0.87 <= cov <= 0.93
-            rows.append({"data set": d.title.split(" (")[0], "setting": label, "seeds": n,
+            rows.append({"data set": d.title.split(" (")[0], "setting": label, "seeds": seeds,
                          "mae_norm": _pm(sc["mae_norm"]), "coverage_90": _pm(sc["coverage_90"], 3),
                          "width_90": _pm(sc["width_90"], 3), "width_rho": _pm(sc["width_rho"], 3),
                          "coverage bar": (f"{'≥ 85%' if protocol == 'frontier' else '87-93%'}: "
                                           f"{'yes' if ok else '**no**'}")})
-            commands.append(f"`{_command(d, key, protocol, size, known, n)}` "
+            commands.append(f"`{_command(d, key, protocol, size, known, seeds)}` "
                             f"({(time.perf_counter() - start) / 60:.1f} min)")
             _log(f"{key} {label}: coverage {cov:.3f}")
     return pd.DataFrame(rows), commands
